@@ -1,0 +1,1 @@
+//! hermetic-eif (work in progress).

@@ -1,0 +1,1 @@
+//! hermetic-enclave (work in progress).

@@ -1,0 +1,1 @@
+//! hermetic-envelope (work in progress).

@@ -1,0 +1,1 @@
+//! hermetic-parent (work in progress).
