@@ -1,0 +1,167 @@
+//! JSON wire types of the release API, shared by the verifier (server) and the enclave (client).
+//!
+//! Field names are part of the protocol and pinned by tests. Unknown fields are ignored when
+//! reading, so either side may add optional fields later.
+//!
+//! 1. `POST /challenge` answers [`ChallengeResponse`].
+//! 2. `POST /release` takes [`ReleaseRequest`] and answers [`ReleaseResponse`].
+//! 3. Every non-2xx answer carries a [`Refusal`].
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::{EnvelopeError, SealedSecret};
+
+/// A fresh challenge nonce for the enclave to put into its attestation document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// The nonce, lower-case hex.
+    pub nonce: String,
+    /// When the nonce stops being accepted, RFC 3339 (for example `2026-11-27T08:00:00Z`).
+    pub expires_at: String,
+}
+
+impl ChallengeResponse {
+    /// Builds a response from raw nonce bytes (hex-encoded here) and an RFC 3339 timestamp.
+    pub fn new(nonce: &[u8], expires_at: impl Into<String>) -> Self {
+        ChallengeResponse {
+            nonce: hex::encode(nonce),
+            expires_at: expires_at.into(),
+        }
+    }
+
+    /// The raw nonce bytes. Only lower-case hex is accepted.
+    pub fn nonce_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        decode_lower_hex("nonce", &self.nonce)
+    }
+}
+
+/// The enclave's request for secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    /// The NSM attestation document (COSE_Sign1, CBOR), standard padded base64.
+    pub attestation_document: String,
+    /// Names of the secrets asked for.
+    pub secrets: Vec<String>,
+}
+
+impl ReleaseRequest {
+    /// Builds a request from the raw attestation document (base64-encoded here).
+    pub fn new(attestation_document: &[u8], secrets: Vec<String>) -> Self {
+        ReleaseRequest {
+            attestation_document: STANDARD.encode(attestation_document),
+            secrets,
+        }
+    }
+
+    /// The raw attestation document.
+    pub fn attestation_document_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        decode_base64("attestation_document", &self.attestation_document)
+    }
+}
+
+/// The verifier's answer to a granted [`ReleaseRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    /// One entry per released secret.
+    pub secrets: Vec<WrappedSecret>,
+}
+
+/// A [`SealedSecret`] on the wire: `enc` and `ciphertext` in standard padded base64.
+///
+/// `version` is a JSON number; values above 2^53 do not survive JavaScript clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedSecret {
+    /// Name of the secret.
+    pub name: String,
+    /// Version of the secret.
+    pub version: u64,
+    /// HPKE encapsulated key, base64.
+    pub enc: String,
+    /// AEAD ciphertext with tag, base64.
+    pub ciphertext: String,
+}
+
+impl From<&SealedSecret> for WrappedSecret {
+    fn from(sealed: &SealedSecret) -> Self {
+        WrappedSecret {
+            name: sealed.name.clone(),
+            version: sealed.version,
+            enc: STANDARD.encode(&sealed.enc),
+            ciphertext: STANDARD.encode(&sealed.ciphertext),
+        }
+    }
+}
+
+impl From<SealedSecret> for WrappedSecret {
+    fn from(sealed: SealedSecret) -> Self {
+        WrappedSecret::from(&sealed)
+    }
+}
+
+impl TryFrom<&WrappedSecret> for SealedSecret {
+    type Error = EnvelopeError;
+
+    /// Fails with [`EnvelopeError::InvalidBase64`] naming the field (`enc` or `ciphertext`).
+    fn try_from(wrapped: &WrappedSecret) -> Result<Self, EnvelopeError> {
+        Ok(SealedSecret {
+            name: wrapped.name.clone(),
+            version: wrapped.version,
+            enc: decode_base64("enc", &wrapped.enc)?,
+            ciphertext: decode_base64("ciphertext", &wrapped.ciphertext)?,
+        })
+    }
+}
+
+impl TryFrom<WrappedSecret> for SealedSecret {
+    type Error = EnvelopeError;
+
+    fn try_from(wrapped: WrappedSecret) -> Result<Self, EnvelopeError> {
+        SealedSecret::try_from(&wrapped)
+    }
+}
+
+/// Body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Stable snake_case code, for programs (for example `envelope_bad_public_key`).
+    pub reason: String,
+    /// Human-readable explanation, for people. Never contains secrets.
+    pub message: String,
+}
+
+impl Refusal {
+    /// Builds a refusal.
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Refusal {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&EnvelopeError> for Refusal {
+    fn from(err: &EnvelopeError) -> Self {
+        Refusal::new(err.reason(), err.to_string())
+    }
+}
+
+impl From<EnvelopeError> for Refusal {
+    fn from(err: EnvelopeError) -> Self {
+        Refusal::from(&err)
+    }
+}
+
+fn decode_base64(field: &'static str, text: &str) -> Result<Vec<u8>, EnvelopeError> {
+    STANDARD
+        .decode(text)
+        .map_err(|_| EnvelopeError::InvalidBase64 { field })
+}
+
+fn decode_lower_hex(field: &'static str, text: &str) -> Result<Vec<u8>, EnvelopeError> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(EnvelopeError::InvalidHex { field });
+    }
+    hex::decode(text).map_err(|_| EnvelopeError::InvalidHex { field })
+}
