@@ -69,6 +69,9 @@ impl EnclaveKey {
     }
 }
 
+// The only secret field is `secret`, whose `StaticSecret` zeroizes itself in its `Drop`.
+impl zeroize::ZeroizeOnDrop for EnclaveKey {}
+
 impl fmt::Debug for EnclaveKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EnclaveKey")

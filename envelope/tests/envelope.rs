@@ -360,3 +360,13 @@ fn debug_of_recipient_and_sealed_secret_is_public_data_only() {
     let sealed = sealed_for(&k, &ctx());
     assert!(!format!("{sealed:?}").contains("TOP-SECRET"));
 }
+
+#[test]
+fn types_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<EnclaveKey>();
+    send_sync::<RecipientPublicKey>();
+    send_sync::<SealedSecret>();
+    send_sync::<ReleaseContext>();
+    send_sync::<EnvelopeError>();
+}
