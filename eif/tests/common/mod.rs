@@ -1,0 +1,52 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `../shared/vectors/eif` relative to the workspace root. Returns `None`
+/// (after printing why) when absent, unless `CI=true`, where absence fails.
+pub fn vectors() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/eif");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+        panic!(
+            "CI=true but the shared vectors are missing at {} (../shared/vectors not found)",
+            dir.display()
+        );
+    }
+    eprintln!("skipping: ../shared/vectors not found ({})", dir.display());
+    None
+}
+
+/// The describe.json the reference reader wrote for `name`.
+pub fn reference(dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.describe.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Independent implementation of the recipe for the tests: SHA-384(0^48 || SHA-384(concat)).
+pub fn recipe(parts: &[&[u8]]) -> String {
+    let mut inner = ring::digest::Context::new(&ring::digest::SHA384);
+    for p in parts {
+        inner.update(p);
+    }
+    let mut outer = ring::digest::Context::new(&ring::digest::SHA384);
+    outer.update(&[0u8; 48]);
+    outer.update(inner.finish().as_ref());
+    hex::encode(outer.finish().as_ref())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), no extra dependency.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
