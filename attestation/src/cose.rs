@@ -1,0 +1,154 @@
+//! COSE_Sign1 (RFC 9052 §4.2) as used by the Nitro Secure Module.
+//!
+//! The NSM emits an *untagged* `[protected, unprotected, payload, signature]`
+//! array with protected header `{1: -35}` (ES384); RFC 9052 also allows the
+//! tagged form (tag 18), which we accept. nsm-api's
+//! docs/attestation_process.md §3.1 shows the layout.
+
+use ciborium::value::Value;
+use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
+
+use crate::cbor::{check_unique_keys, decode_one, encode};
+use crate::Error;
+
+/// CBOR tag for COSE_Sign1 (RFC 9052 §2, Table 1).
+const COSE_SIGN1_TAG: u64 = 18;
+/// COSE header label `alg` (RFC 9052 §3.1).
+const HEADER_ALG: i128 = 1;
+/// ES384: ECDSA with SHA-384 (RFC 9053 §2.1, Table 1).
+pub const ALG_ES384: i128 = -35;
+/// ES384 signatures are r || s, each 48 bytes (RFC 9053 §2.1).
+pub const ES384_SIGNATURE_LEN: usize = 96;
+
+/// A decoded COSE_Sign1 whose algorithm has been checked to be ES384.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoseSign1 {
+    /// The protected header exactly as it was serialized (it is signed).
+    pub protected: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub tagged: bool,
+}
+
+impl CoseSign1 {
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let (tagged, value) = match decode_one(bytes, "document")? {
+            Value::Tag(COSE_SIGN1_TAG, inner) => (true, *inner),
+            Value::Tag(_, _) => {
+                return Err(Error::MalformedCose(
+                    "unexpected CBOR tag (COSE_Sign1 is tag 18)",
+                ))
+            }
+            other => (false, other),
+        };
+        let Value::Array(items) = value else {
+            return Err(Error::MalformedCose("expected a 4-element array"));
+        };
+        let [protected, unprotected, payload, signature]: [Value; 4] = items
+            .try_into()
+            .map_err(|_| Error::MalformedCose("expected a 4-element array"))?;
+
+        let Value::Bytes(protected) = protected else {
+            return Err(Error::MalformedCose(
+                "protected header is not a byte string",
+            ));
+        };
+        let Value::Map(unprotected) = unprotected else {
+            return Err(Error::MalformedCose("unprotected header is not a map"));
+        };
+        check_unique_keys(&unprotected, "unprotected header")?;
+        let payload = match payload {
+            Value::Bytes(p) => p,
+            Value::Null => return Err(Error::MalformedCose("detached payload is not supported")),
+            _ => return Err(Error::MalformedCose("payload is not a byte string")),
+        };
+        let Value::Bytes(signature) = signature else {
+            return Err(Error::MalformedCose("signature is not a byte string"));
+        };
+
+        check_algorithm(&protected)?;
+        if signature.len() != ES384_SIGNATURE_LEN {
+            return Err(Error::MalformedSignature(signature.len()));
+        }
+        Ok(CoseSign1 {
+            protected,
+            payload,
+            signature,
+            tagged,
+        })
+    }
+
+    /// Sig_structure for COSE_Sign1 (RFC 9052 §4.4):
+    /// `["Signature1", body_protected, external_aad = h'', payload]`.
+    pub fn to_be_signed(&self) -> Vec<u8> {
+        sig_structure(&self.protected, &self.payload)
+    }
+
+    /// Checks the ES384 signature with a P-384 public key given as an
+    /// uncompressed SEC1 point.
+    pub fn verify(&self, p384_point: &[u8]) -> Result<(), Error> {
+        UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, p384_point)
+            .verify(&self.to_be_signed(), &self.signature)
+            .map_err(|_| Error::BadSignature)
+    }
+
+    /// Serializes as the NSM does: untagged unless `tagged` is set.
+    pub fn encode(&self) -> Vec<u8> {
+        let array = Value::Array(vec![
+            Value::Bytes(self.protected.clone()),
+            Value::Map(vec![]),
+            Value::Bytes(self.payload.clone()),
+            Value::Bytes(self.signature.clone()),
+        ]);
+        if self.tagged {
+            encode(&Value::Tag(COSE_SIGN1_TAG, Box::new(array)))
+        } else {
+            encode(&array)
+        }
+    }
+}
+
+pub(crate) fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    encode(&Value::Array(vec![
+        Value::Text("Signature1".into()),
+        Value::Bytes(protected.to_vec()),
+        Value::Bytes(vec![]),
+        Value::Bytes(payload.to_vec()),
+    ]))
+}
+
+/// The serialized protected header the NSM uses: `{1: -35}`.
+pub fn es384_protected_header() -> Vec<u8> {
+    encode(&Value::Map(vec![(
+        Value::Integer(1.into()),
+        Value::Integer((-35).into()),
+    )]))
+}
+
+/// Only ES384 is accepted: any other value (including ES256 = -7 or a
+/// text-named algorithm) is refused before any key is touched, so an
+/// attacker cannot steer which verification routine runs.
+fn check_algorithm(protected: &[u8]) -> Result<(), Error> {
+    if protected.is_empty() {
+        return Err(Error::MalformedProtectedHeader("empty; `alg` is required"));
+    }
+    let Value::Map(map) = decode_one(protected, "protected header")? else {
+        return Err(Error::MalformedProtectedHeader("not a map"));
+    };
+    check_unique_keys(&map, "protected header")?;
+    let alg = map
+        .iter()
+        .find(|(k, _)| matches!(k, Value::Integer(i) if i128::from(*i) == HEADER_ALG))
+        .map(|(_, v)| v)
+        .ok_or(Error::MalformedProtectedHeader(
+            "`alg` (label 1) is missing",
+        ))?;
+    match alg {
+        Value::Integer(i) if i128::from(*i) == ALG_ES384 => Ok(()),
+        Value::Integer(i) => Err(Error::UnsupportedAlgorithm(i128::from(*i).to_string())),
+        Value::Text(t) => Err(Error::UnsupportedAlgorithm(format!("{t:?}"))),
+        _ => Err(Error::MalformedProtectedHeader(
+            "`alg` is neither an integer nor text",
+        )),
+    }
+}

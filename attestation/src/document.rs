@@ -1,0 +1,291 @@
+//! The attestation document carried as the COSE_Sign1 payload.
+//!
+//! Field rules follow aws-nitro-enclaves-nsm-api docs/attestation_process.md:
+//! the CDDL of §2.2 and the syntactic checks of §3.2.2. Real NSM documents
+//! encode absent optional fields as CBOR `null`, so `null` means "absent" for
+//! `public_key`, `user_data` and `nonce` (and is refused for required fields).
+
+use std::collections::BTreeMap;
+
+use ciborium::value::Value;
+
+use crate::cbor::{check_unique_keys, decode_one, encode, key_name};
+use crate::Error;
+
+/// `cert = bytes .size (1..1024)` (§2.2).
+pub const MAX_CERT_LEN: usize = 1024;
+/// `user_data = bytes .size (0..1024)` (§2.2); also used for nonce and
+/// public_key, whose §3.2.2.2 bounds are tighter or equal.
+pub const MAX_USER_DATA_LEN: usize = 1024;
+/// `index = 0..31` (§2.2).
+pub const MAX_PCR_INDEX: u8 = 31;
+/// Bytes in each PCR for the `SHA384` digest the NSM reports.
+pub const PCR_LEN_SHA384: usize = 48;
+
+/// A decoded (not yet trusted) attestation document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub module_id: String,
+    /// Always `"SHA384"` once decoded.
+    pub digest: String,
+    /// Milliseconds since the Unix epoch, as signed by the NSM.
+    pub timestamp_ms: u64,
+    pub pcrs: BTreeMap<u8, Vec<u8>>,
+    /// DER of the leaf certificate that signs the document.
+    pub certificate: Vec<u8>,
+    /// DER certificates, root first.
+    pub cabundle: Vec<Vec<u8>>,
+    pub public_key: Option<Vec<u8>>,
+    pub user_data: Option<Vec<u8>>,
+    pub nonce: Option<Vec<u8>>,
+    /// Signed fields this version does not know (AWS may add fields); they
+    /// are reported, not fatal.
+    pub unknown_fields: Vec<String>,
+}
+
+const FIELD_ORDER: [&str; 9] = [
+    "module_id",
+    "digest",
+    "timestamp",
+    "pcrs",
+    "certificate",
+    "cabundle",
+    "public_key",
+    "user_data",
+    "nonce",
+];
+
+impl Document {
+    /// Decodes and checks the payload bytes.
+    pub fn decode(payload: &[u8]) -> Result<Self, Error> {
+        let Value::Map(map) = decode_one(payload, "payload")? else {
+            return Err(Error::WrongType {
+                field: "payload",
+                expected: "a map",
+            });
+        };
+        check_unique_keys(&map, "payload")?;
+        let mut fields: BTreeMap<&'static str, Value> = BTreeMap::new();
+        let mut unknown_fields = Vec::new();
+        for (k, v) in map {
+            match &k {
+                Value::Text(name) => match FIELD_ORDER.iter().find(|f| **f == name) {
+                    Some(known) => {
+                        fields.insert(known, v);
+                    }
+                    None => unknown_fields.push(name.clone()),
+                },
+                other => unknown_fields.push(key_name(other)),
+            }
+        }
+        let mut take = |name: &'static str| fields.remove(name);
+
+        let module_id = text(required(take("module_id"), "module_id")?, "module_id")?;
+        if module_id.is_empty() {
+            return Err(Error::InvalidField {
+                field: "module_id",
+                reason: "must be non-empty",
+            });
+        }
+        let digest = text(required(take("digest"), "digest")?, "digest")?;
+        if digest != "SHA384" {
+            return Err(Error::InvalidField {
+                field: "digest",
+                reason: "must be \"SHA384\"",
+            });
+        }
+        let timestamp_ms = match required(take("timestamp"), "timestamp")? {
+            Value::Integer(i) => u64::try_from(i).map_err(|_| Error::InvalidField {
+                field: "timestamp",
+                reason: "must be an unsigned 64-bit integer",
+            })?,
+            _ => {
+                return Err(Error::WrongType {
+                    field: "timestamp",
+                    expected: "an unsigned integer",
+                })
+            }
+        };
+        if timestamp_ms == 0 {
+            return Err(Error::InvalidField {
+                field: "timestamp",
+                reason: "must be greater than 0",
+            });
+        }
+        let pcrs = decode_pcrs(required(take("pcrs"), "pcrs")?)?;
+        let certificate = cert(required(take("certificate"), "certificate")?, "certificate")?;
+        let cabundle = match required(take("cabundle"), "cabundle")? {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| cert(v, "cabundle"))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => {
+                return Err(Error::WrongType {
+                    field: "cabundle",
+                    expected: "an array of byte strings",
+                })
+            }
+        };
+        if cabundle.is_empty() {
+            return Err(Error::EmptyCabundle);
+        }
+        let public_key = optional_bytes(take("public_key"), "public_key", 1)?;
+        let user_data = optional_bytes(take("user_data"), "user_data", 0)?;
+        let nonce = optional_bytes(take("nonce"), "nonce", 0)?;
+
+        Ok(Document {
+            module_id,
+            digest,
+            timestamp_ms,
+            pcrs,
+            certificate,
+            cabundle,
+            public_key,
+            user_data,
+            nonce,
+            unknown_fields,
+        })
+    }
+
+    /// Serializes in the NSM's layout: a definite-length map with the keys
+    /// in the order the NSM writes them and `null` for absent optional fields.
+    pub fn encode(&self) -> Vec<u8> {
+        let opt = |v: &Option<Vec<u8>>| v.clone().map(Value::Bytes).unwrap_or(Value::Null);
+        let values = [
+            Value::Text(self.module_id.clone()),
+            Value::Text(self.digest.clone()),
+            Value::Integer(self.timestamp_ms.into()),
+            Value::Map(
+                self.pcrs
+                    .iter()
+                    .map(|(i, v)| (Value::Integer((*i).into()), Value::Bytes(v.clone())))
+                    .collect(),
+            ),
+            Value::Bytes(self.certificate.clone()),
+            Value::Array(self.cabundle.iter().cloned().map(Value::Bytes).collect()),
+            opt(&self.public_key),
+            opt(&self.user_data),
+            opt(&self.nonce),
+        ];
+        let map = FIELD_ORDER
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (Value::Text((*k).into()), v))
+            .collect();
+        encode(&Value::Map(map))
+    }
+
+    /// Debug-mode enclaves report PCR0, PCR1 and PCR2 as all zeros
+    /// (AWS Nitro Enclaves User Guide, "Where to get an enclave's measurements").
+    pub fn is_debug_mode(&self) -> bool {
+        [0u8, 1, 2]
+            .iter()
+            .all(|i| self.pcrs.get(i).is_some_and(|v| v.iter().all(|b| *b == 0)))
+    }
+}
+
+fn required(v: Option<Value>, field: &'static str) -> Result<Value, Error> {
+    match v {
+        None => Err(Error::MissingField(field)),
+        Some(Value::Null) => Err(Error::NullField(field)),
+        Some(v) => Ok(v),
+    }
+}
+
+fn text(v: Value, field: &'static str) -> Result<String, Error> {
+    match v {
+        Value::Text(t) => Ok(t),
+        _ => Err(Error::WrongType {
+            field,
+            expected: "a text string",
+        }),
+    }
+}
+
+fn cert(v: Value, field: &'static str) -> Result<Vec<u8>, Error> {
+    match v {
+        Value::Bytes(b) => {
+            check_size(field, b.len(), 1, MAX_CERT_LEN)?;
+            Ok(b)
+        }
+        _ => Err(Error::WrongType {
+            field,
+            expected: "a byte string",
+        }),
+    }
+}
+
+fn optional_bytes(
+    v: Option<Value>,
+    field: &'static str,
+    min: usize,
+) -> Result<Option<Vec<u8>>, Error> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bytes(b)) => {
+            check_size(field, b.len(), min, MAX_USER_DATA_LEN)?;
+            Ok(Some(b))
+        }
+        Some(_) => Err(Error::WrongType {
+            field,
+            expected: "a byte string or null",
+        }),
+    }
+}
+
+fn check_size(field: &'static str, len: usize, min: usize, max: usize) -> Result<(), Error> {
+    if len < min || len > max {
+        return Err(Error::FieldSize {
+            field,
+            len,
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn decode_pcrs(v: Value) -> Result<BTreeMap<u8, Vec<u8>>, Error> {
+    let Value::Map(entries) = v else {
+        return Err(Error::WrongType {
+            field: "pcrs",
+            expected: "a map of index to byte string",
+        });
+    };
+    check_unique_keys(&entries, "pcrs")?;
+    if entries.is_empty() || entries.len() > usize::from(MAX_PCR_INDEX) + 1 {
+        return Err(Error::InvalidField {
+            field: "pcrs",
+            reason: "must hold 1 to 32 entries",
+        });
+    }
+    let mut pcrs = BTreeMap::new();
+    for (k, v) in entries {
+        let index = match k {
+            Value::Integer(i) => u8::try_from(i)
+                .ok()
+                .filter(|i| *i <= MAX_PCR_INDEX)
+                .ok_or_else(|| Error::PcrIndexOutOfRange(i128::from(i).to_string()))?,
+            _ => {
+                return Err(Error::WrongType {
+                    field: "pcrs",
+                    expected: "integer PCR indexes",
+                })
+            }
+        };
+        let Value::Bytes(value) = v else {
+            return Err(Error::WrongType {
+                field: "pcrs",
+                expected: "byte-string PCR values",
+            });
+        };
+        if ![32, 48, 64].contains(&value.len()) {
+            return Err(Error::PcrLength {
+                index,
+                len: value.len(),
+            });
+        }
+        pcrs.insert(index, value);
+    }
+    Ok(pcrs)
+}
