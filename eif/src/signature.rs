@@ -161,7 +161,7 @@ pub fn certificate_der_from_pem(pem: &[u8]) -> Result<Vec<u8>> {
     let (_, der) = pem_to_der(pem, &["CERTIFICATE"])?;
     // Make sure it really is one certificate and nothing follows it.
     match X509Certificate::from_der(&der) {
-        Ok((rest, _)) if rest.is_empty() => Ok(der),
+        Ok((&[], _)) => Ok(der),
         Ok(_) => Err(EifError::BadKeyOrCertificate(
             "trailing bytes after the certificate DER".into(),
         )),
