@@ -218,7 +218,7 @@ impl TestPki {
         for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem.as_bytes()) {
             sections.push(item.map_err(|e| SimError::Bundle(e.to_string()))?);
         }
-        if sections.is_empty() || sections.len() % 2 != 0 {
+        if sections.is_empty() || !sections.len().is_multiple_of(2) {
             return Err(SimError::Bundle("expected certificate/key pairs".into()));
         }
         let mut cas = Vec::new();

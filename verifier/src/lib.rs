@@ -1,1 +1,8 @@
-//! hermetic-verifier
+//! hermetic-verifier: releases secrets to AWS Nitro Enclaves only after
+//! checking their attestation, and audits attestation documents offline.
+//!
+//! The attestation core lives in `hermetic-attestation`; this crate adds the
+//! policy a document must meet and the audit report (and the service).
+
+pub mod audit;
+pub mod policy;

@@ -1,1 +1,202 @@
-fn main() {}
+//! The `hermetic-verifier` command: parses arguments, calls the library,
+//! prints. Exit codes: 0 valid, 1 invalid (reason printed), 2 usage or I/O.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hermetic_attestation::{parse_rfc3339, At, TrustedRoot, UnixTime, Verifier};
+use hermetic_verifier::audit::{self, decode_input, Expectations, MAX_INPUT_LEN};
+
+#[derive(Parser)]
+#[command(
+    name = "hermetic-verifier",
+    version,
+    about = "Attestation-gated secret release for AWS Nitro Enclaves"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify one attestation document offline and print every check.
+    ///
+    /// The document may be raw CBOR, base64 or hex (detected). It is valid
+    /// when its COSE_Sign1 ES384 signature verifies with the leaf
+    /// certificate, the chain leads to a trusted root (the pinned AWS Nitro
+    /// root unless --root is given) with every certificate valid at --at,
+    /// it is not a debug-mode enclave (unless --allow-debug), and it meets
+    /// every --expect-pcr, --nonce and --max-age given.
+    ///
+    /// Exit status: 0 valid, 1 invalid (the reason is printed), 2 usage or I/O error.
+    Audit(AuditArgs),
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// The document file, or - for standard input.
+    input: String,
+    /// When the certificates must be valid: `now`, `doc` (the document's own
+    /// timestamp, for archived documents whose 3-hour leaf has expired) or an
+    /// RFC 3339 instant such as 2024-09-17T01:00:00Z.
+    #[arg(long, default_value = "now", value_name = "now|doc|RFC3339")]
+    at: String,
+    /// Trust this root certificate (PEM) instead of the pinned AWS Nitro
+    /// root, e.g. a simulated NSM's test root. Repeatable.
+    #[arg(long = "root", value_name = "PEM")]
+    roots: Vec<PathBuf>,
+    /// Require PCR N to equal HEX. Repeatable.
+    #[arg(long = "expect-pcr", value_name = "N=HEX", value_parser = parse_pcr)]
+    expect_pcr: Vec<(u8, Vec<u8>)>,
+    /// Require the document's nonce to equal HEX.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_arg)]
+    nonce: Option<HexBytes>,
+    /// Require the document to be at most this old at --at (e.g. 5m, 1h);
+    /// needs --at now or an RFC 3339 instant.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_age: Option<Duration>,
+    /// Accept a debug-mode enclave (PCR0, PCR1 and PCR2 all zero).
+    #[arg(long)]
+    allow_debug: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// A hex argument (a newtype, so clap does not read `Vec<u8>` as many values).
+#[derive(Clone)]
+struct HexBytes(Vec<u8>);
+
+fn parse_hex_arg(s: &str) -> Result<HexBytes, String> {
+    parse_hex(s).map(HexBytes)
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    hex::decode(s.trim()).map_err(|e| format!("not hex: {e}"))
+}
+
+fn parse_pcr(s: &str) -> Result<(u8, Vec<u8>), String> {
+    let (index, value) = s.split_once('=').ok_or("expected N=HEX")?;
+    let index: u8 = index
+        .trim()
+        .trim_start_matches("PCR")
+        .trim_start_matches("pcr")
+        .parse()
+        .map_err(|_| format!("bad PCR index {index:?}"))?;
+    if index > hermetic_attestation::MAX_PCR_INDEX {
+        return Err(format!("PCR index {index} is out of range 0..=31"));
+    }
+    let value = parse_hex(value)?;
+    if ![32, 48, 64].contains(&value.len()) {
+        return Err(format!(
+            "PCR value is {} bytes; PCRs are 32, 48 or 64 bytes",
+            value.len()
+        ));
+    }
+    Ok((index, value))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Audit(args) => run_audit(args),
+    }
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("hermetic-verifier: {msg}");
+    ExitCode::from(2)
+}
+
+fn run_audit(args: AuditArgs) -> ExitCode {
+    let at = match args.at.as_str() {
+        "now" => match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => At::Time(UnixTime::since_unix_epoch(d)),
+            Err(_) => return usage_error("the system clock is before 1970"),
+        },
+        "doc" => At::DocumentTimestamp,
+        other => match parse_rfc3339(other) {
+            Some(t) => At::Time(t),
+            None => {
+                return usage_error(format!(
+                    "--at: {other:?} is not now, doc or an RFC 3339 instant"
+                ))
+            }
+        },
+    };
+    if args.max_age.is_some() && at == At::DocumentTimestamp {
+        return usage_error("--max-age needs --at now or an RFC 3339 instant (a document is never old at its own time)");
+    }
+    let roots = if args.roots.is_empty() {
+        match TrustedRoot::aws_nitro() {
+            Ok(r) => vec![r],
+            Err(e) => return usage_error(e),
+        }
+    } else {
+        let mut roots = Vec::new();
+        for path in &args.roots {
+            let pem = match std::fs::read(path) {
+                Ok(p) => p,
+                Err(e) => return usage_error(format!("--root {}: {e}", path.display())),
+            };
+            match TrustedRoot::from_pem(&pem) {
+                Ok(r) => roots.push(r),
+                Err(e) => return usage_error(format!("--root {}: {e}", path.display())),
+            }
+        }
+        roots
+    };
+
+    let raw = match read_input(&args.input) {
+        Ok(raw) => raw,
+        Err(msg) => return usage_error(msg),
+    };
+    let (document, _encoding) = match decode_input(&raw) {
+        Ok(d) => d,
+        Err(e) => return usage_error(format!("{}: {e}", args.input)),
+    };
+    let expect = Expectations {
+        pcrs: args.expect_pcr.into_iter().collect(),
+        nonce: args.nonce.map(|n| n.0),
+        max_age: args.max_age,
+        allow_debug: args.allow_debug,
+    };
+    let verifier = Verifier::new(roots);
+    let report = audit::audit(&verifier, &document, at, &expect);
+    match args.format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Text => print!("{}", report.to_text()),
+    }
+    if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Reads at most MAX_INPUT_LEN bytes (plus one, to tell that it is larger).
+fn read_input(path: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let limit = MAX_INPUT_LEN as u64 + 1;
+    let result = if path == "-" {
+        std::io::stdin().lock().take(limit).read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut buf))
+    };
+    result.map_err(|e| format!("{path}: {e}"))?;
+    Ok(buf)
+}

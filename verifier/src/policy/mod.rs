@@ -1,0 +1,104 @@
+//! What a verified document must also satisfy before anything is released
+//! to it, or before an auditor calls it valid: expected PCRs, the challenge
+//! nonce, the document's age and the debug-mode rule. Pure functions; the
+//! caller supplies the time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hermetic_attestation::{rfc3339_ms, Document};
+
+/// How far a document's timestamp may run ahead of the verifier's clock.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// A refusal by policy. `reason()` codes are stable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("debug-mode enclave (PCR0, PCR1 and PCR2 are all zero): its memory is readable by the parent and it proves no image")]
+    DebugEnclave,
+    #[error("PCR{index} is {actual}, expected {expected}")]
+    PcrMismatch {
+        index: u8,
+        expected: String,
+        actual: String,
+    },
+    #[error("no allowed measurement set matches the document's PCRs")]
+    NoMeasurementMatches,
+    #[error("the document carries no nonce, and one is required")]
+    NonceMissing,
+    #[error("the document's nonce is not the expected one")]
+    NonceMismatch,
+    #[error("the document is {age_secs} s old; at most {max_secs} s is allowed")]
+    DocumentTooOld { age_secs: u64, max_secs: u64 },
+    #[error("the document's timestamp {timestamp} is ahead of the verifier's clock")]
+    DocumentFromFuture { timestamp: String },
+}
+
+impl PolicyError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PolicyError::DebugEnclave => "debug_enclave",
+            PolicyError::PcrMismatch { .. } | PolicyError::NoMeasurementMatches => "pcr_mismatch",
+            PolicyError::NonceMissing => "nonce_missing",
+            PolicyError::NonceMismatch => "nonce_mismatch",
+            PolicyError::DocumentTooOld { .. } => "document_too_old",
+            PolicyError::DocumentFromFuture { .. } => "document_from_future",
+        }
+    }
+}
+
+/// Expected PCR values by index (any subset of 0..=31).
+pub type Measurements = BTreeMap<u8, Vec<u8>>;
+
+/// Debug-mode enclaves are refused unless explicitly allowed.
+pub fn check_debug(doc: &Document, allow_debug: bool) -> Result<(), PolicyError> {
+    if doc.is_debug_mode() && !allow_debug {
+        return Err(PolicyError::DebugEnclave);
+    }
+    Ok(())
+}
+
+/// Every expected PCR must be present with exactly the expected value.
+pub fn check_pcrs(doc: &Document, expected: &Measurements) -> Result<(), PolicyError> {
+    for (index, want) in expected {
+        let got = doc.pcrs.get(index);
+        if got != Some(want) {
+            return Err(PolicyError::PcrMismatch {
+                index: *index,
+                expected: hex::encode(want),
+                actual: got.map(hex::encode).unwrap_or_else(|| "absent".into()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The document must carry exactly `expected`. (Nonces are public
+/// challenges, not secrets: a plain comparison is enough.)
+pub fn check_nonce(doc: &Document, expected: &[u8]) -> Result<(), PolicyError> {
+    let got = doc.nonce.as_deref().ok_or(PolicyError::NonceMissing)?;
+    if got != expected {
+        return Err(PolicyError::NonceMismatch);
+    }
+    Ok(())
+}
+
+/// The document must be at most `max_age` old at `now_ms` and not from the
+/// future (beyond [`CLOCK_SKEW`]).
+pub fn check_age(doc: &Document, now_ms: u64, max_age: Duration) -> Result<(), PolicyError> {
+    let skew_ms = CLOCK_SKEW.as_millis() as u64;
+    if doc.timestamp_ms > now_ms.saturating_add(skew_ms) {
+        return Err(PolicyError::DocumentFromFuture {
+            timestamp: rfc3339_ms(doc.timestamp_ms),
+        });
+    }
+    let age_ms = now_ms.saturating_sub(doc.timestamp_ms);
+    if u128::from(age_ms) > max_age.as_millis() {
+        return Err(PolicyError::DocumentTooOld {
+            age_secs: age_ms / 1000,
+            max_secs: max_age.as_secs(),
+        });
+    }
+    Ok(())
+}
