@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Short coverage-guided fuzz run of the attestation parser and verifier
+# (cargo-fuzz / libFuzzer). Usage: scripts/fuzz.sh [SECONDS]
+# Seeds: the real AWS documents in ../shared/vectors (when present) and a
+# simulated document. Stable rustc is allowed cargo-fuzz's -Z flags through
+# RUSTC_BOOTSTRAP, since this machine has no nightly toolchain.
+set -euo pipefail
+seconds=${1:-60}
+root=$(cd "$(dirname "$0")/.." && pwd)
+corpus="$root/attestation/fuzz/corpus/verify"
+mkdir -p "$corpus"
+if [ -d "$root/../shared/vectors/attestation" ]; then
+  find "$root/../shared/vectors/attestation" -name '*.cbor' -exec cp -t "$corpus" {} +
+fi
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+cd "$root/attestation"
+RUSTC_BOOTSTRAP=1 cargo fuzz run verify "$corpus" -- \
+  -max_total_time="$seconds" -max_len=20000 -rss_limit_mb=2048 -print_final_stats=1
