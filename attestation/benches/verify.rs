@@ -19,7 +19,9 @@ const SAMPLE_TIME: Duration = Duration::from_millis(700);
 
 /// Median documents per second over several timed samples.
 fn rate(verifier: &Verifier, doc: &[u8], at: At) -> f64 {
-    verifier.verify(doc, at).expect("the bench document verifies");
+    verifier
+        .verify(doc, at)
+        .expect("the bench document verifies");
     let mut rates = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let start = Instant::now();
@@ -51,7 +53,11 @@ fn main() {
     let now = 1_790_000_000i64;
     let pki = TestPki::generate(now).expect("test PKI");
     let leaf = pki
-        .issue_leaf("i-0123456789abcdef0-enc0123456789abcdef", now - 60, now - 60 + LEAF_LIFETIME.as_secs() as i64)
+        .issue_leaf(
+            "i-0123456789abcdef0-enc0123456789abcdef",
+            now - 60,
+            now - 60 + LEAF_LIFETIME.as_secs() as i64,
+        )
         .expect("leaf");
     let doc = Document {
         module_id: "i-0123456789abcdef0-enc0123456789abcdef".into(),

@@ -207,3 +207,26 @@ fn a_repeat_chain_is_served_from_the_cache_with_the_same_verdict() {
         "chain_expired"
     );
 }
+
+#[test]
+fn the_embedded_root_is_pinned_and_is_the_shared_aws_root() {
+    let root = TrustedRoot::aws_nitro().unwrap();
+    assert_eq!(
+        hex::encode_upper(root.sha256()),
+        "641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B"
+    );
+    assert!(root.is_aws_nitro());
+    let Some(dir) = vectors() else { return };
+    let shared = std::fs::read(dir.join("aws-nitro-enclaves-root.pem")).unwrap();
+    assert_eq!(TrustedRoot::from_pem(&shared).unwrap(), root);
+}
+
+#[test]
+fn root_files_that_are_not_one_certificate_are_refused() {
+    use hermetic_attestation::RootError;
+    assert_eq!(TrustedRoot::from_pem(b"").unwrap_err(), RootError::NoCertificate);
+    let two = format!("{0}\n{0}", hermetic_attestation::AWS_NITRO_ROOT_G1_PEM);
+    assert_eq!(TrustedRoot::from_pem(two.as_bytes()).unwrap_err(), RootError::SeveralCertificates);
+    let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    assert!(matches!(TrustedRoot::from_pem(garbage).unwrap_err(), RootError::Certificate(_)));
+}
