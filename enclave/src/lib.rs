@@ -1,1 +1,23 @@
-//! hermetic-enclave (work in progress).
+//! The enclave agent of hermetic.
+//!
+//! - [`nsm`]: our [`nsm::Nsm`] trait over the Nitro Secure Module, with the
+//!   real `/dev/nsm` backend ([`nsm::RealNsm`]) and a simulated one
+//!   ([`nsm::SimulatedNsm`]) that signs AWS-shaped documents with a local
+//!   test PKI.
+//! - [`keys`]: the per-boot ephemeral key whose public half goes into the
+//!   attestation document.
+//! - [`workload`]: hands opened secrets to the workload process (environment
+//!   or files on a memory-backed directory) and supervises it.
+//! - [`attest`]: the `attest` command's work, so `main.rs` only parses and
+//!   prints.
+//!
+//! Nothing here reads the clock directly: time comes from a [`Clock`].
+
+mod atomic_write;
+pub mod attest;
+mod clock;
+pub mod keys;
+pub mod nsm;
+pub mod workload;
+
+pub use clock::{Clock, FixedClock, SystemClock};

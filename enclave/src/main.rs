@@ -1,0 +1,237 @@
+//! `hermetic-enclave`: parses arguments, calls the library, prints.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use base64::Engine;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hermetic_enclave::attest::{
+    self, AttestOptions, Backend, CommandError, NsmSelection, OpenedNsm,
+};
+use hermetic_enclave::nsm::{Nsm, PkiOrigin};
+use hermetic_enclave::SystemClock;
+
+/// The hermetic enclave agent: talks to the Nitro Secure Module (real or
+/// simulated) and hands secrets to the workload.
+///
+/// Exit codes: 0 success; 1 the NSM refused the request or is unavailable
+/// (e.g. no /dev/nsm); 2 usage error or unreadable/unwritable file.
+#[derive(Parser)]
+#[command(name = "hermetic-enclave", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Request an attestation document. Writes raw CBOR to --out
+    /// (atomically), or prints it as standard base64 to stdout.
+    Attest(AttestArgs),
+    /// Print the NSM's description (version, module ID, PCR count, locked
+    /// PCRs, digest) as JSON.
+    DescribeNsm(NsmArgs),
+    /// Read, extend or lock a PCR. With --nsm simulated every run boots a
+    /// fresh simulated enclave, so changes do not outlive the process.
+    Pcr {
+        #[command(subcommand)]
+        command: PcrCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NsmKind {
+    /// /dev/nsm inside a Nitro Enclave.
+    Real,
+    /// An in-process simulator signing with a local test PKI (never trusted
+    /// by a verifier that trusts only AWS).
+    Simulated,
+}
+
+#[derive(Args)]
+struct NsmArgs {
+    /// Which NSM to use.
+    #[arg(long, value_enum, default_value = "real")]
+    nsm: NsmKind,
+    /// Simulated only: directory of the test PKI (pki.pem with keys, mode
+    /// 0600; root.pem for the verifier). Generated on first use. Default:
+    /// $XDG_STATE_HOME/hermetic/sim-pki, or ./.hermetic-sim-pki if
+    /// XDG_STATE_HOME is unset.
+    #[arg(long, value_name = "DIR")]
+    pki_dir: Option<PathBuf>,
+    /// Simulated only: take PCR0/1/2/8 from describe-eif JSON
+    /// (`hermetic-eif describe IMAGE --format json` or `nitro-cli
+    /// describe-eif`).
+    #[arg(long, value_name = "EIF_JSON")]
+    pcrs_from: Option<PathBuf>,
+    /// Simulated only: boot in debug mode (PCR0, PCR1, PCR2 read as zeros).
+    #[arg(long)]
+    debug_mode: bool,
+}
+
+#[derive(Args)]
+struct AttestArgs {
+    #[command(flatten)]
+    nsm: NsmArgs,
+    /// Nonce to include, as hex (at most 512 bytes).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    nonce: Option<Hex>,
+    /// User data to include, as hex (at most 512 bytes).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    user_data: Option<Hex>,
+    /// File whose bytes go into public_key as they are (1 to 1024 bytes).
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
+    /// Write the raw CBOR document here instead of base64 to stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PcrCommand {
+    /// Print a PCR's lock state and value as JSON.
+    Describe {
+        index: u16,
+        #[command(flatten)]
+        nsm: NsmArgs,
+    },
+    /// Extend a PCR with data: new = SHA-384(old || data). Prints the new value.
+    Extend {
+        index: u16,
+        /// The data, as hex.
+        #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+        data: Hex,
+        #[command(flatten)]
+        nsm: NsmArgs,
+    },
+    /// Lock one PCR, or with --range N the PCRs 0..N.
+    Lock {
+        #[arg(required_unless_present = "range")]
+        index: Option<u16>,
+        #[arg(long, value_name = "N", conflicts_with = "index")]
+        range: Option<u16>,
+        #[command(flatten)]
+        nsm: NsmArgs,
+    },
+}
+
+/// Bytes given as hex on the command line.
+#[derive(Clone)]
+struct Hex(Vec<u8>);
+
+fn parse_hex(s: &str) -> Result<Hex, String> {
+    hex::decode(s).map(Hex).map_err(|e| format!("not hex: {e}"))
+}
+
+fn open(args: NsmArgs) -> Result<OpenedNsm, CommandError> {
+    let selection = NsmSelection {
+        backend: match args.nsm {
+            NsmKind::Real => Backend::Real,
+            NsmKind::Simulated => Backend::Simulated,
+        },
+        pki_dir: args.pki_dir,
+        pcrs_from: args.pcrs_from,
+        debug_mode: args.debug_mode,
+    };
+    let opened = attest::open_nsm(&selection, Arc::new(SystemClock))?;
+    if let Some((root, origin)) = &opened.pki {
+        match origin {
+            PkiOrigin::Loaded => {}
+            PkiOrigin::Generated => eprintln!(
+                "simulated NSM: generated a test PKI; verifiers must trust {}",
+                root.display()
+            ),
+            PkiOrigin::Regenerated { .. } => eprintln!(
+                "simulated NSM: the test PKI had expired; generated a new one, so verifiers must trust the new {}",
+                root.display()
+            ),
+        }
+    }
+    Ok(opened)
+}
+
+fn print_json(value: serde_json::Value) -> Result<(), CommandError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value:#}").map_err(|source| CommandError::Io {
+        what: "cannot write",
+        path: "stdout".into(),
+        source,
+    })
+}
+
+fn pcr_json(nsm: &dyn Nsm, index: u16) -> Result<serde_json::Value, CommandError> {
+    let pcr = nsm.describe_pcr(index)?;
+    Ok(serde_json::json!({"index": index, "locked": pcr.locked, "data": hex::encode(pcr.data)}))
+}
+
+fn run(cli: Cli) -> Result<(), CommandError> {
+    match cli.command {
+        Command::Attest(args) => {
+            let opened = open(args.nsm)?;
+            let options = AttestOptions {
+                nonce: args.nonce.map(|h| h.0),
+                user_data: args.user_data.map(|h| h.0),
+                public_key_file: args.public_key,
+            };
+            let document = attest::attest(opened.nsm.as_ref(), &options)?;
+            match args.out {
+                Some(path) => attest::write_document(&path, &document),
+                None => {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(&document);
+                    writeln!(std::io::stdout().lock(), "{b64}").map_err(|source| CommandError::Io {
+                        what: "cannot write",
+                        path: "stdout".into(),
+                        source,
+                    })
+                }
+            }
+        }
+        Command::DescribeNsm(args) => {
+            let opened = open(args)?;
+            let d = opened.nsm.describe_nsm()?;
+            print_json(serde_json::json!({
+                "version": format!("{}.{}.{}", d.version.0, d.version.1, d.version.2),
+                "module_id": d.module_id,
+                "max_pcrs": d.max_pcrs,
+                "locked_pcrs": d.locked_pcrs,
+                "digest": d.digest.as_str(),
+            }))
+        }
+        Command::Pcr { command } => match command {
+            PcrCommand::Describe { index, nsm } => {
+                let opened = open(nsm)?;
+                print_json(pcr_json(opened.nsm.as_ref(), index)?)
+            }
+            PcrCommand::Extend { index, data, nsm } => {
+                let opened = open(nsm)?;
+                opened.nsm.extend_pcr(index, &data.0)?;
+                print_json(pcr_json(opened.nsm.as_ref(), index)?)
+            }
+            PcrCommand::Lock { index, range, nsm } => {
+                let opened = open(nsm)?;
+                match (index, range) {
+                    (_, Some(range)) => opened.nsm.lock_pcrs(range)?,
+                    (Some(index), None) => opened.nsm.lock_pcr(index)?,
+                    (None, None) => {
+                        return Err(CommandError::Usage("give an INDEX or --range N".into()))
+                    }
+                }
+                let d = opened.nsm.describe_nsm()?;
+                print_json(serde_json::json!({"locked_pcrs": d.locked_pcrs}))
+            }
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hermetic-enclave: {e} [{}]", e.reason());
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Secret delivery to the workload (in progress).
