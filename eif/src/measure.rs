@@ -176,19 +176,93 @@ struct Job {
     segs: Vec<Seg>,
 }
 
-fn hash_pcr0(ctx: &mut PcrHasher, buf: &[u8], segs: &[Seg]) {
-    for &(s, e, _) in segs {
-        ctx.update(&buf[s..e]);
+/// Hashing lane 0: PCR0 over every measured byte. When all boot bytes come
+/// before all app bytes (the reference layout), PCR1's input is a prefix of
+/// PCR0's, and SHA-384 being a Merkle-Damgard hash, PCR1 is PCR0's state
+/// cloned at the first app byte: then no byte is hashed for PCR1 separately.
+struct Lane0 {
+    p0: PcrHasher,
+    prefix: bool,
+    p1_snapshot: Option<PcrHasher>,
+}
+
+impl Lane0 {
+    fn new(prefix: bool) -> Self {
+        Lane0 {
+            p0: PcrHasher::new(),
+            prefix,
+            p1_snapshot: None,
+        }
+    }
+
+    fn feed(&mut self, buf: &[u8], segs: &[Seg]) {
+        for &(s, e, role) in segs {
+            if self.prefix && role == Role::App && self.p1_snapshot.is_none() {
+                self.p1_snapshot = Some(self.p0.clone());
+            }
+            self.p0.update(&buf[s..e]);
+        }
+    }
+
+    fn finish(self) -> (Pcr, Option<Pcr>) {
+        let p1 = if self.prefix {
+            Some(self.p1_snapshot.unwrap_or_else(|| self.p0.clone()).finish())
+        } else {
+            None
+        };
+        (self.p0.finish(), p1)
     }
 }
 
-fn hash_pcr12(p1: &mut PcrHasher, p2: &mut PcrHasher, buf: &[u8], segs: &[Seg]) {
-    for &(s, e, role) in segs {
-        match role {
-            Role::Boot => p1.update(&buf[s..e]),
-            Role::App => p2.update(&buf[s..e]),
+/// Hashing lane 1: PCR2 over the app bytes, and PCR1 over the boot bytes
+/// when lane 0 cannot derive it.
+struct Lane1 {
+    p1: Option<PcrHasher>,
+    p2: PcrHasher,
+}
+
+impl Lane1 {
+    fn new(prefix: bool) -> Self {
+        Lane1 {
+            p1: (!prefix).then(PcrHasher::new),
+            p2: PcrHasher::new(),
         }
     }
+
+    fn feed(&mut self, buf: &[u8], segs: &[Seg]) {
+        for &(s, e, role) in segs {
+            match (role, self.p1.as_mut()) {
+                (Role::Boot, Some(p1)) => p1.update(&buf[s..e]),
+                (Role::Boot, None) => {}
+                (Role::App, _) => self.p2.update(&buf[s..e]),
+            }
+        }
+    }
+
+    fn finish(self) -> (Option<Pcr>, Pcr) {
+        (self.p1.map(PcrHasher::finish), self.p2.finish())
+    }
+}
+
+fn combine((pcr0, a1): (Pcr, Option<Pcr>), (b1, pcr2): (Option<Pcr>, Pcr)) -> ImagePcrs {
+    ImagePcrs {
+        pcr0,
+        pcr1: a1.or(b1).unwrap_or_else(|| PcrHasher::new().finish()),
+        pcr2,
+    }
+}
+
+/// True when no non-empty boot region follows a non-empty app region.
+fn boot_is_prefix(regions: &[Region]) -> bool {
+    let mut seen_app = false;
+    for r in regions.iter().filter(|r| r.end > r.start) {
+        match r.role {
+            Role::App => seen_app = true,
+            Role::Boot if seen_app => return false,
+            Role::Boot => {}
+        }
+    }
+    true
 }
 
 /// Streams exactly `total_len` bytes from `reader` (stream offsets start at
@@ -226,10 +300,10 @@ pub fn stream_measure<R: Read>(
         out
     };
 
+    let prefix = boot_is_prefix(regions);
     if total_len < PARALLEL_THRESHOLD {
-        let mut p0 = PcrHasher::new();
-        let mut p1 = PcrHasher::new();
-        let mut p2 = PcrHasher::new();
+        let mut l0 = Lane0::new(prefix);
+        let mut l1 = Lane1::new(prefix);
         let mut buf = vec![0u8; CHUNK.min(total_len as usize)];
         let mut off = base;
         let mut remaining = total_len;
@@ -238,16 +312,12 @@ pub fn stream_measure<R: Read>(
             reader.read_exact(&mut buf[..n]).map_err(&mut read_err)?;
             on_chunk(off, &buf[..n])?;
             let segs = segs_for(off, n);
-            hash_pcr0(&mut p0, &buf[..n], &segs);
-            hash_pcr12(&mut p1, &mut p2, &buf[..n], &segs);
+            l0.feed(&buf[..n], &segs);
+            l1.feed(&buf[..n], &segs);
             off += n as u64;
             remaining -= n as u64;
         }
-        return Ok(ImagePcrs {
-            pcr0: p0.finish(),
-            pcr1: p1.finish(),
-            pcr2: p2.finish(),
-        });
+        return Ok(combine(l0.finish(), l1.finish()));
     }
 
     std::thread::scope(|scope| {
@@ -257,28 +327,27 @@ pub fn stream_measure<R: Read>(
         let (done_tx, done_rx) = mpsc::channel::<(u8, u64)>();
         let d0 = done_tx.clone();
         let w0 = scope.spawn(move || {
-            let mut p0 = PcrHasher::new();
+            let mut l0 = Lane0::new(prefix);
             let mut seq = 0u64;
             for job in rx0 {
-                hash_pcr0(&mut p0, &job.buf[..job.len], &job.segs);
+                l0.feed(&job.buf[..job.len], &job.segs);
                 drop(job);
                 seq += 1;
                 let _ = d0.send((0, seq));
             }
-            p0.finish()
+            l0.finish()
         });
         let d12 = done_tx;
         let w12 = scope.spawn(move || {
-            let mut p1 = PcrHasher::new();
-            let mut p2 = PcrHasher::new();
+            let mut l1 = Lane1::new(prefix);
             let mut seq = 0u64;
             for job in rx12 {
-                hash_pcr12(&mut p1, &mut p2, &job.buf[..job.len], &job.segs);
+                l1.feed(&job.buf[..job.len], &job.segs);
                 drop(job);
                 seq += 1;
                 let _ = d12.send((1, seq));
             }
-            (p1.finish(), p2.finish())
+            l1.finish()
         });
 
         let mut result: Result<()> = Ok(());
@@ -349,7 +418,7 @@ pub fn stream_measure<R: Read>(
         let pcrs12 = w12.join();
         result?;
         match (pcr0, pcrs12) {
-            (Ok(pcr0), Ok((pcr1, pcr2))) => Ok(ImagePcrs { pcr0, pcr1, pcr2 }),
+            (Ok(a), Ok(b)) => Ok(combine(a, b)),
             _ => Err(crate::error::EifError::io(
                 "<hashing thread>",
                 std::io::Error::other("hashing thread panicked"),
@@ -418,6 +487,51 @@ mod tests {
         assert_eq!(got.pcr0, pcr_of_bytes(&p0));
         assert_eq!(got.pcr1, pcr_of_bytes(&p1));
         assert_eq!(got.pcr2, pcr_of_bytes(&data[b..c]));
+    }
+
+    fn check_stream_unordered(total: usize) {
+        // App before boot: PCR1 cannot be derived from PCR0's state.
+        let data: Vec<u8> = (0..total).map(|i| (i * 13 + i / 5) as u8).collect();
+        let a = total / 3;
+        let b = 2 * total / 3;
+        let regions = [
+            Region {
+                start: 0,
+                end: a as u64,
+                role: Role::Boot,
+            },
+            Region {
+                start: a as u64,
+                end: b as u64,
+                role: Role::App,
+            },
+            Region {
+                start: b as u64,
+                end: total as u64,
+                role: Role::Boot,
+            },
+        ];
+        assert!(!boot_is_prefix(&regions));
+        let got = stream_measure(
+            &data[..],
+            0,
+            total as u64,
+            &regions,
+            |e| crate::error::EifError::io("mem", e),
+            |_, _| Ok(()),
+        )
+        .unwrap();
+        let mut p1 = data[..a].to_vec();
+        p1.extend_from_slice(&data[b..]);
+        assert_eq!(got.pcr0, pcr_of_bytes(&data));
+        assert_eq!(got.pcr1, pcr_of_bytes(&p1));
+        assert_eq!(got.pcr2, pcr_of_bytes(&data[a..b]));
+    }
+
+    #[test]
+    fn stream_unordered_regions() {
+        check_stream_unordered(5000);
+        check_stream_unordered(PARALLEL_THRESHOLD as usize + CHUNK / 2);
     }
 
     #[test]
