@@ -5,4 +5,9 @@
 //! policy a document must meet and the audit report (and the service).
 
 pub mod audit;
+pub mod challenge;
+pub mod clock;
+pub mod log;
 pub mod policy;
+pub mod release;
+pub mod store;

@@ -102,3 +102,7 @@ pub fn check_age(doc: &Document, now_ms: u64, max_age: Duration) -> Result<(), P
     }
     Ok(())
 }
+
+mod file;
+
+pub use file::{PolicyFile, PolicyFileError, SecretPolicy, DEFAULT_MAX_AGE, POLICY_PCRS};

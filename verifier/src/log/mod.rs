@@ -1,0 +1,411 @@
+//! The audit log: every release, refusal and admin edit, appended to
+//! `DIR/audit.jsonl` as a hash chain.
+//!
+//! Each line is `{"record": {...}, "hash": HEX}` where `hash` is SHA-256 of
+//! the record's JSON and the record carries the previous line's hash in
+//! `prev` (64 zeros for the first). A changed record breaks its own hash; a
+//! removed one leaves a gap in `seq` and a `prev` that no longer matches.
+//! `DIR/audit.head` holds the last sequence number and hash, so cutting
+//! records off the end is caught too. Records name secrets and versions,
+//! never values.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hermetic_attestation::{rfc3339_ms, Document};
+use ring::digest::{digest, SHA256};
+use serde::{Deserialize, Serialize};
+
+/// File name of the log inside the data directory.
+pub const LOG_FILE: &str = "audit.jsonl";
+/// File name of the head (last seq and hash) inside the data directory.
+pub const HEAD_FILE: &str = "audit.head";
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Who acted: an attested enclave or an admin token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Who {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_id: Option<String>,
+    /// PCR index → lower-case hex.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pcrs: BTreeMap<u8, String>,
+    /// SHA-256 of the document's public key, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_sha256: Option<String>,
+    /// First 16 hex digits of SHA-256 of the admin token, and its label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
+    /// Client IP address as the verifier saw it (a proxy's, for enclaves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+}
+
+impl Who {
+    /// The enclave identity fields of a verified document.
+    pub fn enclave(doc: &Document) -> Who {
+        Who {
+            module_id: Some(doc.module_id.clone()),
+            pcrs: doc
+                .pcrs
+                .iter()
+                .filter(|(_, v)| v.iter().any(|b| *b != 0))
+                .map(|(i, v)| (*i, hex::encode(v)))
+                .collect(),
+            public_key_sha256: doc
+                .public_key
+                .as_deref()
+                .map(|k| hex::encode(digest(&SHA256, k))),
+            ..Who::default()
+        }
+    }
+}
+
+/// A secret a record is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// What the caller logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// `release` or an admin action such as `secret_put`, `policy_put`.
+    pub action: String,
+    /// `granted`, `refused` or `done`.
+    pub verdict: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub secrets: Vec<SecretRef>,
+    #[serde(default)]
+    pub who: Who,
+}
+
+/// An entry as chained into the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub seq: u64,
+    pub time: String,
+    pub prev: String,
+    pub entry: Entry,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    record: serde_json::Value,
+    hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("audit log {path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("audit log: the last record is unreadable ({0}); run `hermetic-verifier log verify`")]
+    Corrupt(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |error| LogError::Io {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+fn hash_of(record_json: &[u8]) -> String {
+    hex::encode(digest(&SHA256, record_json))
+}
+
+/// The appending side. Callers serialize appends (one writer at a time).
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    head_path: PathBuf,
+    file: File,
+    seq: u64,
+    hash: String,
+}
+
+impl AuditLog {
+    /// Opens `DIR/audit.jsonl`, continuing its chain. A torn last line (a
+    /// crash mid-append, never acknowledged) is cut off.
+    pub fn open(data_dir: &Path) -> Result<AuditLog, LogError> {
+        let path = data_dir.join(LOG_FILE);
+        let head_path = data_dir.join(HEAD_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut seq = 0;
+        let mut hash = GENESIS.to_owned();
+        let mut good_len = 0u64;
+        {
+            let mut reader = BufReader::new(&mut file);
+            reader.seek(SeekFrom::Start(0)).map_err(io(&path))?;
+            let mut line = String::new();
+            let mut offset = 0u64;
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line).map_err(io(&path))?;
+                if n == 0 {
+                    break;
+                }
+                offset += n as u64;
+                if !line.ends_with('\n') {
+                    break; // torn tail
+                }
+                let parsed: Line = serde_json::from_str(&line)
+                    .map_err(|e| LogError::Corrupt(format!("line ending at byte {offset}: {e}")))?;
+                seq = parsed
+                    .record
+                    .get("seq")
+                    .and_then(|v| v.as_u64())
+                    .ok_or_else(|| LogError::Corrupt("a record has no seq".into()))?;
+                hash = parsed.hash;
+                good_len = offset;
+            }
+        }
+        if file.metadata().map_err(io(&path))?.len() != good_len {
+            file.set_len(good_len).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
+        }
+        Ok(AuditLog {
+            path,
+            head_path,
+            file,
+            seq,
+            hash,
+        })
+    }
+
+    /// Appends `entry` at `now` and syncs it to disk before returning its
+    /// sequence number.
+    pub fn append(&mut self, entry: Entry, now: Duration) -> Result<u64, LogError> {
+        let record = Record {
+            seq: self.seq + 1,
+            time: rfc3339_ms(u64::try_from(now.as_millis()).unwrap_or(u64::MAX)),
+            prev: self.hash.clone(),
+            entry,
+        };
+        let json = serde_json::to_vec(&record).map_err(|e| LogError::Io {
+            path: self.path.clone(),
+            error: std::io::Error::other(e),
+        })?;
+        let hash = hash_of(&json);
+        let mut line = Vec::with_capacity(json.len() + 90);
+        line.extend_from_slice(b"{\"record\":");
+        line.extend_from_slice(&json);
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        self.file.write_all(&line).map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))?;
+        self.seq = record.seq;
+        self.hash = hash;
+        self.write_head()?;
+        Ok(self.seq)
+    }
+
+    fn write_head(&self) -> Result<(), LogError> {
+        let head = Head {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        };
+        let tmp = self.head_path.with_extension("head.tmp");
+        let text = serde_json::to_string(&head).unwrap_or_default();
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+        f.sync_data().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &self.head_path).map_err(io(&self.head_path))
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Where the chain first breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// 1-based line number in `audit.jsonl` (0: the head file).
+    pub line: usize,
+    /// The sequence number of the record at fault.
+    pub seq: u64,
+    pub what: String,
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {} (line {}): {}", self.seq, self.line, self.what)
+    }
+}
+
+/// An intact chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intact {
+    pub records: u64,
+    pub last_hash: String,
+}
+
+/// Checks the whole chain in `DIR`: `Ok` when intact, the first break otherwise.
+pub fn verify(data_dir: &Path) -> Result<Result<Intact, Break>, LogError> {
+    let path = data_dir.join(LOG_FILE);
+    let file = File::open(&path).map_err(io(&path))?;
+    let mut prev = GENESIS.to_owned();
+    let mut expected_seq = 1u64;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.map_err(io(&path))?;
+        let brk = |what: String| {
+            Ok(Err(Break {
+                line: line_no,
+                seq: expected_seq,
+                what,
+            }))
+        };
+        let parsed: Line = match serde_json::from_str(&line) {
+            Ok(l) => l,
+            Err(e) => return brk(format!("not a log line: {e}")),
+        };
+        let record: Record = match serde_json::from_value(parsed.record) {
+            Ok(r) => r,
+            Err(e) => return brk(format!("not a log record: {e}")),
+        };
+        if record.seq != expected_seq {
+            return brk(format!(
+                "record {expected_seq} is missing: line {line_no} holds record {} (a record was deleted or reordered)",
+                record.seq
+            ));
+        }
+        if record.prev != prev {
+            return brk("its prev hash does not match the record before it (a record before it was changed, deleted or inserted)".into());
+        }
+        let json = serde_json::to_vec(&record).unwrap_or_default();
+        if hash_of(&json) != parsed.hash {
+            return brk("its contents do not match its hash (the record was modified)".into());
+        }
+        prev = parsed.hash;
+        expected_seq += 1;
+    }
+    let records = expected_seq - 1;
+    let head_path = data_dir.join(HEAD_FILE);
+    match std::fs::read_to_string(&head_path) {
+        Ok(text) => {
+            let head: Head = match serde_json::from_str(&text) {
+                Ok(h) => h,
+                Err(e) => {
+                    return Ok(Err(Break {
+                        line: 0,
+                        seq: records,
+                        what: format!("{HEAD_FILE} is unreadable: {e}"),
+                    }))
+                }
+            };
+            if head.seq > records {
+                return Ok(Err(Break {
+                    line: records as usize + 1,
+                    seq: records + 1,
+                    what: format!(
+                        "records {}..={} are missing: the log ends early (the head says {})",
+                        records + 1,
+                        head.seq,
+                        head.seq
+                    ),
+                }));
+            }
+            if head.seq == records && head.hash != prev {
+                return Ok(Err(Break {
+                    line: records as usize,
+                    seq: records,
+                    what:
+                        "the last record's hash does not match the head (the record was replaced)"
+                            .into(),
+                }));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && records == 0 => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err(Break {
+                line: 0,
+                seq: records,
+                what: format!("{HEAD_FILE} is missing"),
+            }))
+        }
+        Err(e) => return Err(io(&head_path)(e)),
+    }
+    Ok(Ok(Intact {
+        records,
+        last_hash: prev,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(action: &str) -> Entry {
+        Entry {
+            action: action.into(),
+            verdict: "done".into(),
+            reason: None,
+            secrets: vec![SecretRef {
+                name: "a".into(),
+                version: Some(1),
+            }],
+            who: Who::default(),
+        }
+    }
+
+    #[test]
+    fn chain_round_trip_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Duration::from_secs(1_800_000_000);
+        {
+            let mut log = AuditLog::open(dir.path()).unwrap();
+            assert_eq!(log.append(entry("one"), now).unwrap(), 1);
+            assert_eq!(log.append(entry("two"), now).unwrap(), 2);
+        }
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        assert_eq!(log.append(entry("three"), now).unwrap(), 3);
+        let intact = verify(dir.path()).unwrap().unwrap();
+        assert_eq!(intact.records, 3);
+    }
+
+    #[test]
+    fn torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Duration::from_secs(1_800_000_000);
+        {
+            let mut log = AuditLog::open(dir.path()).unwrap();
+            log.append(entry("one"), now).unwrap();
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(LOG_FILE))
+            .unwrap();
+        f.write_all(b"{\"record\":{\"seq\":2").unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        assert_eq!(log.append(entry("two"), now).unwrap(), 2);
+        assert_eq!(verify(dir.path()).unwrap().unwrap().records, 2);
+    }
+}
