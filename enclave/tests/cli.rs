@@ -1,0 +1,359 @@
+//! The `hermetic-enclave` binary, run as a user would.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::Engine;
+use hermetic_attestation::{At, TrustedRoot, Verifier};
+use hermetic_enclave::nsm::{NsmError, RealNsm, NSM_DEVICE};
+
+const NOT_IN_ENCLAVE: &str =
+    "no /dev/nsm: not inside a Nitro Enclave; use --nsm simulated for local runs";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hermetic-enclave"))
+        .args(args)
+        .env_remove("XDG_STATE_HOME")
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn verifier_for(pki_dir: &Path) -> Verifier {
+    let pem = std::fs::read(pki_dir.join("root.pem")).unwrap();
+    Verifier::new(vec![TrustedRoot::from_pem(&pem).unwrap()])
+}
+
+fn no_nsm_device() -> bool {
+    if Path::new(NSM_DEVICE).exists() {
+        eprintln!("skipping: {NSM_DEVICE} exists (inside an enclave?)");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn the_real_backend_off_hardware_fails_cleanly_in_the_library() {
+    if !no_nsm_device() {
+        return;
+    }
+    let err = RealNsm::open().unwrap_err();
+    assert!(matches!(err, NsmError::NotInEnclave), "{err:?}");
+    assert_eq!(err.to_string(), NOT_IN_ENCLAVE);
+    assert_eq!(err.reason(), "nsm_unavailable");
+}
+
+#[test]
+fn the_real_backend_off_hardware_fails_cleanly_in_the_cli() {
+    if !no_nsm_device() {
+        return;
+    }
+    for args in [
+        &["attest", "--nsm", "real"][..],
+        &["attest"][..],
+        &["describe-nsm"][..],
+        &["pcr", "describe", "0", "--nsm", "real"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(
+            err,
+            format!("hermetic-enclave: {NOT_IN_ENCLAVE} [nsm_unavailable]\n"),
+            "{args:?}"
+        );
+        assert!(!err.contains("panicked"));
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn attest_writes_a_document_that_verifies_with_the_written_root_and_reuses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let pki_s = pki.to_str().unwrap();
+    let out1 = tmp.path().join("doc1.cbor");
+    let o = run(&[
+        "attest",
+        "--nsm",
+        "simulated",
+        "--pki-dir",
+        pki_s,
+        "--nonce",
+        "00ff10",
+        "--user-data",
+        "6869",
+        "--out",
+        out1.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert!(
+        stderr(&o).contains("generated a test PKI"),
+        "{}",
+        stderr(&o)
+    );
+    let root1 = std::fs::read(pki.join("root.pem")).unwrap();
+    let doc = verifier_for(&pki)
+        .verify(&std::fs::read(&out1).unwrap(), At::DocumentTimestamp)
+        .unwrap()
+        .document;
+    assert_eq!(doc.nonce, Some(vec![0x00, 0xff, 0x10]));
+    assert_eq!(doc.user_data, Some(b"hi".to_vec()));
+    assert_eq!(doc.public_key, None);
+
+    // Second run: same root, base64 to stdout, a public key from a file.
+    let key_file = tmp.path().join("pk.bin");
+    std::fs::write(&key_file, [5u8; 32]).unwrap();
+    let o = run(&[
+        "attest",
+        "--nsm",
+        "simulated",
+        "--pki-dir",
+        pki_s,
+        "--public-key",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("generated"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(pki.join("root.pem")).unwrap(), root1);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim_end())
+        .unwrap();
+    let doc = verifier_for(&pki)
+        .verify(&bytes, At::DocumentTimestamp)
+        .unwrap()
+        .document;
+    assert_eq!(doc.public_key, Some(vec![5u8; 32]));
+    assert_eq!(doc.nonce, None);
+}
+
+#[test]
+fn attest_takes_pcrs_from_eif_json_and_debug_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let json = tmp.path().join("describe.json");
+    std::fs::write(&json, common::eif_describe_json()).unwrap();
+    let out = tmp.path().join("doc.cbor");
+    let base = [
+        "attest",
+        "--nsm",
+        "simulated",
+        "--pki-dir",
+        pki.to_str().unwrap(),
+        "--pcrs-from",
+        json.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = run(&base);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = verifier_for(&pki)
+        .verify(&std::fs::read(&out).unwrap(), At::DocumentTimestamp)
+        .unwrap()
+        .document;
+    assert_eq!(hex::encode(&doc.pcrs[&0]), common::EIF_PCR0);
+    assert_eq!(hex::encode(&doc.pcrs[&2]), common::EIF_PCR2);
+    assert_eq!(hex::encode(&doc.pcrs[&8]), common::EIF_PCR8);
+
+    let mut debug = base.to_vec();
+    debug.push("--debug-mode");
+    let o = run(&debug);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = verifier_for(&pki)
+        .verify(&std::fs::read(&out).unwrap(), At::DocumentTimestamp)
+        .unwrap()
+        .document;
+    assert!(doc.is_debug_mode());
+    assert_eq!(hex::encode(&doc.pcrs[&8]), common::EIF_PCR8);
+}
+
+#[test]
+fn usage_and_io_errors_exit_2_and_nsm_refusals_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let pki_s = pki.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["attest", "--nonce", "zz"], 2, "not hex"),
+        (
+            vec!["attest", "--nsm", "real", "--debug-mode"],
+            2,
+            "[usage]",
+        ),
+        (
+            vec![
+                "attest",
+                "--nsm",
+                "simulated",
+                "--pki-dir",
+                pki_s,
+                "--pcrs-from",
+                "/nonexistent.json",
+            ],
+            2,
+            "[measurements_io]",
+        ),
+        (
+            vec![
+                "attest",
+                "--nsm",
+                "simulated",
+                "--pki-dir",
+                pki_s,
+                "--public-key",
+                "/nonexistent",
+            ],
+            2,
+            "[io_error]",
+        ),
+        (
+            vec![
+                "attest",
+                "--nsm",
+                "simulated",
+                "--pki-dir",
+                pki_s,
+                "--out",
+                "/nonexistent-dir/doc",
+            ],
+            2,
+            "[io_error]",
+        ),
+        (
+            vec![
+                "attest",
+                "--nsm",
+                "simulated",
+                "--pki-dir",
+                "/proc/hermetic-pki",
+            ],
+            2,
+            "[nsm_sim_io]",
+        ),
+        (
+            vec![
+                "pcr",
+                "extend",
+                "0",
+                "--data",
+                "00",
+                "--nsm",
+                "simulated",
+                "--pki-dir",
+                pki_s,
+            ],
+            1,
+            "[nsm_pcr_locked]",
+        ),
+        (
+            vec![
+                "pcr",
+                "lock",
+                "--range",
+                "33",
+                "--nsm",
+                "simulated",
+                "--pki-dir",
+                pki_s,
+            ],
+            1,
+            "[nsm_invalid_index]",
+        ),
+    ];
+    let long_nonce = "00".repeat(513);
+    let mut cases = cases;
+    cases.push((
+        vec![
+            "attest",
+            "--nsm",
+            "simulated",
+            "--pki-dir",
+            pki_s,
+            "--nonce",
+            &long_nonce,
+        ],
+        1,
+        "[nsm_input_too_large]",
+    ));
+    for (args, code, needle) in cases {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
+#[test]
+fn describe_nsm_and_pcr_subcommands_print_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let pki_s = pki.to_str().unwrap();
+    let o = run(&["describe-nsm", "--nsm", "simulated", "--pki-dir", pki_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["max_pcrs"], 32);
+    assert_eq!(v["digest"], "SHA384");
+    assert_eq!(v["locked_pcrs"].as_array().unwrap().len(), 16);
+
+    let o = run(&[
+        "pcr",
+        "extend",
+        "16",
+        "--data",
+        "616263",
+        "--nsm",
+        "simulated",
+        "--pki-dir",
+        pki_s,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA384);
+    ctx.update(&[0u8; 48]);
+    ctx.update(b"abc");
+    assert_eq!(v["data"], hex::encode(ctx.finish()));
+    assert_eq!(v["locked"], false);
+
+    let o = run(&[
+        "pcr",
+        "lock",
+        "20",
+        "--nsm",
+        "simulated",
+        "--pki-dir",
+        pki_s,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["locked_pcrs"].as_array().unwrap().len(), 17);
+
+    let o = run(&[
+        "pcr",
+        "describe",
+        "0",
+        "--nsm",
+        "simulated",
+        "--pki-dir",
+        pki_s,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["locked"], true);
+    assert_eq!(v["data"].as_str().unwrap().len(), 96);
+}
+
+#[test]
+fn help_documents_the_default_pki_dir_and_exit_codes() {
+    let o = run(&["attest", "--help"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("XDG_STATE_HOME/hermetic/sim-pki"), "{text}");
+    assert!(text.contains("./.hermetic-sim-pki"), "{text}");
+    let o = run(&["--help"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("Exit codes"), "{text}");
+}
