@@ -71,7 +71,7 @@ impl PcrDigest {
     }
 
     /// Bytes in one PCR.
-    pub fn len(self) -> usize {
+    pub fn pcr_len(self) -> usize {
         match self {
             PcrDigest::Sha256 => 32,
             PcrDigest::Sha384 => 48,
