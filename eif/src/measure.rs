@@ -351,6 +351,7 @@ pub fn stream_measure<R: Read>(
         });
 
         let mut result: Result<()> = Ok(());
+        let mut worker_gone = false;
         let mut free: Vec<Vec<u8>> = Vec::new();
         let mut in_flight: std::collections::VecDeque<(u64, Arc<Job>)> = Default::default();
         let (mut done0, mut done12) = (0u64, 0u64);
@@ -380,7 +381,7 @@ pub fn stream_measure<R: Read>(
                 if in_flight.len() < POOL {
                     break;
                 }
-                match done_rx.recv() {
+                match done_rx.recv_timeout(std::time::Duration::from_millis(200)) {
                     Ok((w, s)) => {
                         if w == 0 {
                             done0 = s
@@ -388,8 +389,18 @@ pub fn stream_measure<R: Read>(
                             done12 = s
                         }
                     }
-                    Err(_) => break,
+                    // A worker that died (it cannot, short of a bug) must
+                    // not leave us waiting for it: stop and report on join.
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                        if !(w0.is_finished() || w12.is_finished()) => {}
+                    Err(_) => {
+                        worker_gone = true;
+                        break;
+                    }
                 }
+            }
+            if worker_gone {
+                break;
             }
             let mut buf = free.pop().unwrap_or_else(|| vec![0u8; CHUNK]);
             let n = CHUNK.min(remaining as usize);
@@ -406,6 +417,7 @@ pub fn stream_measure<R: Read>(
             sent += 1;
             in_flight.push_back((sent, job.clone()));
             if tx0.send(job.clone()).is_err() || tx12.send(job).is_err() {
+                worker_gone = true;
                 break;
             }
             off += n as u64;
@@ -418,10 +430,10 @@ pub fn stream_measure<R: Read>(
         let pcrs12 = w12.join();
         result?;
         match (pcr0, pcrs12) {
-            (Ok(a), Ok(b)) => Ok(combine(a, b)),
+            (Ok(a), Ok(b)) if !worker_gone => Ok(combine(a, b)),
             _ => Err(crate::error::EifError::io(
                 "<hashing thread>",
-                std::io::Error::other("hashing thread panicked"),
+                std::io::Error::other("a hashing thread stopped early"),
             )),
         }
     })
