@@ -52,10 +52,12 @@ pub enum CommandError {
 
 impl CommandError {
     /// 1: the NSM refused or is unavailable (including "not inside a Nitro
-    /// Enclave"); 2: bad usage, unreadable input, unwritable output.
+    /// Enclave"); 2: bad usage, unreadable input (including a damaged
+    /// simulator PKI), unwritable output.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CommandError::Nsm(NsmError::SimulatorIo { .. }) => 2,
+            // The simulator's PKI files are local files: an I/O problem.
+            CommandError::Nsm(NsmError::SimulatorIo { .. } | NsmError::SimulatorPki { .. }) => 2,
             CommandError::Nsm(_) => 1,
             CommandError::Measurements(_) | CommandError::Io { .. } | CommandError::Usage(_) => 2,
         }

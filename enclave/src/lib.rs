@@ -8,14 +8,14 @@
 //!   attestation document.
 //! - [`workload`]: hands opened secrets to the workload process (environment
 //!   or files on a memory-backed directory) and supervises it.
-//! - [`attest`]: the `attest` command's work, so `main.rs` only parses and
+//! - [`commands`]: the work behind the CLI commands, so `main.rs` only parses and
 //!   prints.
 //!
 //! Nothing here reads the clock directly: time comes from a [`Clock`].
 
 mod atomic_write;
-pub mod attest;
 mod clock;
+pub mod commands;
 pub mod keys;
 pub mod nsm;
 pub mod workload;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hermetic_enclave::attest::{
+use hermetic_enclave::commands::{
     self, AttestOptions, Backend, CommandError, NsmSelection, OpenedNsm,
 };
 use hermetic_enclave::nsm::{Nsm, PkiOrigin};
@@ -135,7 +135,7 @@ fn open(args: NsmArgs) -> Result<OpenedNsm, CommandError> {
         pcrs_from: args.pcrs_from,
         debug_mode: args.debug_mode,
     };
-    let opened = attest::open_nsm(&selection, Arc::new(SystemClock))?;
+    let opened = commands::open_nsm(&selection, Arc::new(SystemClock))?;
     if let Some((root, origin)) = &opened.pki {
         match origin {
             PkiOrigin::Loaded => {}
@@ -175,9 +175,9 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 user_data: args.user_data.map(|h| h.0),
                 public_key_file: args.public_key,
             };
-            let document = attest::attest(opened.nsm.as_ref(), &options)?;
+            let document = commands::attest(opened.nsm.as_ref(), &options)?;
             match args.out {
-                Some(path) => attest::write_document(&path, &document),
+                Some(path) => commands::write_document(&path, &document),
                 None => {
                     let b64 = base64::engine::general_purpose::STANDARD.encode(&document);
                     writeln!(std::io::stdout().lock(), "{b64}").map_err(|source| CommandError::Io {

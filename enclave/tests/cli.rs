@@ -179,7 +179,7 @@ fn usage_and_io_errors_exit_2_and_nsm_refusals_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("pki");
     let pki_s = pki.to_str().unwrap();
-    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+    let mut cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["attest", "--nonce", "zz"], 2, "not hex"),
         (
             vec!["attest", "--nsm", "real", "--debug-mode"],
@@ -266,8 +266,16 @@ fn usage_and_io_errors_exit_2_and_nsm_refusals_exit_1() {
             "[nsm_invalid_index]",
         ),
     ];
+    let damaged = tmp.path().join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    std::fs::write(damaged.join("pki.pem"), "garbage").unwrap();
+    let damaged_s = damaged.to_str().unwrap();
+    cases.push((
+        vec!["attest", "--nsm", "simulated", "--pki-dir", damaged_s],
+        2,
+        "[nsm_sim_pki_invalid]",
+    ));
     let long_nonce = "00".repeat(513);
-    let mut cases = cases;
     cases.push((
         vec![
             "attest",

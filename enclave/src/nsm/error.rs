@@ -35,7 +35,7 @@ pub enum NsmError {
     UnexpectedResponse { request: &'static str },
 
     // Only the simulated backend fails these ways.
-    #[error("simulated NSM: {detail}: {path}")]
+    #[error("simulated NSM: {detail} {path}: {source}")]
     SimulatorIo {
         path: PathBuf,
         detail: String,
