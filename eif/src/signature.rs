@@ -465,3 +465,112 @@ impl Signer {
         ])])))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        // A P-384 key made by ring, wrapped in a throwaway self-signed cert.
+        let rng = SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&rsig::ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
+        let kp = rcgen::KeyPair::try_from(pkcs8.as_ref()).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["t".into()])
+            .unwrap()
+            .self_signed(&kp)
+            .unwrap();
+        Signer::from_pem(kp.serialize_pem().as_bytes(), cert.pem().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn der_lengths() {
+        let mut v = Vec::new();
+        der_len(0x7f, &mut v);
+        der_len(0x80, &mut v);
+        der_len(0x1234, &mut v);
+        assert_eq!(v, [0x7f, 0x81, 0x80, 0x82, 0x12, 0x34]);
+    }
+
+    #[test]
+    fn pcr_info_payload_shape() {
+        let p = pcr_info_payload(0, &[1, 200]);
+        // map(2) "register_index" 0 "register_value" [1, 200]
+        let mut want = vec![0xa2, 0x6e];
+        want.extend_from_slice(b"register_index");
+        want.push(0x00);
+        want.push(0x6e);
+        want.extend_from_slice(b"register_value");
+        want.extend_from_slice(&[0x82, 0x01, 0x18, 0xc8]);
+        assert_eq!(p, want);
+    }
+
+    #[test]
+    fn section_roundtrip_and_verification() {
+        let s = signer();
+        let pcr0 = [7u8; 48];
+        let sec = s.signature_section(&pcr0).unwrap();
+        let parsed = parse_signature_section(&sec).unwrap();
+        assert_eq!(parsed.entries, 1);
+        assert_eq!(parsed.pcr8, s.pcr8());
+        assert_eq!(parsed.certificate_der, s.certificate_der());
+        assert_eq!(parsed.cose.alg, COSE_ALG_ES384);
+        verify_pcr0(&parsed, &pcr0).unwrap();
+        let err = verify_pcr0(&parsed, &[8u8; 48]).unwrap_err();
+        assert!(
+            matches!(err, EifError::SignatureInvalid(ref m) if m.contains("PCR0 = 0707")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cose_tag_and_alg_handling() {
+        let s = signer();
+        let cose = s.cose_sign1(b"payload").unwrap();
+        let mut tagged = vec![0xd2]; // tag 18
+        tagged.extend_from_slice(&cose);
+        assert_eq!(decode_cose_sign1(&tagged).unwrap().payload, b"payload");
+        let mut wrong_tag = vec![0xd1]; // tag 17 (COSE_Mac0)
+        wrong_tag.extend_from_slice(&cose);
+        assert!(matches!(
+            decode_cose_sign1(&wrong_tag),
+            Err(EifError::MalformedSignature(_))
+        ));
+        // ES256 in the protected header is refused even if everything else is right.
+        let mut parsed = parse_signature_section(&s.signature_section(&[0; 48]).unwrap()).unwrap();
+        parsed.cose.alg = -7;
+        assert!(matches!(
+            verify_pcr0(&parsed, &[0; 48]),
+            Err(EifError::SignatureInvalid(_))
+        ));
+        // Not an array / wrong arity.
+        assert!(matches!(
+            decode_cose_sign1(&[0xa0]),
+            Err(EifError::MalformedSignature(_))
+        ));
+        assert!(matches!(
+            decode_cose_sign1(&[0x83, 0x40, 0xa0, 0x40]),
+            Err(EifError::MalformedSignature(_))
+        ));
+        // Trailing bytes after the CBOR item.
+        let mut trailing = cose.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode_cose_sign1(&trailing),
+            Err(EifError::MalformedSignature(_))
+        ));
+    }
+
+    #[test]
+    fn pem_errors() {
+        assert!(matches!(
+            pcr8_of_pem(b"nothing here"),
+            Err(EifError::BadKeyOrCertificate(_))
+        ));
+        let key_only = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert!(matches!(
+            pcr8_of_pem(key_only.as_bytes()),
+            Err(EifError::BadKeyOrCertificate(_))
+        ));
+    }
+}
