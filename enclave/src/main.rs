@@ -93,12 +93,14 @@ struct AttestArgs {
 enum PcrCommand {
     /// Print a PCR's lock state and value as JSON.
     Describe {
+        /// PCR index (0..31).
         index: u16,
         #[command(flatten)]
         nsm: NsmArgs,
     },
     /// Extend a PCR with data: new = SHA-384(old || data). Prints the new value.
     Extend {
+        /// PCR index (0..31; 0..15 are locked from boot).
         index: u16,
         /// The data, as hex.
         #[arg(long, value_name = "HEX", value_parser = parse_hex)]
@@ -108,8 +110,10 @@ enum PcrCommand {
     },
     /// Lock one PCR, or with --range N the PCRs 0..N.
     Lock {
+        /// PCR index (16..31; 0..15 are locked from boot).
         #[arg(required_unless_present = "range")]
         index: Option<u16>,
+        /// Lock PCRs 0..N instead (N at most 32).
         #[arg(long, value_name = "N", conflicts_with = "index")]
         range: Option<u16>,
         #[command(flatten)]
