@@ -6,8 +6,10 @@
 
 pub mod audit;
 pub mod challenge;
+pub mod client;
 pub mod clock;
 pub mod log;
 pub mod policy;
 pub mod release;
+pub mod service;
 pub mod store;

@@ -1,5 +1,8 @@
 //! The `hermetic-verifier` command: parses arguments, calls the library,
-//! prints. Exit codes: 0 valid, 1 invalid (reason printed), 2 usage or I/O.
+//! prints. Exit codes: 0 valid / success, 1 invalid or refused (reason
+//! printed), 2 usage or I/O.
+
+mod commands;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -34,6 +37,29 @@ enum Command {
     ///
     /// Exit status: 0 valid, 1 invalid (the reason is printed), 2 usage or I/O error.
     Audit(AuditArgs),
+    /// Run the secret-release service.
+    ///
+    /// Starts with no other setup: the data directory is created if needed
+    /// and holds the store (hermetic.redb, secrets encrypted at rest), the
+    /// audit log (audit.jsonl, audit.head), the generated master key
+    /// (master.key, unless one is given) and the first admin token
+    /// (admin.token, mode 0600; only its SHA-256 is stored).
+    ///
+    /// Public API: POST /v1/challenge, POST /v1/release, GET /healthz,
+    /// GET /metrics. Admin API (bearer token, --admin-listen):
+    /// /admin/v1/secrets[/NAME[/rotate]], /admin/v1/policies[/NAME].
+    /// Stops on SIGINT or SIGTERM.
+    Serve(commands::ServeArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Log(commands::LogCommand),
+    /// Manage secrets through a running service's admin API (values are
+    /// write-only: they can be put, never read back).
+    #[command(subcommand)]
+    Secret(commands::SecretCommand),
+    /// Manage release policies through a running service's admin API.
+    #[command(subcommand)]
+    Policy(commands::PolicyCommand),
 }
 
 #[derive(clap::Args)]
@@ -114,6 +140,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => run_audit(args),
+        Command::Serve(args) => commands::serve(args),
+        Command::Log(cmd) => commands::log(cmd),
+        Command::Secret(cmd) => commands::secret(cmd),
+        Command::Policy(cmd) => commands::policy(cmd),
     }
 }
 

@@ -105,4 +105,6 @@ pub fn check_age(doc: &Document, now_ms: u64, max_age: Duration) -> Result<(), P
 
 mod file;
 
-pub use file::{PolicyFile, PolicyFileError, SecretPolicy, DEFAULT_MAX_AGE, POLICY_PCRS};
+pub use file::{
+    check_secret_name, PolicyFile, PolicyFileError, SecretPolicy, DEFAULT_MAX_AGE, POLICY_PCRS,
+};

@@ -1,0 +1,244 @@
+//! A small HTTP client for the admin API (used by the `secret` and `policy`
+//! subcommands, the tests and the load benchmark). Plain HTTP only: the
+//! admin listener is meant for loopback.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+use hermetic_envelope::wire::Refusal;
+
+use crate::service::{Deleted, PolicyList, SecretList, Written};
+use crate::store::SecretInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("refused ({status}): {} — {}", refusal.reason, refusal.message)]
+    Refused { status: u16, refusal: Refusal },
+    #[error("unexpected answer ({status}): {body}")]
+    Unexpected { status: u16, body: String },
+}
+
+/// A keep-alive HTTP/1.1 client for `http://` URLs.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new(Duration::from_secs(30))
+    }
+}
+
+impl HttpClient {
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
+    /// Sends one request and returns the status and the whole body.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let transport = |message: String| ClientError::Transport {
+            url: url.to_owned(),
+            message,
+        };
+        if !url.starts_with("http://") {
+            return Err(transport("only http:// URLs are supported".into()));
+        }
+        let mut builder = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| transport(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|e| transport(format!("{e:?}")))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| transport(e.to_string()))?
+                .to_bytes();
+            Ok((status, body.to_vec()))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| transport("timed out".into()))?
+    }
+}
+
+/// Turns a non-2xx answer into [`ClientError::Refused`] and parses a 2xx one.
+pub fn parse_answer<T: DeserializeOwned>(
+    status: StatusCode,
+    body: &[u8],
+) -> Result<T, ClientError> {
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<Refusal>(body) {
+            Ok(refusal) => ClientError::Refused {
+                status: status.as_u16(),
+                refusal,
+            },
+            Err(_) => ClientError::Unexpected {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(body).into_owned(),
+            },
+        });
+    }
+    serde_json::from_slice(body).map_err(|_| ClientError::Unexpected {
+        status: status.as_u16(),
+        body: String::from_utf8_lossy(body).into_owned(),
+    })
+}
+
+/// The admin API, authenticated with a bearer token.
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    base: String,
+    authorization: String,
+    http: HttpClient,
+}
+
+impl AdminClient {
+    /// `base` is like `http://127.0.0.1:8444`.
+    pub fn new(base: &str, token: &str) -> Self {
+        AdminClient {
+            base: base.trim_end_matches('/').to_owned(),
+            authorization: format!("Bearer {}", token.trim()),
+            http: HttpClient::default(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.http
+            .send(
+                method,
+                &url,
+                &[
+                    ("authorization", &self.authorization),
+                    ("content-type", content_type),
+                ],
+                body,
+            )
+            .await
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let (status, body) = self.call(method, path, content_type, body).await?;
+        parse_answer(status, &body)
+    }
+
+    pub async fn put_secret(&self, name: &str, value: &[u8]) -> Result<Written, ClientError> {
+        let path = format!("/admin/v1/secrets/{name}");
+        self.json(
+            Method::PUT,
+            &path,
+            "application/octet-stream",
+            value.to_vec(),
+        )
+        .await
+    }
+
+    pub async fn rotate_secret(&self, name: &str, value: &[u8]) -> Result<Written, ClientError> {
+        let path = format!("/admin/v1/secrets/{name}/rotate");
+        self.json(
+            Method::POST,
+            &path,
+            "application/octet-stream",
+            value.to_vec(),
+        )
+        .await
+    }
+
+    pub async fn delete_secret(&self, name: &str) -> Result<Deleted, ClientError> {
+        let path = format!("/admin/v1/secrets/{name}");
+        self.json(Method::DELETE, &path, "application/json", Vec::new())
+            .await
+    }
+
+    pub async fn list_secrets(&self) -> Result<Vec<SecretInfo>, ClientError> {
+        let list: SecretList = self
+            .json(
+                Method::GET,
+                "/admin/v1/secrets",
+                "application/json",
+                Vec::new(),
+            )
+            .await?;
+        Ok(list.secrets)
+    }
+
+    pub async fn put_policy(&self, name: &str, toml: &str) -> Result<(), ClientError> {
+        let path = format!("/admin/v1/policies/{name}");
+        let _: serde_json::Value = self
+            .json(
+                Method::PUT,
+                &path,
+                "application/toml",
+                toml.as_bytes().to_vec(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_policy(&self, name: &str) -> Result<String, ClientError> {
+        let path = format!("/admin/v1/policies/{name}");
+        let (status, body) = self
+            .call(Method::GET, &path, "application/json", Vec::new())
+            .await?;
+        if !status.is_success() {
+            return parse_answer::<serde_json::Value>(status, &body).map(|_| String::new());
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    pub async fn list_policies(&self) -> Result<Vec<String>, ClientError> {
+        let list: PolicyList = self
+            .json(
+                Method::GET,
+                "/admin/v1/policies",
+                "application/json",
+                Vec::new(),
+            )
+            .await?;
+        Ok(list.policies)
+    }
+}

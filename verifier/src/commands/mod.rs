@@ -1,0 +1,361 @@
+//! The `serve`, `log`, `secret` and `policy` subcommands: arguments, and
+//! the calls into the library. (`audit` lives in main.rs.)
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hermetic_verifier::client::AdminClient;
+use hermetic_verifier::clock::SystemClock;
+use hermetic_verifier::policy::PolicyFile;
+use hermetic_verifier::service::{self, ServeConfig};
+use hermetic_verifier::store::MASTER_KEY_ENV;
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("hermetic-verifier: {msg}");
+    ExitCode::from(code)
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address of the public (enclave-facing) API.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// Address of the admin API (plain HTTP; keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:8444", value_name = "ADDR:PORT")]
+    admin_listen: SocketAddr,
+    /// Directory for the store, audit log, generated master key and first
+    /// admin token; created (mode 0700) if missing.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// A policy file ([secrets.NAME] sections, the format `hermetic-eif
+    /// policy` writes). Its policies are loaded into the store at start,
+    /// replacing stored ones of the same name; without it, policies are put
+    /// through the admin API.
+    #[arg(long = "config", value_name = "FILE")]
+    policy_file: Option<PathBuf>,
+    /// Trust this root certificate (PEM) INSTEAD of the pinned AWS Nitro
+    /// root: only for simulated enclaves (tests, demos). Repeatable.
+    #[arg(long = "trust-root", value_name = "PEM")]
+    trust_roots: Vec<PathBuf>,
+    /// File holding the 32-byte master key as 64 hex characters. Without it,
+    /// the key is read from HERMETIC_MASTER_KEY, or DIR/master.key is used
+    /// (generated, mode 0600, with a warning, on first start).
+    #[arg(long, value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Serve the public API over HTTPS with this certificate chain (PEM);
+    /// needs --tls-key. Plain HTTP otherwise.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM, PKCS#8, SEC1 or PKCS#1) for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// How long a challenge nonce stays acceptable.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    challenge_ttl: Duration,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    body_limit: usize,
+    /// Longest a request may take before it is answered with `timeout`.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// Requests per second allowed per client IP address (token bucket
+    /// refill rate); 0 disables the limit.
+    #[arg(long, default_value_t = 50.0, value_name = "N")]
+    rate_limit: f64,
+    /// Burst size of the per-address token bucket.
+    #[arg(long, default_value_t = 100.0, value_name = "N")]
+    rate_burst: f64,
+    /// Most connections served at once per listener.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_connections: usize,
+}
+
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let config = ServeConfig {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        data_dir: args.data_dir,
+        policy_file: args.policy_file,
+        trust_roots: args.trust_roots,
+        master_key_file: args.master_key_file,
+        master_key_env: std::env::var(MASTER_KEY_ENV).ok(),
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        challenge_ttl: args.challenge_ttl,
+        body_limit: args.body_limit,
+        request_timeout: args.request_timeout,
+        rate_limit_per_sec: args.rate_limit,
+        rate_limit_burst: args.rate_burst,
+        max_connections: args.max_connections,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let running = match service::start(config, Arc::new(SystemClock)).await {
+            Ok(r) => r,
+            Err(e) => return fail(2, e),
+        };
+        wait_for_signal().await;
+        eprintln!("hermetic-verifier: level=info event=stopping");
+        running.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Check the audit log's hash chain. Exit status: 0 intact, 1 broken
+    /// (the first break is named), 2 unreadable.
+    Verify {
+        /// The service's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+pub fn log(cmd: LogCommand) -> ExitCode {
+    match cmd {
+        LogCommand::Verify { data_dir } => match hermetic_verifier::log::verify(&data_dir) {
+            Ok(Ok(intact)) => {
+                println!(
+                    "audit log intact: {} records, last hash {}",
+                    intact.records, intact.last_hash
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(Err(brk)) => {
+                println!("audit log BROKEN at {brk}");
+                ExitCode::from(1)
+            }
+            Err(e) => fail(2, e),
+        },
+    }
+}
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// Base URL of the admin API.
+    #[arg(
+        long,
+        env = "HERMETIC_ADMIN_URL",
+        default_value = "http://127.0.0.1:8444"
+    )]
+    admin_url: String,
+    /// File holding an admin bearer token (e.g. DATA_DIR/admin.token).
+    #[arg(long, env = "HERMETIC_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    token_file: PathBuf,
+}
+
+impl AdminArgs {
+    fn client(&self) -> Result<AdminClient, String> {
+        let token = std::fs::read_to_string(&self.token_file)
+            .map_err(|e| format!("--token-file {}: {e}", self.token_file.display()))?;
+        Ok(AdminClient::new(&self.admin_url, token.trim()))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret (a new version if it exists) from a file, - for stdin.
+    Put {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        value_file: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Store a new version of an existing secret.
+    Rotate {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        value_file: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Delete every version of a secret.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List secret names and versions (never values).
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Put the policy of NAME from a policy file; without NAME, put every
+    /// [secrets.NAME] in the file.
+    Put {
+        name: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Print the policy of NAME (TOML).
+    Get {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List the names that have a policy.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+fn read_value(path: &PathBuf) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let result = if path.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf))
+    };
+    result.map_err(|e| format!("--value-file {}: {e}", path.display()))?;
+    Ok(buf)
+}
+
+fn run_client<F: std::future::Future<Output = Result<(), String>>>(f: F) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, e),
+    }
+}
+
+pub fn secret(cmd: SecretCommand) -> ExitCode {
+    run_client(async move {
+        match cmd {
+            SecretCommand::Put {
+                name,
+                value_file,
+                admin,
+            } => {
+                let value = read_value(&value_file)?;
+                let w = admin
+                    .client()?
+                    .put_secret(&name, &value)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{} version {}", w.name, w.version);
+            }
+            SecretCommand::Rotate {
+                name,
+                value_file,
+                admin,
+            } => {
+                let value = read_value(&value_file)?;
+                let w = admin
+                    .client()?
+                    .rotate_secret(&name, &value)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{} version {}", w.name, w.version);
+            }
+            SecretCommand::Delete { name, admin } => {
+                let d = admin
+                    .client()?
+                    .delete_secret(&name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{} deleted (versions {:?})", d.name, d.deleted_versions);
+            }
+            SecretCommand::List { admin } => {
+                let list = admin
+                    .client()?
+                    .list_secrets()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for s in list {
+                    let policy = if s.has_policy { "policy" } else { "NO POLICY" };
+                    println!(
+                        "{}\tlatest {}\tversions {:?}\t{policy}",
+                        s.name, s.latest_version, s.versions
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn policy(cmd: PolicyCommand) -> ExitCode {
+    run_client(async move {
+        match cmd {
+            PolicyCommand::Put { name, file, admin } => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("--file {}: {e}", file.display()))?;
+                let parsed =
+                    PolicyFile::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+                let names: Vec<String> = match name {
+                    Some(n) => vec![n],
+                    None => parsed.secrets.keys().cloned().collect(),
+                };
+                let client = admin.client()?;
+                for n in names {
+                    client
+                        .put_policy(&n, &text)
+                        .await
+                        .map_err(|e| format!("{n}: {e}"))?;
+                    println!("policy {n} stored");
+                }
+            }
+            PolicyCommand::Get { name, admin } => {
+                let text = admin
+                    .client()?
+                    .get_policy(&name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                print!("{text}");
+            }
+            PolicyCommand::List { admin } => {
+                for n in admin
+                    .client()?
+                    .list_policies()
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    println!("{n}");
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,304 @@
+//! `hermetic-verifier serve`: the secret-release service.
+//!
+//! [`start`] opens (or creates) everything in the data directory — the
+//! store, the master key, the audit log, the first admin token — binds the
+//! public and admin listeners and returns their addresses. The HTTP layer is
+//! thin: the release decision is [`crate::release::decide`].
+
+mod admin;
+mod api;
+mod listener;
+mod metrics;
+mod rate_limit;
+mod refusal;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hermetic_attestation::{TrustedRoot, Verifier};
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use admin::{token_hash, Deleted, PolicyList, SecretList, Written, ADMIN_ROUTES};
+pub use api::{Limits, PUBLIC_ROUTES};
+pub use metrics::Metrics;
+pub use rate_limit::RateLimiter;
+pub use refusal::ApiRefusal;
+pub use state::AppState;
+
+use crate::challenge::{NonceBook, DEFAULT_CAPACITY};
+use crate::clock::Clock;
+use crate::log::{AuditLog, Entry, SecretRef, Who};
+use crate::policy::PolicyFile;
+use crate::store::{write_private, KeySource, MasterKey, Store};
+
+/// File name of the first admin token inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Everything `serve` needs; `main.rs` fills it from the command line.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// A policy file loaded into the store at start.
+    pub policy_file: Option<PathBuf>,
+    /// PEM roots to trust instead of the pinned AWS Nitro root (tests, demos).
+    pub trust_roots: Vec<PathBuf>,
+    pub master_key_file: Option<PathBuf>,
+    /// The value of `HERMETIC_MASTER_KEY`, if set.
+    pub master_key_env: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub challenge_ttl: Duration,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: f64,
+    pub max_connections: usize,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but the data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            data_dir: data_dir.into(),
+            policy_file: None,
+            trust_roots: Vec::new(),
+            master_key_file: None,
+            master_key_env: None,
+            tls_cert: None,
+            tls_key: None,
+            challenge_ttl: crate::challenge::DEFAULT_TTL,
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            rate_limit_per_sec: 50.0,
+            rate_limit_burst: 100.0,
+            max_connections: 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Log(#[from] crate::log::LogError),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+/// A running service. Dropping it does not stop it; call [`Running::stop`].
+pub struct Running {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops both listeners and every open connection.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Runs until both listeners end (they do not, unless aborted).
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn setup(msg: impl Into<String>) -> ServeError {
+    ServeError::Setup(msg.into())
+}
+
+fn load_verifier(roots: &[PathBuf]) -> Result<Verifier, ServeError> {
+    if roots.is_empty() {
+        return Verifier::aws().map_err(|e| setup(format!("pinned AWS root: {e}")));
+    }
+    let mut trusted = Vec::new();
+    for path in roots {
+        let pem = std::fs::read(path)
+            .map_err(|e| setup(format!("--trust-root {}: {e}", path.display())))?;
+        trusted.push(
+            TrustedRoot::from_pem(&pem)
+                .map_err(|e| setup(format!("--trust-root {}: {e}", path.display())))?,
+        );
+    }
+    Ok(Verifier::new(trusted))
+}
+
+/// Creates the first admin token when the store has none. The token goes to
+/// `DIR/admin.token` (0600); only its hash is stored and only the path is logged.
+fn bootstrap_admin_token(
+    store: &Store,
+    data_dir: &Path,
+    rng: &dyn SecureRandom,
+) -> Result<Option<PathBuf>, ServeError> {
+    if store.token_count()? > 0 {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 32];
+    rng.fill(&mut bytes)
+        .map_err(|_| setup("the random number generator failed"))?;
+    let token = hex::encode(bytes);
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if path.exists() {
+        // A token file the store does not know: refuse rather than guess.
+        return Err(setup(format!(
+            "{} exists but the store has no admin token; move it away to generate a new one",
+            path.display()
+        )));
+    }
+    write_private(&path, token.as_bytes())?;
+    store.add_token_hash(&token_hash(&token), "bootstrap")?;
+    Ok(Some(path))
+}
+
+/// Opens the data directory and binds both listeners.
+pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running, ServeError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| setup(format!("--data-dir {}: {e}", config.data_dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let rng = SystemRandom::new();
+    let verifier = load_verifier(&config.trust_roots)?;
+    let (key, source) = MasterKey::load(
+        &config.data_dir,
+        config.master_key_file.as_deref(),
+        config.master_key_env.as_deref(),
+        &rng,
+    )?;
+    match &source {
+        KeySource::Generated(path) => eprintln!(
+            "hermetic-verifier: level=warn event=master_key_generated path={} note=\"anyone who can read the data directory can decrypt the store; prefer --master-key-file or HERMETIC_MASTER_KEY kept elsewhere\"",
+            path.display()
+        ),
+        KeySource::File(path) | KeySource::DataDir(path) => eprintln!(
+            "hermetic-verifier: level=info event=master_key_loaded path={}",
+            path.display()
+        ),
+        KeySource::Env => {
+            eprintln!("hermetic-verifier: level=info event=master_key_loaded source=env")
+        }
+    }
+    let store = Store::open(&config.data_dir, &key)?;
+    drop(key);
+    let mut log = AuditLog::open(&config.data_dir)?;
+    if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
+        eprintln!(
+            "hermetic-verifier: level=info event=admin_token_created path={}",
+            path.display()
+        );
+    }
+    if let Some(path) = &config.policy_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| setup(format!("--config {}: {e}", path.display())))?;
+        let file = PolicyFile::parse(&text)
+            .map_err(|e| setup(format!("--config {}: {e}", path.display())))?;
+        for (name, policy) in &file.secrets {
+            if store.policy(name)?.as_ref() != Some(policy) {
+                store.put_policy(name, policy)?;
+                log.append(
+                    Entry {
+                        action: "policy_put".into(),
+                        verdict: "done".into(),
+                        reason: None,
+                        secrets: vec![SecretRef {
+                            name: name.clone(),
+                            version: None,
+                        }],
+                        who: Who {
+                            admin: Some(format!("config:{}", path.display())),
+                            ..Who::default()
+                        },
+                    },
+                    clock.now(),
+                )?;
+            }
+        }
+        eprintln!(
+            "hermetic-verifier: level=info event=policy_file_loaded path={} secrets={}",
+            path.display(),
+            file.secrets.len()
+        );
+    }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key).map_err(setup)?),
+        (None, None) => None,
+        _ => return Err(setup("--tls-cert and --tls-key go together")),
+    };
+
+    let state = Arc::new(AppState {
+        store,
+        log: Mutex::new(log),
+        nonces: NonceBook::new(config.challenge_ttl, DEFAULT_CAPACITY),
+        verifier,
+        clock,
+        rng,
+        metrics: Metrics::default(),
+        limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+    });
+    let limits = Limits {
+        body_bytes: config.body_limit,
+        request_timeout: config.request_timeout,
+    };
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|error| ServeError::Bind { addr, error })
+    };
+    let public = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let public_addr = public.local_addr().map_err(|e| setup(e.to_string()))?;
+    let admin_addr = admin.local_addr().map_err(|e| setup(e.to_string()))?;
+    if !admin_addr.ip().is_loopback() {
+        eprintln!("hermetic-verifier: level=warn event=admin_not_loopback addr={admin_addr} note=\"the admin API is plain HTTP; bearer tokens cross the network in the clear\"");
+    }
+    let tasks = vec![
+        tokio::spawn(listener::serve(
+            public,
+            api::router(state.clone(), limits),
+            tls.clone(),
+            config.max_connections,
+        )),
+        tokio::spawn(listener::serve(
+            admin,
+            admin::router(state.clone(), limits),
+            None,
+            config.max_connections,
+        )),
+    ];
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!(
+        "hermetic-verifier: level=info event=listening public={scheme}://{public_addr} admin=http://{admin_addr}"
+    );
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        state,
+        tasks,
+    })
+}

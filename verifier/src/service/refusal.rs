@@ -1,0 +1,66 @@
+//! Every non-2xx answer: an HTTP status and a [`Refusal`] body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hermetic_envelope::wire::Refusal;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRefusal {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl ApiRefusal {
+    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiRefusal {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason, message)
+    }
+
+    pub fn forbidden(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, reason, message)
+    }
+
+    pub fn internal(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, reason, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    }
+}
+
+impl IntoResponse for ApiRefusal {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, Json(Refusal::new(self.reason, self.message))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Maps a body-reading failure (too large, or the client went away).
+pub fn body_refusal(rejection: axum::extract::rejection::BytesRejection) -> ApiRefusal {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiRefusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            "the request body is over the size limit",
+        )
+    } else {
+        ApiRefusal::bad_request("bad_request", "the request body could not be read")
+    }
+}
