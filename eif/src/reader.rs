@@ -23,8 +23,19 @@ use crate::format::*;
 use crate::measure::{stream_measure, Measurements, Region, Role};
 use crate::signature::{parse_signature_section, verify_pcr0, SignatureSection};
 
-/// Largest cmdline / metadata / signature section kept in memory.
-pub const MAX_IN_MEMORY_SECTION: u64 = 16 << 20;
+/// Largest section of each kind that is kept in memory and decoded. Real
+/// values are far smaller (a command line is a few hundred bytes, the
+/// signature section a few KiB, the metadata JSON tens of KiB); the limits
+/// bound what a hostile file can make the decoders allocate (a CBOR array of
+/// small integers or a JSON document expands several times when decoded).
+pub fn max_in_memory(kind: SectionType) -> Option<u64> {
+    match kind {
+        SectionType::Cmdline => Some(1 << 20),
+        SectionType::Signature => Some(1 << 20),
+        SectionType::Metadata => Some(4 << 20),
+        SectionType::Kernel | SectionType::Ramdisk => None,
+    }
+}
 
 /// What a read insists on.
 #[derive(Clone, Copy, Debug)]
@@ -250,17 +261,15 @@ pub fn read_eif_from<R: Read + Seek>(
                 index: s.index,
             });
         }
-        if matches!(
-            s.kind,
-            SectionType::Cmdline | SectionType::Signature | SectionType::Metadata
-        ) && s.size > MAX_IN_MEMORY_SECTION
-        {
-            return Err(EifError::SectionTooLarge {
-                index: s.index,
-                kind: s.kind,
-                size: s.size,
-                max: MAX_IN_MEMORY_SECTION,
-            });
+        if let Some(max) = max_in_memory(s.kind) {
+            if s.size > max {
+                return Err(EifError::SectionTooLarge {
+                    index: s.index,
+                    kind: s.kind,
+                    size: s.size,
+                    max,
+                });
+            }
         }
     }
     for kind in [SectionType::Kernel, SectionType::Cmdline] {
@@ -296,12 +305,7 @@ pub fn read_eif_from<R: Read + Seek>(
     // Small sections captured while streaming (sizes checked above).
     let mut captures: Vec<(SectionType, u64, u64, Vec<u8>)> = sections
         .iter()
-        .filter(|s| {
-            matches!(
-                s.kind,
-                SectionType::Cmdline | SectionType::Signature | SectionType::Metadata
-            )
-        })
+        .filter(|s| max_in_memory(s.kind).is_some())
         .map(|s| {
             (
                 s.kind,

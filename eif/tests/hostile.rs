@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use hermetic_eif::format::{CRC_FIELD_OFFSET, HEADER_SIZE, MAX_NUM_SECTIONS};
-use hermetic_eif::reader::MAX_IN_MEMORY_SECTION;
+use hermetic_eif::reader::max_in_memory;
 use hermetic_eif::{
     read_eif, read_eif_from, EifBuilder, EifError, Input, ReadOptions, SectionType,
 };
@@ -392,7 +392,7 @@ fn malformed_signature_section() {
 fn oversized_in_memory_section_is_refused() {
     // A cmdline section larger than the in-memory limit, in a file that is
     // really that large (so it passes the bounds check).
-    let big = MAX_IN_MEMORY_SECTION as usize + 1;
+    let big = max_in_memory(SectionType::Cmdline).unwrap() as usize + 1;
     let mut b = image();
     let c = section(&b, SectionType::Cmdline);
     let insert_at = c.data_end() as usize;
