@@ -1,0 +1,202 @@
+//! Shared fixtures: a simulated enclave (test PKI, leaf, HPKE key, PCRs)
+//! and an in-process service on 127.0.0.1 with ephemeral ports.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hermetic_attestation::simulator::{Leaf, TestPki};
+use hermetic_attestation::Document;
+use hermetic_envelope::EnclaveKey;
+use hermetic_verifier::client::{AdminClient, HttpClient};
+use hermetic_verifier::clock::Clock;
+use hermetic_verifier::service::{self, Running, ServeConfig};
+
+pub const SECRET_NAME: &str = "db-password";
+pub const SECRET_VALUE: &[u8] = b"correct horse battery staple 7f3a9c";
+
+pub fn now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
+}
+
+pub fn now_ms() -> u64 {
+    now().as_millis() as u64
+}
+
+/// The image's PCRs: 0, 1, 2 and 8 non-zero (a production enclave).
+pub fn good_pcrs() -> BTreeMap<u8, Vec<u8>> {
+    (0u8..16)
+        .map(|i| {
+            let v = if [0, 1, 2, 8].contains(&i) {
+                vec![0x10 + i; 48]
+            } else {
+                vec![0; 48]
+            };
+            (i, v)
+        })
+        .collect()
+}
+
+/// A debug-mode enclave: PCR0–2 are zero.
+pub fn debug_pcrs() -> BTreeMap<u8, Vec<u8>> {
+    let mut p = good_pcrs();
+    for i in 0..3 {
+        p.insert(i, vec![0; 48]);
+    }
+    p
+}
+
+pub struct Enclave {
+    pub pki: TestPki,
+    pub leaf: Leaf,
+    pub key: EnclaveKey,
+}
+
+impl Enclave {
+    pub fn new() -> Self {
+        let now = now().as_secs() as i64;
+        let pki = TestPki::generate(now).unwrap();
+        let leaf = pki
+            .issue_leaf(
+                "i-0123456789abcdef0-enc0123456789abcdef",
+                now - 600,
+                now + 3 * 3600,
+            )
+            .unwrap();
+        let key = EnclaveKey::from_ikm(&[0x42; 32]).unwrap();
+        Enclave { pki, leaf, key }
+    }
+
+    pub fn write_root(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("test-root.pem");
+        std::fs::write(&path, self.pki.root_pem()).unwrap();
+        path
+    }
+
+    pub fn document_with(
+        &self,
+        pcrs: BTreeMap<u8, Vec<u8>>,
+        nonce: Option<&[u8]>,
+        timestamp_ms: u64,
+        public_key: Option<Vec<u8>>,
+    ) -> Vec<u8> {
+        let doc = Document {
+            module_id: "i-0123456789abcdef0-enc0123456789abcdef".into(),
+            digest: "SHA384".into(),
+            timestamp_ms,
+            pcrs,
+            certificate: self.leaf.der.clone(),
+            cabundle: self.pki.cabundle(),
+            public_key,
+            user_data: None,
+            nonce: nonce.map(<[u8]>::to_vec),
+            unknown_fields: vec![],
+        };
+        self.leaf.sign(&doc).unwrap()
+    }
+
+    /// A fresh production-mode document with our key and `nonce`.
+    pub fn document(&self, nonce: &[u8]) -> Vec<u8> {
+        self.document_with(
+            good_pcrs(),
+            Some(nonce),
+            now_ms(),
+            Some(self.key.public_key_bytes().to_vec()),
+        )
+    }
+}
+
+/// A policy allowing `pcrs` (indices 0, 1, 2, 8 taken from them).
+pub fn policy_toml(name: &str, pcrs: &BTreeMap<u8, Vec<u8>>, extra: &str) -> String {
+    let mut s = format!("[secrets.{name}]\n{extra}\n[[secrets.{name}.measurements]]\n");
+    for i in [0u8, 1, 2, 8] {
+        s.push_str(&format!("pcr{i} = \"{}\"\n", hex::encode(&pcrs[&i])));
+    }
+    s
+}
+
+pub fn config(dir: &Path, trust_root: Option<PathBuf>) -> ServeConfig {
+    let mut c = ServeConfig::new(dir.join("data"));
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.admin_listen = "127.0.0.1:0".parse().unwrap();
+    c.trust_roots = trust_root.into_iter().collect();
+    c
+}
+
+pub struct Service {
+    pub running: Running,
+    pub admin: AdminClient,
+    pub http: HttpClient,
+    pub token: String,
+}
+
+impl Service {
+    pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Service {
+        let data_dir = config.data_dir.clone();
+        let running = service::start(config, clock).await.unwrap();
+        let token = std::fs::read_to_string(data_dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let admin = AdminClient::new(&format!("http://{}", running.admin_addr), &token);
+        Service {
+            running,
+            admin,
+            http: HttpClient::default(),
+            token,
+        }
+    }
+
+    pub fn public_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.public_addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.admin_addr)
+    }
+
+    /// POST /v1/challenge and return the raw nonce.
+    pub async fn challenge(&self) -> Vec<u8> {
+        let (status, body) = self
+            .http
+            .send(
+                hyper::Method::POST,
+                &self.public_url("/v1/challenge"),
+                &[],
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let c: hermetic_envelope::wire::ChallengeResponse = serde_json::from_slice(&body).unwrap();
+        c.nonce_bytes().unwrap()
+    }
+
+    /// POST /v1/release; returns the status and body.
+    pub async fn release(&self, document: &[u8], names: &[&str]) -> (u16, Vec<u8>) {
+        let request = hermetic_envelope::wire::ReleaseRequest::new(
+            document,
+            names.iter().map(|n| n.to_string()).collect(),
+        );
+        let (status, body) = self
+            .http
+            .send(
+                hyper::Method::POST,
+                &self.public_url("/v1/release"),
+                &[("content-type", "application/json")],
+                serde_json::to_vec(&request).unwrap(),
+            )
+            .await
+            .unwrap();
+        (status.as_u16(), body)
+    }
+}
+
+/// The refusal reason of a non-2xx answer.
+pub fn reason(body: &[u8]) -> String {
+    let r: hermetic_envelope::wire::Refusal = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not a refusal: {}", String::from_utf8_lossy(body)));
+    r.reason
+}
