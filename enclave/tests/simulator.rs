@@ -298,7 +298,7 @@ fn eif_reference_describe_output_from_the_vectors_loads() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     for (i, key) in [(0u16, "PCR0"), (1, "PCR1"), (2, "PCR2"), (8, "PCR8")] {
         assert_eq!(
-            hex::encode(&m.pcrs[&i]),
+            hex::encode(m.pcrs()[&i]),
             json["measurements"][key].as_str().unwrap(),
             "{key}"
         );

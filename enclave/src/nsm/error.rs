@@ -11,8 +11,12 @@ pub enum NsmError {
     /// The real backend was asked for outside an enclave.
     #[error("no /dev/nsm: not inside a Nitro Enclave; use --nsm simulated for local runs")]
     NotInEnclave,
-    #[error("{path} exists but could not be opened")]
-    DeviceOpen { path: PathBuf },
+    #[error("{path} exists but could not be opened: {source}")]
+    DeviceOpen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     // The NSM's own error codes (nsm-api `ErrorCode`).
     #[error("the NSM refused an argument of the {request} request")]

@@ -12,10 +12,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// Image measurements: PCR index → 48-byte SHA-384 value.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Image measurements: PCR index (0, 1, 2 or 8) → 48-byte SHA-384 value,
+/// with PCR0 always present.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Measurements {
-    pub pcrs: BTreeMap<u16, Vec<u8>>,
+    pcrs: BTreeMap<u16, [u8; 48]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,10 @@ impl MeasurementsError {
 const IMAGE_PCRS: [u16; 4] = [0, 1, 2, 8];
 
 impl Measurements {
+    pub fn pcrs(&self) -> &BTreeMap<u16, [u8; 48]> {
+        &self.pcrs
+    }
+
     pub fn from_file(path: &Path) -> Result<Self, MeasurementsError> {
         let text = std::fs::read_to_string(path).map_err(|source| MeasurementsError::Io {
             path: path.display().to_string(),
@@ -89,10 +94,10 @@ impl Measurements {
                 .and_then(|n| n.parse::<u16>().ok())
                 .filter(|i| IMAGE_PCRS.contains(i))
                 .ok_or_else(|| MeasurementsError::UnexpectedPcr { key: key.clone() })?;
-            let bytes = v
+            let bytes: [u8; 48] = v
                 .as_str()
                 .and_then(|h| hex::decode(h).ok())
-                .filter(|b| b.len() == 48)
+                .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| MeasurementsError::BadPcr { key: key.clone() })?;
             pcrs.insert(index, bytes);
         }
@@ -115,8 +120,8 @@ mod tests {
             r#"{{"EifVersion":4,"Measurements":{{"HashAlgorithm":"Sha384 {{ ... }}","PCR0":"{PCR}","PCR8":"{PCR}"}},"IsSigned":true}}"#
         );
         let m = Measurements::from_json(&json).unwrap();
-        assert_eq!(m.pcrs.keys().copied().collect::<Vec<_>>(), [0, 8]);
-        assert_eq!(hex::encode(&m.pcrs[&0]), PCR);
+        assert_eq!(m.pcrs().keys().copied().collect::<Vec<_>>(), [0, 8]);
+        assert_eq!(hex::encode(m.pcrs()[&0]), PCR);
     }
 
     #[test]

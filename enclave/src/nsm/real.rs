@@ -4,6 +4,7 @@
 //! answers a failed open with a bare `-1`, so we look for the device first to
 //! say why it is missing.
 
+use std::fs::OpenOptions;
 use std::path::Path;
 
 use aws_nitro_enclaves_nsm_api::api::{Digest, ErrorCode, Request, Response};
@@ -28,10 +29,19 @@ impl RealNsm {
         if !Path::new(NSM_DEVICE).exists() {
             return Err(NsmError::NotInEnclave);
         }
+        // Open it ourselves first only to learn why it fails, if it does:
+        // nsm_init() reports every failure as -1.
+        if let Err(source) = OpenOptions::new().read(true).write(true).open(NSM_DEVICE) {
+            return Err(NsmError::DeviceOpen {
+                path: NSM_DEVICE.into(),
+                source,
+            });
+        }
         let fd = nsm_init();
         if fd < 0 {
             return Err(NsmError::DeviceOpen {
                 path: NSM_DEVICE.into(),
+                source: std::io::Error::other("nsm_init failed"),
             });
         }
         Ok(RealNsm { fd })

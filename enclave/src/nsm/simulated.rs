@@ -167,15 +167,13 @@ impl SimulatedNsm {
                 value: zero,
             })
             .collect();
-        let measured = options.measurements.map(|m| m.pcrs).unwrap_or_default();
-        for i in [0usize, 1, 2] {
-            pcrs[i].value = match measured.get(&(i as u16)) {
-                Some(v) => to_pcr(v),
-                None => extend(&zero, format!("hermetic simulated PCR{i}").as_bytes()),
-            };
+        for (i, pcr) in pcrs.iter_mut().enumerate().take(3) {
+            pcr.value = extend(&zero, format!("hermetic simulated PCR{i}").as_bytes());
         }
-        if let Some(v) = measured.get(&8) {
-            pcrs[8].value = to_pcr(v);
+        if let Some(m) = &options.measurements {
+            for (index, value) in m.pcrs() {
+                pcrs[usize::from(*index)].value = *value;
+            }
         }
         // PCR3 (parent's IAM role) stays zero: no role. PCR4 measures the
         // parent instance ID.
@@ -242,14 +240,6 @@ impl SimulatedNsm {
             .map(|l| &l.leaf)
             .ok_or_else(|| NsmError::SimulatorSigning("no leaf certificate".into()))
     }
-}
-
-fn to_pcr(v: &[u8]) -> [u8; PCR_LEN] {
-    let mut out = [0u8; PCR_LEN];
-    // `Measurements` only holds 48-byte values.
-    let n = v.len().min(PCR_LEN);
-    out[..n].copy_from_slice(&v[..n]);
-    out
 }
 
 fn check_len(
