@@ -4,6 +4,8 @@
 //! [`Endpoint`], [`Listener`] and [`Stream`], so code tested over Unix
 //! sockets or loopback TCP is the code that runs over vsock.
 
+pub mod proxy;
+
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
