@@ -109,13 +109,21 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops both listeners and every open connection.
+    /// Stops both listeners and every open connection, and waits (up to
+    /// five seconds) for in-flight blocking work to let go of the store, so
+    /// the data directory can be opened again at once.
     pub async fn stop(self) {
         for task in &self.tasks {
             task.abort();
         }
         for task in self.tasks {
             let _ = task.await;
+        }
+        for _ in 0..500 {
+            if Arc::strong_count(&self.state) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
