@@ -116,6 +116,10 @@ pub enum EifError {
     #[error("invalid build input: {0}")]
     BuildInput(String),
 
+    /// `--secret NAME` names no secret of the policy.
+    #[error("no secret {name:?} in the policy (it has: {available})")]
+    UnknownSecret { name: String, available: String },
+
     /// An expectation file (describe JSON or policy TOML) is unusable.
     #[error("{path}: {message}")]
     BadExpectation { path: PathBuf, message: String },

@@ -268,9 +268,11 @@ fn boot_is_prefix(regions: &[Region]) -> bool {
 /// Streams exactly `total_len` bytes from `reader` (stream offsets start at
 /// `base`), calls `on_chunk(offset, bytes)` for every chunk on the calling
 /// thread (CRC, capture of small sections), and hashes the `regions` (sorted,
-/// disjoint, within the stream) into PCR0/1/2. For large inputs PCR0 and
-/// PCR1+PCR2 are hashed on two threads while this thread reads the next chunk,
-/// so every byte is read once and each thread does one SHA-384 pass.
+/// disjoint, within the stream) into PCR0/1/2. Every byte is read once. For
+/// large inputs two threads hash while this thread reads the next chunk:
+/// lane 0 hashes PCR0 (and derives PCR1 from its state when the boot bytes
+/// come first, as in every reference-built image), lane 1 hashes PCR2 (and
+/// PCR1 otherwise). So no thread does more than one SHA-384 pass over the file.
 pub fn stream_measure<R: Read>(
     mut reader: R,
     base: u64,

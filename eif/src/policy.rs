@@ -252,12 +252,9 @@ pub fn check(m: &Measurements, exp: &Expectation, secret: Option<&str>) -> Resul
                     let (k, v) =
                         p.secrets
                             .get_key_value(name)
-                            .ok_or_else(|| EifError::BadExpectation {
-                                path: "policy".into(),
-                                message: format!(
-                                    "no secret {name:?} in the policy (have: {})",
-                                    p.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
-                                ),
+                            .ok_or_else(|| EifError::UnknownSecret {
+                                name: name.to_string(),
+                                available: p.secrets.keys().cloned().collect::<Vec<_>>().join(", "),
                             })?;
                     vec![(k, v)]
                 }

@@ -70,7 +70,7 @@ fn any_set_may_match_and_secret_restricts() {
     assert!(!check(&m, &exp, Some("b")).unwrap().matched());
     assert!(matches!(
         check(&m, &exp, Some("c")),
-        Err(EifError::BadExpectation { .. })
+        Err(EifError::UnknownSecret { .. })
     ));
 }
 
