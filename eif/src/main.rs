@@ -124,7 +124,7 @@ fn run(cli: Cli) -> Result<u8, EifError> {
             };
             let img = read_eif(&image, opts)?;
             match format {
-                Format::Json => println!("{}", json_out(&report::describe_json(&img))),
+                Format::Json => println!("{}", json_out(&report::describe(&img))),
                 Format::Text => print!("{}", report::describe_text(&img)),
             }
             Ok(0)

@@ -3,50 +3,75 @@
 //! `SigningCertificate`, `CheckCRC`, `SignatureCheck`, `ImageName`,
 //! `ImageVersion`, `Metadata`) plus header and section facts.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::format::EIF_MAGIC;
-use crate::reader::EifImage;
+use crate::measure::MeasurementsJson;
+use crate::reader::{EifImage, SectionInfo};
+use crate::signature::CertificateInfo;
+
+/// The describe JSON, fields in nitro-cli's order, then ours.
+#[derive(Serialize)]
+pub struct DescribeOutput<'a> {
+    #[serde(rename = "EifVersion")]
+    pub eif_version: u16,
+    #[serde(rename = "Measurements")]
+    pub measurements: MeasurementsJson,
+    #[serde(rename = "IsSigned")]
+    pub is_signed: bool,
+    #[serde(rename = "SigningCertificate", skip_serializing_if = "Option::is_none")]
+    pub signing_certificate: Option<&'a CertificateInfo>,
+    #[serde(rename = "CheckCRC")]
+    pub check_crc: bool,
+    #[serde(rename = "SignatureCheck", skip_serializing_if = "Option::is_none")]
+    pub signature_check: Option<bool>,
+    #[serde(rename = "SignatureError", skip_serializing_if = "Option::is_none")]
+    pub signature_error: Option<&'a str>,
+    #[serde(rename = "ImageName", skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<&'a Value>,
+    #[serde(rename = "ImageVersion", skip_serializing_if = "Option::is_none")]
+    pub image_version: Option<&'a Value>,
+    #[serde(rename = "Metadata", skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<&'a Value>,
+    #[serde(rename = "Header")]
+    pub header: Value,
+    #[serde(rename = "Sections")]
+    pub sections: &'a [SectionInfo],
+    #[serde(rename = "Cmdline")]
+    pub cmdline: String,
+}
 
 /// The describe JSON object.
 pub fn describe_json(img: &EifImage) -> Value {
+    serde_json::to_value(describe(img)).unwrap_or(Value::Null)
+}
+
+/// The describe output as a typed value.
+pub fn describe(img: &EifImage) -> DescribeOutput<'_> {
     let h = &img.header;
-    let mut o = Map::new();
-    o.insert("EifVersion".into(), json!(h.version));
-    o.insert(
-        "Measurements".into(),
-        serde_json::to_value(img.measurements.to_json()).unwrap_or(Value::Null),
-    );
-    o.insert("IsSigned".into(), json!(img.is_signed()));
-    if let Some(sig) = &img.signature {
-        o.insert(
-            "SigningCertificate".into(),
-            serde_json::to_value(&sig.certificate).unwrap_or(Value::Null),
-        );
-    }
-    o.insert("CheckCRC".into(), json!(img.crc_ok()));
-    if let Some(check) = &img.signature_check {
-        o.insert("SignatureCheck".into(), json!(check.is_ok()));
-        if let Err(e) = check {
-            o.insert("SignatureError".into(), json!(e));
-        }
-    }
-    if let Some(md) = &img.metadata {
-        for key in ["ImageName", "ImageVersion"] {
-            if let Some(v) = md.get(key) {
-                o.insert(key.into(), v.clone());
-            }
-        }
-        o.insert("Metadata".into(), md.clone());
-    }
     let magic = if h.magic == EIF_MAGIC {
         ".eif".to_string()
     } else {
         hex::encode(h.magic)
     };
-    o.insert(
-        "Header".into(),
-        json!({
+    let md = img.metadata.as_ref();
+    DescribeOutput {
+        eif_version: h.version,
+        measurements: img.measurements.to_json(),
+        is_signed: img.is_signed(),
+        signing_certificate: img.signature.as_ref().map(|s| &s.certificate),
+        check_crc: img.crc_ok(),
+        signature_check: img.signature_check.as_ref().map(|c| c.is_ok()),
+        signature_error: img
+            .signature_check
+            .as_ref()
+            .and_then(|c| c.as_ref().err())
+            .map(String::as_str),
+        image_name: md.and_then(|m| m.get("ImageName")),
+        image_version: md.and_then(|m| m.get("ImageVersion")),
+        metadata: md,
+        header: json!({
             "Magic": magic,
             "Version": h.version,
             "Flags": h.flags,
@@ -58,16 +83,9 @@ pub fn describe_json(img: &EifImage) -> Value {
             "ComputedCrc32": format!("{:08x}", img.crc_computed),
             "FileSize": img.file_len,
         }),
-    );
-    o.insert(
-        "Sections".into(),
-        serde_json::to_value(&img.sections).unwrap_or(Value::Null),
-    );
-    o.insert(
-        "Cmdline".into(),
-        json!(String::from_utf8_lossy(&img.cmdline)),
-    );
-    Value::Object(o)
+        sections: &img.sections,
+        cmdline: String::from_utf8_lossy(&img.cmdline).into_owned(),
+    }
 }
 
 /// A human-readable summary.
