@@ -1,0 +1,191 @@
+//! Durability: the real binary is SIGKILLed while puts are in flight; after
+//! a restart every acknowledged secret is listed and still opens to its value.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{good_pcrs, policy_toml, Enclave};
+use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
+use hermetic_envelope::{open, ReleaseContext, SealedSecret};
+use hermetic_verifier::client::{AdminClient, HttpClient};
+use hyper::Method;
+
+struct Server {
+    child: Child,
+    public: SocketAddr,
+    admin: SocketAddr,
+}
+
+fn spawn(data: &Path, root: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--rate-limit", "0", "--data-dir"])
+        .arg(data)
+        .arg("--trust-root")
+        .arg(root)
+        .env_remove("HERMETIC_MASTER_KEY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining so the child never blocks on a full pipe.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("event=listening") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server did not start");
+    let addr = |key: &str| -> SocketAddr {
+        let start = line.find(key).unwrap() + key.len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    Server {
+        public: addr("public=http://"),
+        admin: addr("admin=http://"),
+        child,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_puts_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let enclave = Enclave::new();
+    let root = enclave.write_root(dir.path());
+
+    let mut server = spawn(&data, &root);
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
+
+    let acked: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let stop_at = Instant::now() + Duration::from_secs(20);
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let admin = admin.clone();
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..10_000 {
+                if Instant::now() > stop_at {
+                    break;
+                }
+                let name = format!("w{w}-s{i}");
+                let value = format!("value of {name} {}", "x".repeat(i % 64)).into_bytes();
+                match admin.put_secret(&name, &value).await {
+                    Ok(written) => {
+                        assert_eq!(written.version, 1);
+                        acked.lock().unwrap().push((name, value));
+                    }
+                    Err(_) => break, // the server is gone
+                }
+            }
+        }));
+    }
+    // Kill mid-stream, once a fair number of puts were acknowledged.
+    while acked.lock().unwrap().len() < 40 {
+        assert!(Instant::now() < stop_at, "puts are not being acknowledged");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 40);
+
+    // Restart on the same directory.
+    let mut server = spawn(&data, &root);
+    let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
+    let listed = admin.list_secrets().await.unwrap();
+    let names: std::collections::BTreeSet<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+    for (name, _) in &acked {
+        assert!(
+            names.contains(name.as_str()),
+            "acknowledged {name} was lost"
+        );
+    }
+    assert!(listed.len() >= acked.len());
+    eprintln!(
+        "acknowledged {} puts before SIGKILL; {} listed after restart",
+        acked.len(),
+        listed.len()
+    );
+
+    // The values themselves survived: release a few to the simulated enclave.
+    let http = HttpClient::default();
+    for (name, value) in [&acked[0], &acked[acked.len() / 2], &acked[acked.len() - 1]] {
+        admin
+            .put_policy(name, &policy_toml(name, &good_pcrs(), ""))
+            .await
+            .unwrap();
+        let (_, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/challenge", server.public),
+                &[],
+                vec![],
+            )
+            .await
+            .unwrap();
+        let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
+            .unwrap()
+            .nonce_bytes()
+            .unwrap();
+        let req = ReleaseRequest::new(&enclave.document(&nonce), vec![name.clone()]);
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/release", server.public),
+                &[],
+                serde_json::to_vec(&req).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let resp: ReleaseResponse = serde_json::from_slice(&body).unwrap();
+        let sealed = SealedSecret::try_from(&resp.secrets[0]).unwrap();
+        let plain = open(
+            &enclave.key,
+            &sealed,
+            &ReleaseContext::new(name.clone(), 1, nonce),
+        )
+        .unwrap();
+        assert_eq!(plain.as_slice(), value.as_slice());
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // The audit log is still a valid chain after the crash.
+    let out = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args(["log", "verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
