@@ -1,7 +1,7 @@
 //! hermetic-eif: read, validate, measure and build AWS Nitro Enclave Image
 //! Files (EIF), computing PCR0/1/2/8 exactly as `nitro-cli describe-eif`.
 //!
-//! - [`format`]: on-disk header and section header structures.
+//! - [`format`](mod@format): on-disk header and section header structures.
 //! - [`reader`]: validation of a file and its single-pass measurement.
 //! - [`measure`]: the PCR recipe and the two-thread hashing pipeline.
 //! - [`signature`]: the signature section, PCR8 and the COSE_Sign1 over PCR0.
