@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{EifError, Result};
 use crate::format::*;
-use crate::measure::{stream_measure, Measurements, Region, Role};
+use crate::measure::{stream_measure, Measurements, PcrHasher, Region, Role};
 use crate::signature::Signer;
 
 /// Where a section's bytes come from.
@@ -210,13 +210,14 @@ impl EifBuilder {
         })
     }
 
-    /// Writes the image to `out` (which must be positioned at its start).
+    /// Writes the image to `out` (which must be positioned at its start) in
+    /// one pass over the inputs: every byte is hashed as it is written, so
+    /// the PCRs (and the PCR0 signature) describe exactly the bytes in the
+    /// file even if an input changes meanwhile. The header, whose table and
+    /// CRC depend on the signature's size, is written last; the CRC of the
+    /// body is combined with the header's (CRC-32 is linear).
     pub fn write_to<W: Write + Seek>(&self, out: &mut W, out_name: &Path) -> Result<BuildOutput> {
-        let measurements = self.measure()?;
-        let signature = match &self.signer {
-            Some(s) => Some(s.signature_section(&measurements.pcr0)?),
-            None => None,
-        };
+        self.check()?;
         let mut plan = vec![
             Plan {
                 kind: SectionType::Kernel,
@@ -243,11 +244,105 @@ impl EifBuilder {
                 source: PlanSource::Input(r),
             });
         }
-        if let Some(sig) = signature {
+
+        let werr = |e| EifError::io(out_name, e);
+        out.write_all(&[0u8; HEADER_SIZE]).map_err(werr)?;
+        let mut body_crc = crc32fast::Hasher::new();
+        // Recipe as in measure.rs: kernel, cmdline, first ramdisk -> PCR0 and
+        // PCR1; later ramdisks -> PCR0 and PCR2. The boot sections come first
+        // in this layout, so PCR1 is PCR0's state before the second ramdisk.
+        let mut p0 = PcrHasher::new();
+        let mut p1: Option<PcrHasher> = None;
+        let mut p2 = PcrHasher::new();
+        let mut ramdisks_seen = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut write_section = |kind: SectionType,
+                                 size: u64,
+                                 src: &mut dyn Read,
+                                 name: &Path,
+                                 out: &mut W,
+                                 hashers: &mut [&mut PcrHasher]|
+         -> Result<()> {
+            let sh = SectionHeader {
+                section_type: kind,
+                flags: 0,
+                size,
+            }
+            .to_bytes();
+            body_crc.update(&sh);
+            out.write_all(&sh).map_err(werr)?;
+            let changed = |what: &str| {
+                EifError::BuildInput(format!("{}: {what} while building", name.display()))
+            };
+            let mut left = size;
+            while left > 0 {
+                let n = (buf.len() as u64).min(left) as usize;
+                src.read_exact(&mut buf[..n])
+                    .map_err(|e| changed(&format!("shrank or became unreadable ({e})")))?;
+                body_crc.update(&buf[..n]);
+                for h in hashers.iter_mut() {
+                    h.update(&buf[..n]);
+                }
+                out.write_all(&buf[..n]).map_err(werr)?;
+                left -= n as u64;
+            }
+            let mut probe = [0u8; 1];
+            match src.read(&mut probe) {
+                Ok(0) => Ok(()),
+                Ok(_) => Err(changed("grew")),
+                Err(e) => Err(changed(&format!("became unreadable ({e})"))),
+            }
+        };
+        for p in &plan {
+            let boot = match p.kind {
+                SectionType::Kernel | SectionType::Cmdline => true,
+                SectionType::Ramdisk => {
+                    ramdisks_seen += 1;
+                    ramdisks_seen == 1
+                }
+                _ => false,
+            };
+            if p.kind == SectionType::Ramdisk && !boot && p1.is_none() {
+                p1 = Some(p0.clone());
+            }
+            let mut hashers: Vec<&mut PcrHasher> = match (p.kind, boot) {
+                (SectionType::Metadata | SectionType::Signature, _) => vec![],
+                (_, true) => vec![&mut p0],
+                (_, false) => vec![&mut p0, &mut p2],
+            };
+            match &p.source {
+                PlanSource::Owned(b) => {
+                    let name = PathBuf::from(format!("<{:?}>", p.kind));
+                    write_section(p.kind, p.size, &mut &b[..], &name, out, &mut hashers)?
+                }
+                PlanSource::Input(inp) => {
+                    let mut r = inp.open()?;
+                    write_section(p.kind, p.size, &mut r, &inp.name(), out, &mut hashers)?
+                }
+            }
+        }
+        let pcr1 = p1.unwrap_or_else(|| p0.clone()).finish();
+        let measurements = Measurements {
+            pcr0: p0.finish(),
+            pcr1,
+            pcr2: p2.finish(),
+            pcr8: self.signer.as_ref().map(|s| s.pcr8()),
+        };
+        if let Some(s) = &self.signer {
+            let sig = s.signature_section(&measurements.pcr0)?;
+            let size = sig.len() as u64;
+            write_section(
+                SectionType::Signature,
+                size,
+                &mut &sig[..],
+                Path::new("<signature>"),
+                out,
+                &mut [],
+            )?;
             plan.push(Plan {
                 kind: SectionType::Signature,
-                size: sig.len() as u64,
-                source: PlanSource::Owned(sig),
+                size,
+                source: PlanSource::Owned(Vec::new()),
             });
         }
 
@@ -271,54 +366,17 @@ impl EifBuilder {
             at += SECTION_HEADER_SIZE as u64 + p.size;
         }
         let total_len = at;
-
-        let werr = |e| EifError::io(out_name, e);
-        let hbytes = header.to_bytes();
         let mut crc = crc32fast::Hasher::new();
-        crc.update(&hbytes[..CRC_FIELD_OFFSET]);
-        out.write_all(&hbytes).map_err(werr)?;
-        let mut buf = vec![0u8; 1 << 20];
-        for p in &plan {
-            let sh = SectionHeader {
-                section_type: p.kind,
-                flags: 0,
-                size: p.size,
-            }
-            .to_bytes();
-            crc.update(&sh);
-            out.write_all(&sh).map_err(werr)?;
-            match &p.source {
-                PlanSource::Owned(b) => {
-                    crc.update(b);
-                    out.write_all(b).map_err(werr)?;
-                }
-                PlanSource::Input(inp) => {
-                    let mut r = inp.open()?;
-                    let mut left = p.size;
-                    while left > 0 {
-                        let n = (buf.len() as u64).min(left) as usize;
-                        r.read_exact(&mut buf[..n]).map_err(|e| {
-                            EifError::BuildInput(format!(
-                                "{}: changed or unreadable while building: {e}",
-                                inp.name().display()
-                            ))
-                        })?;
-                        crc.update(&buf[..n]);
-                        out.write_all(&buf[..n]).map_err(werr)?;
-                        left -= n as u64;
-                    }
-                }
-            }
-        }
-        let crc = crc.finalize();
-        out.seek(SeekFrom::Start(CRC_FIELD_OFFSET as u64))
-            .map_err(werr)?;
-        out.write_all(&crc.to_be_bytes()).map_err(werr)?;
+        crc.update(&header.to_bytes()[..CRC_FIELD_OFFSET]);
+        crc.combine(&body_crc);
+        header.eif_crc32 = crc.finalize();
+        out.seek(SeekFrom::Start(0)).map_err(werr)?;
+        out.write_all(&header.to_bytes()).map_err(werr)?;
         out.seek(SeekFrom::Start(total_len)).map_err(werr)?;
         out.flush().map_err(werr)?;
         Ok(BuildOutput {
             measurements,
-            crc,
+            crc: header.eif_crc32,
             len: total_len,
         })
     }
