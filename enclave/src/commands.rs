@@ -48,6 +48,12 @@ pub enum CommandError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
+    Workload(#[from] crate::workload::WorkloadError),
 }
 
 impl CommandError {
@@ -60,6 +66,9 @@ impl CommandError {
             CommandError::Nsm(NsmError::SimulatorIo { .. } | NsmError::SimulatorPki { .. }) => 2,
             CommandError::Nsm(_) => 1,
             CommandError::Measurements(_) | CommandError::Io { .. } | CommandError::Usage(_) => 2,
+            // No secret, no workload: the verifier refused or was unreachable.
+            CommandError::Key(_) | CommandError::Fetch(_) => 1,
+            CommandError::Workload(_) => 2,
         }
     }
 
@@ -69,6 +78,9 @@ impl CommandError {
             CommandError::Measurements(e) => e.reason(),
             CommandError::Io { .. } => "io_error",
             CommandError::Usage(_) => "usage",
+            CommandError::Key(e) => e.reason(),
+            CommandError::Fetch(_) => "fetch_failed",
+            CommandError::Workload(e) => e.reason(),
         }
     }
 }
@@ -190,4 +202,48 @@ mod tests {
         );
         assert_eq!(pki_dir_from(None), PathBuf::from(".hermetic-sim-pki"));
     }
+}
+
+/// The `run` command's inputs besides the backend.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub fetch: crate::fetch::FetchConfig,
+    pub spec: crate::workload::DeliverySpec,
+    pub command: crate::workload::WorkloadCommand,
+}
+
+/// Makes this boot's key, fetches the secrets the spec names (challenge,
+/// attest, release, open) and, only when every one of them opened, starts
+/// the workload with them. Returns the workload's exit.
+pub fn run_workload(
+    nsm: &dyn Nsm,
+    options: &RunOptions,
+) -> Result<crate::workload::WorkloadExit, CommandError> {
+    let key = crate::keys::boot_key(nsm)?;
+    let names: Vec<String> = options
+        .spec
+        .secrets
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CommandError::Io {
+            what: "cannot start the async runtime",
+            path: PathBuf::new(),
+            source,
+        })?;
+    let secrets = runtime.block_on(crate::fetch::fetch_secrets(
+        nsm,
+        &key,
+        &names,
+        &options.fetch,
+    ))?;
+    drop(runtime);
+    Ok(crate::workload::run(
+        &options.spec,
+        &secrets,
+        &options.command,
+    )?)
 }

@@ -16,6 +16,7 @@
 mod atomic_write;
 mod clock;
 pub mod commands;
+pub mod fetch;
 pub mod keys;
 pub mod nsm;
 pub mod workload;

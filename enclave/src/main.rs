@@ -30,6 +30,18 @@ enum Command {
     /// Request an attestation document. Writes raw CBOR to --out
     /// (atomically), or prints it as standard base64 to stdout.
     Attest(AttestArgs),
+    /// Fetch secrets from the verifier and start the workload with them.
+    ///
+    /// Challenge, attest (this boot's ephemeral public key and the nonce),
+    /// release, open each secret (HPKE, bound to its name and the nonce),
+    /// then run COMMAND with the secrets in environment variables or, with
+    /// --secrets-dir, files on a memory-backed directory. The TLS session
+    /// to the verifier ends here, with --verifier-ca pinned; --via names
+    /// the parent proxy it passes through. Transient failures are retried
+    /// with exponential backoff; no workload starts without every secret.
+    /// Exit status: the workload's; 1 if no secret could be fetched; 2 for
+    /// usage errors.
+    Run(RunArgs),
     /// Print the NSM's description (version, module ID, PCR count, locked
     /// PCRs, digest) as JSON.
     DescribeNsm(NsmArgs),
@@ -87,6 +99,49 @@ struct AttestArgs {
     /// Write the raw CBOR document here instead of base64 to stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    nsm: NsmArgs,
+    /// The verifier, as the parent allows it: tcp://HOST:PORT (or
+    /// unix:///path, vsock://CID:PORT).
+    #[arg(long, value_name = "ENDPOINT")]
+    verifier: hermetic_transport::Endpoint,
+    /// The parent proxy to connect through (vsock://3:8000 on a Nitro
+    /// host); without it the verifier is dialled directly.
+    #[arg(long, value_name = "ENDPOINT")]
+    via: Option<hermetic_transport::Endpoint>,
+    /// PEM of the CA the verifier's TLS certificate must chain to (the only
+    /// CA trusted).
+    #[arg(long, value_name = "PEM")]
+    verifier_ca: PathBuf,
+    /// The name the verifier's certificate must carry.
+    #[arg(long, default_value = "localhost", value_name = "NAME")]
+    verifier_name: String,
+    /// A secret to fetch: NAME, or NAME=ENV to choose the environment
+    /// variable (default: NAME upper-cased, other characters as _).
+    /// Repeatable.
+    #[arg(long = "secret", value_name = "NAME[=ENV]", required = true)]
+    secrets: Vec<String>,
+    /// Deliver secrets as files DIR/NAME (mode 0400) on this memory-backed
+    /// directory (tmpfs/ramfs, e.g. /dev/shm/app) instead of environment
+    /// variables.
+    #[arg(long, value_name = "DIR")]
+    secrets_dir: Option<PathBuf>,
+    /// Retries after the first attempt for transient failures.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// Delay before the first retry; doubles each time.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    retry_delay: std::time::Duration,
+    /// Time limit of each attempt.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// The workload and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Subcommand)]
@@ -172,6 +227,32 @@ fn pcr_json(nsm: &dyn Nsm, index: u16) -> Result<serde_json::Value, CommandError
 
 fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
+        Command::Run(args) => {
+            let ca_pem = std::fs::read(&args.verifier_ca).map_err(|source| CommandError::Io {
+                what: "cannot read",
+                path: args.verifier_ca.clone(),
+                source,
+            })?;
+            let options = commands::RunOptions {
+                fetch: hermetic_enclave::fetch::FetchConfig {
+                    via: args.via,
+                    verifier: args.verifier,
+                    server_name: args.verifier_name,
+                    ca_pem,
+                    retries: args.retries,
+                    backoff: args.retry_delay,
+                    attempt_timeout: args.timeout,
+                },
+                spec: hermetic_enclave::workload::DeliverySpec::parse(
+                    &args.secrets,
+                    args.secrets_dir,
+                )?,
+                command: hermetic_enclave::workload::WorkloadCommand::from_argv(args.command)?,
+            };
+            let opened = open(args.nsm)?;
+            let exit = commands::run_workload(opened.nsm.as_ref(), &options)?;
+            std::process::exit(exit.code());
+        }
         Command::Attest(args) => {
             let opened = open(args.nsm)?;
             let options = AttestOptions {

@@ -1,0 +1,244 @@
+//! Fetching secrets from the verifier: challenge, attest, release, open.
+//!
+//! The whole exchange runs inside one TLS session that ends inside the
+//! enclave (rustls), with the verifier's CA pinned in the enclave's own
+//! configuration — part of the measured image — and reaches the verifier
+//! through the untrusted parent, which only moves TLS records
+//! (../shared/DESIGN.md, "The release flow"). Even so, every answer is
+//! checked as if the channel were hostile: each secret must open under this
+//! boot's key, for the name asked, bound to the nonce this enclave used.
+
+mod http;
+mod tls;
+
+use std::time::Duration;
+
+use hermetic_envelope::wire::{ChallengeResponse, Refusal, ReleaseRequest, ReleaseResponse};
+use hermetic_envelope::{open, EnclaveKey, ReleaseContext, SealedSecret};
+use hermetic_transport::proxy::connect_via;
+use hermetic_transport::{connect, Endpoint};
+
+use crate::keys::attestation_request;
+use crate::nsm::Nsm;
+use crate::workload::Secrets;
+
+pub use tls::{pinned_client_config, TlsConfigError};
+
+/// Where the verifier is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// The parent proxy to go through (`vsock://3:8000` on a Nitro host);
+    /// `None` connects to the verifier directly.
+    pub via: Option<Endpoint>,
+    /// The verifier, as the parent's allow-list names it.
+    pub verifier: Endpoint,
+    /// The name the verifier's certificate must carry.
+    pub server_name: String,
+    /// PEM of the CA(s) the verifier's certificate must chain to; nothing
+    /// else is trusted.
+    pub ca_pem: Vec<u8>,
+    /// Attempts after the first one, for transient failures.
+    pub retries: u32,
+    /// Delay before the first retry; doubles each time (capped at 30 s).
+    pub backoff: Duration,
+    /// Time limit of each whole attempt.
+    pub attempt_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] TlsConfigError),
+    #[error("cannot reach the verifier: {0}")]
+    Connect(String),
+    #[error("TLS handshake with the verifier failed: {0}")]
+    Handshake(String),
+    #[error("HTTP exchange with the verifier failed: {0}")]
+    Http(String),
+    #[error("the verifier took longer than {0:?}")]
+    Timeout(Duration),
+    #[error("the verifier answered {status}: {reason}: {message}")]
+    Refused {
+        status: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("the verifier's answer is malformed: {0}")]
+    BadAnswer(String),
+    #[error("the NSM refused to attest: {0}")]
+    Nsm(#[from] crate::nsm::NsmError),
+    #[error("secret {name:?} does not open for this enclave: {reason}")]
+    Unwrap { name: String, reason: &'static str },
+    #[error("the answer lacks secret {0:?}")]
+    Missing(String),
+    #[error("the answer carries a secret that was not asked for, or one twice")]
+    Unexpected,
+    #[error("gave up after {attempts} attempts; last error: {last}")]
+    GaveUp {
+        attempts: u32,
+        last: Box<FetchError>,
+    },
+}
+
+impl FetchError {
+    /// Whether trying again (with a new nonce) could succeed.
+    fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Connect(_)
+            | FetchError::Handshake(_)
+            | FetchError::Http(_)
+            | FetchError::Timeout(_)
+            | FetchError::BadAnswer(_) => true,
+            // Overloaded, rate limited, or the nonce expired in transit.
+            FetchError::Refused { status, reason, .. } => {
+                *status >= 500
+                    || *status == 429
+                    || reason == "nonce_expired"
+                    || reason == "unknown_nonce"
+            }
+            // A tampered answer fails to open: a fresh attempt may not be tampered.
+            FetchError::Unwrap { .. } | FetchError::Missing(_) | FetchError::Unexpected => true,
+            _ => false,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            FetchError::Tls(_) => "tls_config",
+            FetchError::Connect(_) => "verifier_unreachable",
+            FetchError::Handshake(_) => "tls_handshake_failed",
+            FetchError::Http(_) => "http_failed",
+            FetchError::Timeout(_) => "verifier_timeout",
+            FetchError::Refused { reason, .. } => reason,
+            FetchError::BadAnswer(_) => "bad_answer",
+            FetchError::Nsm(e) => e.reason(),
+            FetchError::Unwrap { reason, .. } => reason,
+            FetchError::Missing(_) => "secret_missing",
+            FetchError::Unexpected => "unexpected_secret",
+            FetchError::GaveUp { last, .. } => last.reason(),
+        }
+    }
+}
+
+/// Fetches `names`, retrying transient failures with exponential backoff;
+/// each attempt starts over with a fresh challenge.
+pub async fn fetch_secrets(
+    nsm: &dyn Nsm,
+    key: &EnclaveKey,
+    names: &[String],
+    cfg: &FetchConfig,
+) -> Result<Secrets, FetchError> {
+    let tls = pinned_client_config(&cfg.ca_pem)?;
+    let mut delay = cfg.backoff;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result =
+            match tokio::time::timeout(cfg.attempt_timeout, fetch_once(nsm, key, names, cfg, &tls))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(FetchError::Timeout(cfg.attempt_timeout)),
+            };
+        match result {
+            Ok(secrets) => return Ok(secrets),
+            Err(e) if e.is_transient() && attempt <= cfg.retries => {
+                eprintln!(
+                    "hermetic-enclave: attempt {attempt} failed ({}): {e}; retrying in {delay:?}",
+                    e.reason()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) if attempt > 1 => {
+                return Err(FetchError::GaveUp {
+                    attempts: attempt,
+                    last: Box::new(e),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn fetch_once(
+    nsm: &dyn Nsm,
+    key: &EnclaveKey,
+    names: &[String],
+    cfg: &FetchConfig,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Secrets, FetchError> {
+    let stream = match &cfg.via {
+        Some(parent) => connect_via(parent, &cfg.verifier, cfg.attempt_timeout)
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))?,
+        None => connect(&cfg.verifier)
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))?,
+    };
+    let tls_stream = tls::handshake(tls.clone(), &cfg.server_name, stream).await?;
+    let mut conn = http::Connection::new(tls_stream, &cfg.server_name).await?;
+
+    let challenge: ChallengeResponse = conn
+        .post_json("/v1/challenge", &serde_json::json!({}))
+        .await?;
+    let nonce = challenge
+        .nonce_bytes()
+        .map_err(|e| FetchError::BadAnswer(format!("challenge nonce: {e}")))?;
+
+    let document = nsm.attestation(&attestation_request(key, Some(nonce.clone()), None))?;
+    let request = ReleaseRequest::new(&document, names.to_vec());
+    let response: ReleaseResponse = conn.post_json("/v1/release", &request).await?;
+    open_all(key, names, &nonce, response)
+}
+
+/// Opens every requested secret and nothing else.
+fn open_all(
+    key: &EnclaveKey,
+    names: &[String],
+    nonce: &[u8],
+    response: ReleaseResponse,
+) -> Result<Secrets, FetchError> {
+    if response.secrets.len() != names.len() {
+        return Err(FetchError::Unexpected);
+    }
+    let mut secrets = Secrets::new();
+    for name in names {
+        let mut matching = response.secrets.iter().filter(|w| &w.name == name);
+        let wrapped = matching
+            .next()
+            .ok_or_else(|| FetchError::Missing(name.clone()))?;
+        if matching.next().is_some() {
+            return Err(FetchError::Unexpected);
+        }
+        let sealed =
+            SealedSecret::try_from(wrapped).map_err(|e| FetchError::BadAnswer(e.to_string()))?;
+        let context = ReleaseContext {
+            name: name.clone(),
+            version: wrapped.version,
+            nonce: nonce.to_vec(),
+        };
+        let value = open(key, &sealed, &context).map_err(|e| FetchError::Unwrap {
+            name: name.clone(),
+            reason: e.reason(),
+        })?;
+        secrets.insert(name.clone(), value);
+    }
+    Ok(secrets)
+}
+
+/// A non-2xx answer: the verifier's `Refusal` when it sent one.
+fn refusal(status: u16, body: &[u8]) -> FetchError {
+    match serde_json::from_slice::<Refusal>(body) {
+        Ok(r) => FetchError::Refused {
+            status,
+            reason: r.reason,
+            message: r.message,
+        },
+        Err(_) => FetchError::Refused {
+            status,
+            reason: "http_error".into(),
+            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        },
+    }
+}
