@@ -496,3 +496,51 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(run(&["check", "x"]).status.code(), Some(2));
 }
+
+#[test]
+fn build_with_custom_metadata() {
+    let d = tmpdir();
+    std::fs::write(d.path().join("k"), b"kernel").unwrap();
+    std::fs::write(d.path().join("r"), b"ramdisk").unwrap();
+    let md = serde_json::json!({ "ImageName": "custom", "ImageVersion": "7", "Extra": [1, 2] });
+    std::fs::write(d.path().join("md.json"), md.to_string()).unwrap();
+    let out = d.path().join("m.eif");
+    let args = |md_path: &str| {
+        vec![
+            "build".to_string(),
+            "--kernel".into(),
+            s(&d.path().join("k")).into(),
+            "--cmdline".into(),
+            "c".into(),
+            "--ramdisk".into(),
+            s(&d.path().join("r")).into(),
+            "--metadata".into(),
+            md_path.to_string(),
+            "--output".into(),
+            s(&out).into(),
+        ]
+    };
+    let o = bin()
+        .args(args(s(&d.path().join("md.json"))))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&run(&["describe", s(&out)]))).unwrap();
+    assert_eq!(v["ImageName"], "custom");
+    assert_eq!(v["ImageVersion"], "7");
+    assert_eq!(v["Metadata"], md);
+    // Metadata does not enter any PCR.
+    assert_eq!(
+        v["Measurements"]["PCR0"],
+        common::recipe(&[b"kernel", b"c", b"ramdisk"])
+    );
+    // Not JSON: refused, and the previous output is left as it was.
+    std::fs::write(d.path().join("bad.json"), b"{oops").unwrap();
+    let before = std::fs::read(&out).unwrap();
+    let o = bin()
+        .args(args(s(&d.path().join("bad.json"))))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+}
