@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hermetic_attestation::{rfc3339_ms, Document};
@@ -140,6 +141,8 @@ pub struct AuditLog {
     path: PathBuf,
     head_path: PathBuf,
     file: File,
+    /// Bytes of complete lines in the file.
+    len: u64,
     seq: u64,
     hash: String,
 }
@@ -193,6 +196,7 @@ impl AuditLog {
             path,
             head_path,
             file,
+            len: good_len,
             seq,
             hash,
         })
@@ -201,6 +205,15 @@ impl AuditLog {
     /// Appends `entry` at `now` and syncs it to disk before returning its
     /// sequence number.
     pub fn append(&mut self, entry: Entry, now: Duration) -> Result<u64, LogError> {
+        let seq = self.write(entry, now)?;
+        self.file.sync_data().map_err(io(&self.path))?;
+        write_head(&self.head_path, seq, &self.hash)?;
+        Ok(seq)
+    }
+
+    /// Writes one line without syncing. A failed write is cut back off, so a
+    /// torn line never sits in the middle of the chain.
+    fn write(&mut self, entry: Entry, now: Duration) -> Result<u64, LogError> {
         let record = Record {
             seq: self.seq + 1,
             time: rfc3339_ms(u64::try_from(now.as_millis()).unwrap_or(u64::MAX)),
@@ -218,29 +231,92 @@ impl AuditLog {
         line.extend_from_slice(b",\"hash\":\"");
         line.extend_from_slice(hash.as_bytes());
         line.extend_from_slice(b"\"}\n");
-        self.file.write_all(&line).map_err(io(&self.path))?;
-        self.file.sync_data().map_err(io(&self.path))?;
+        if let Err(e) = self.file.write_all(&line) {
+            let _ = self.file.set_len(self.len);
+            return Err(io(&self.path)(e));
+        }
+        self.len += line.len() as u64;
         self.seq = record.seq;
         self.hash = hash;
-        self.write_head()?;
         Ok(self.seq)
-    }
-
-    fn write_head(&self) -> Result<(), LogError> {
-        let head = Head {
-            seq: self.seq,
-            hash: self.hash.clone(),
-        };
-        let tmp = self.head_path.with_extension("head.tmp");
-        let text = serde_json::to_string(&head).unwrap_or_default();
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-        f.sync_data().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &self.head_path).map_err(io(&self.head_path))
     }
 
     pub fn last_seq(&self) -> u64 {
         self.seq
+    }
+}
+
+/// Replaces the head file atomically (temporary file, sync, rename).
+fn write_head(head_path: &Path, seq: u64, hash: &str) -> Result<(), LogError> {
+    let head = Head {
+        seq,
+        hash: hash.to_owned(),
+    };
+    let tmp = head_path.with_extension("head.tmp");
+    let text = serde_json::to_string(&head).unwrap_or_default();
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    f.sync_data().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, head_path).map_err(io(head_path))
+}
+
+/// An [`AuditLog`] shared by many threads, with group commit: each caller
+/// writes its line under a short lock, then one `fsync` covers every line
+/// written so far, so concurrent appenders share syncs instead of queueing
+/// behind one each. `append` still returns only once its own record is on
+/// disk.
+#[derive(Debug)]
+pub struct SharedLog {
+    writer: Mutex<AuditLog>,
+    sync: Mutex<Synced>,
+}
+
+#[derive(Debug)]
+struct Synced {
+    file: File,
+    head_path: PathBuf,
+    path: PathBuf,
+    seq: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update under these locks leaves consistent state behind.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SharedLog {
+    pub fn new(log: AuditLog) -> Result<SharedLog, LogError> {
+        let synced = Synced {
+            file: log.file.try_clone().map_err(io(&log.path))?,
+            head_path: log.head_path.clone(),
+            path: log.path.clone(),
+            seq: log.seq,
+        };
+        Ok(SharedLog {
+            writer: Mutex::new(log),
+            sync: Mutex::new(synced),
+        })
+    }
+
+    /// Appends `entry` and returns its sequence number once it is synced.
+    pub fn append(&self, entry: Entry, now: Duration) -> Result<u64, LogError> {
+        let seq = lock(&self.writer).write(entry, now)?;
+        let mut synced = lock(&self.sync);
+        if synced.seq >= seq {
+            return Ok(seq); // another caller's sync covered this record
+        }
+        let (target, hash) = {
+            let writer = lock(&self.writer);
+            (writer.seq, writer.hash.clone())
+        };
+        synced.file.sync_data().map_err(io(&synced.path))?;
+        write_head(&synced.head_path, target, &hash)?;
+        synced.seq = target;
+        Ok(seq)
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        lock(&self.writer).seq
     }
 }
 
@@ -389,6 +465,30 @@ mod tests {
         assert_eq!(log.append(entry("three"), now).unwrap(), 3);
         let intact = verify(dir.path()).unwrap().unwrap();
         assert_eq!(intact.records, 3);
+    }
+
+    #[test]
+    fn shared_log_group_commit_keeps_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Duration::from_secs(1_800_000_000);
+        let log = std::sync::Arc::new(SharedLog::new(AuditLog::open(dir.path()).unwrap()).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|_| log.append(entry("x"), now).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+        assert_eq!(verify(dir.path()).unwrap().unwrap().records, 200);
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod state;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hermetic_attestation::{TrustedRoot, Verifier};
@@ -32,7 +32,7 @@ pub use state::AppState;
 
 use crate::challenge::{NonceBook, DEFAULT_CAPACITY};
 use crate::clock::Clock;
-use crate::log::{AuditLog, Entry, SecretRef, Who};
+use crate::log::{AuditLog, Entry, SecretRef, SharedLog, Who};
 use crate::policy::PolicyFile;
 use crate::store::{write_private, KeySource, MasterKey, Store};
 
@@ -261,7 +261,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
 
     let state = Arc::new(AppState {
         store,
-        log: Mutex::new(log),
+        log: SharedLog::new(log)?,
         nonces: NonceBook::new(config.challenge_ttl, DEFAULT_CAPACITY),
         verifier,
         clock,

@@ -2,7 +2,7 @@
 //! parse the request, [`decide`], fetch and seal the granted secrets, log.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::StatusCode;
@@ -16,13 +16,13 @@ use super::rate_limit::RateLimiter;
 use super::refusal::ApiRefusal;
 use crate::challenge::NonceBook;
 use crate::clock::Clock;
-use crate::log::{AuditLog, Entry, SecretRef, Who};
+use crate::log::{Entry, SecretRef, SharedLog, Who};
 use crate::release::{decide, Lookup, ReleaseError};
 use crate::store::Store;
 
 pub struct AppState {
     pub store: Store,
-    pub log: Mutex<AuditLog>,
+    pub log: SharedLog,
     pub nonces: NonceBook,
     pub verifier: Verifier,
     pub clock: Arc<dyn Clock>,
@@ -46,9 +46,7 @@ impl AppState {
     /// Appends to the audit log; an error is returned to the caller, who
     /// decides whether the action may still be acknowledged.
     pub fn audit(&self, entry: Entry) -> Result<u64, ApiRefusal> {
-        let now = self.clock.now();
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.append(entry, now).map_err(|e| {
+        self.log.append(entry, self.clock.now()).map_err(|e| {
             eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e:?}");
             ApiRefusal::internal(
                 "audit_log_unavailable",
