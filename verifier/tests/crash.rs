@@ -16,6 +16,9 @@ use hermetic_envelope::{open, ReleaseContext, SealedSecret};
 use hermetic_verifier::client::{AdminClient, HttpClient};
 use hyper::Method;
 
+/// A secret name and the value the service acknowledged for it.
+type Acked = (String, Vec<u8>);
+
 struct Server {
     child: Child,
     public: SocketAddr,
@@ -79,7 +82,7 @@ async fn acknowledged_puts_survive_sigkill() {
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
 
-    let acked: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let stop_at = Instant::now() + Duration::from_secs(20);
     let mut writers = Vec::new();
     for w in 0..4 {

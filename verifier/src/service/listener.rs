@@ -76,11 +76,11 @@ pub async fn serve(
             let _permit = permit;
             match tls {
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            serve_connection(TokioIo::new(stream), peer, router).await
-                        }
-                        _ => {} // handshake failed or timed out: drop the connection
+                    // A failed or slow handshake just drops the connection.
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(TokioIo::new(stream), peer, router).await
                     }
                 }
                 None => serve_connection(TokioIo::new(stream), peer, router).await,

@@ -71,6 +71,9 @@ fn db<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(e.into().to_string())
 }
 
+/// A decrypted secret value, wiped on drop.
+pub type SecretValue = Zeroizing<Vec<u8>>;
+
 /// What may be listed about a secret: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecretInfo {
@@ -258,10 +261,7 @@ impl Store {
 
     /// The latest version of a live secret and its decrypted value. Only the
     /// release path calls this, and only to seal the value to an enclave.
-    pub fn latest_secret(
-        &self,
-        name: &str,
-    ) -> Result<Option<(u64, Zeroizing<Vec<u8>>)>, StoreError> {
+    pub fn latest_secret(&self, name: &str) -> Result<Option<(u64, SecretValue)>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let secrets = tx.open_table(SECRETS).map_err(db)?;
         let Some((version, true)) = secrets.get(name).map_err(db)?.map(|v| v.value()) else {
