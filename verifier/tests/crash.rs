@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{good_pcrs, policy_toml, Enclave};
+use common::{good_pcrs, policy_toml, spawn, Enclave};
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
 use hermetic_envelope::{open, ReleaseContext, SealedSecret};
 use hermetic_verifier::client::{AdminClient, HttpClient};
@@ -19,58 +16,6 @@ use hyper::Method;
 /// A secret name and the value the service acknowledged for it.
 type Acked = (String, Vec<u8>);
 
-struct Server {
-    child: Child,
-    public: SocketAddr,
-    admin: SocketAddr,
-}
-
-fn spawn(data: &Path, root: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--rate-limit", "0", "--data-dir"])
-        .arg(data)
-        .arg("--trust-root")
-        .arg(root)
-        .env_remove("HERMETIC_MASTER_KEY")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Keep draining so the child never blocks on a full pipe.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("event=listening") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server did not start");
-    let addr = |key: &str| -> SocketAddr {
-        let start = line.find(key).unwrap() + key.len();
-        line[start..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    Server {
-        public: addr("public=http://"),
-        admin: addr("admin=http://"),
-        child,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_puts_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,7 +23,7 @@ async fn acknowledged_puts_survive_sigkill() {
     let enclave = Enclave::new();
     let root = enclave.write_root(dir.path());
 
-    let mut server = spawn(&data, &root);
+    let mut server = spawn(&data, &["--trust-root".as_ref(), root.as_os_str()]);
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
 
@@ -119,7 +64,7 @@ async fn acknowledged_puts_survive_sigkill() {
     assert!(acked.len() >= 40);
 
     // Restart on the same directory.
-    let mut server = spawn(&data, &root);
+    let mut server = spawn(&data, &["--trust-root".as_ref(), root.as_os_str()]);
     let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
     let listed = admin.list_secrets().await.unwrap();
     let names: std::collections::BTreeSet<&str> = listed.iter().map(|s| s.name.as_str()).collect();

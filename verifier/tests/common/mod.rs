@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -199,4 +202,56 @@ pub fn reason(body: &[u8]) -> String {
     let r: hermetic_envelope::wire::Refusal = serde_json::from_slice(body)
         .unwrap_or_else(|_| panic!("not a refusal: {}", String::from_utf8_lossy(body)));
     r.reason
+}
+
+pub struct Server {
+    pub child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// Spawns the real binary on ephemeral loopback ports (rate limit off).
+pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--rate-limit", "0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env_remove("HERMETIC_MASTER_KEY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining so the child never blocks on a full pipe.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("event=listening") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server did not start");
+    let addr = |key: &str| -> SocketAddr {
+        let start = line.find(key).unwrap() + key.len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    Server {
+        public: addr("public=http://"),
+        admin: addr("admin=http://"),
+        child,
+    }
 }
