@@ -455,3 +455,91 @@ async fn limits_answer_with_refusals() {
     );
     svc.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_replays_release_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = Enclave::new();
+    let svc = Arc::new(seeded(&enclave, dir.path(), Arc::new(SystemClock)).await);
+    let n = svc.challenge().await;
+    let doc = Arc::new(enclave.document(&n));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let svc = svc.clone();
+            let doc = doc.clone();
+            tokio::spawn(async move { svc.release(&doc, &[SECRET_NAME]).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == 200 {
+            granted += 1;
+        } else {
+            assert_eq!((status, reason(&body).as_str()), (403, "nonce_replayed"));
+        }
+    }
+    assert_eq!(granted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenge_is_fresh_and_expires_after_the_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), None);
+    cfg.challenge_ttl = Duration::from_secs(30);
+    let svc = Service::start(cfg, Arc::new(SystemClock)).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let (status, body) = svc
+            .http
+            .send(Method::POST, &svc.public_url("/v1/challenge"), &[], vec![])
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let c: hermetic_envelope::wire::ChallengeResponse = serde_json::from_slice(&body).unwrap();
+        assert_eq!(c.nonce.len(), 64);
+        assert!(seen.insert(c.nonce.clone()), "nonces never repeat");
+        let expires = hermetic_attestation::parse_rfc3339(&c.expires_at).unwrap();
+        let ttl = expires.as_secs() as i64 - now().as_secs() as i64;
+        assert!(
+            (28..=31).contains(&ttl),
+            "expires_at {} is {ttl} s away",
+            c.expires_at
+        );
+    }
+    svc.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_file_given_at_start_is_enforced_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = Enclave::new();
+    let root = enclave.write_root(dir.path());
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_toml(SECRET_NAME, &good_pcrs(), "")).unwrap();
+    let mut cfg = config(dir.path(), Some(root.clone()));
+    cfg.policy_file = Some(policy.clone());
+    let svc = Service::start(cfg, Arc::new(SystemClock)).await;
+    svc.admin
+        .put_secret(SECRET_NAME, SECRET_VALUE)
+        .await
+        .unwrap();
+    let n = svc.challenge().await;
+    let (status, body) = svc.release(&enclave.document(&n), &[SECRET_NAME]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    svc.running.stop().await;
+
+    // A policy that would match any enclave stops the service from starting.
+    std::fs::write(
+        &policy,
+        format!("[secrets.{SECRET_NAME}]\nallow_debug = true\n"),
+    )
+    .unwrap();
+    let mut cfg = config(dir.path(), Some(root));
+    cfg.policy_file = Some(policy);
+    let err = hermetic_verifier::service::start(cfg, Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("an invalid policy file must be refused");
+    assert!(err.to_string().contains("no [[measurements]] set"), "{err}");
+}
