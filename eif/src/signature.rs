@@ -562,6 +562,29 @@ mod tests {
     }
 
     #[test]
+    fn huge_declared_cbor_lengths_do_not_allocate() {
+        // Array / map / byte string / text claiming 2^64-1 items in 9 bytes.
+        for major in [0x9bu8, 0xbb, 0x5b, 0x7b] {
+            let mut b = vec![major];
+            b.extend_from_slice(&[0xff; 8]);
+            assert!(matches!(
+                parse_signature_section(&b),
+                Err(EifError::MalformedSignature(_))
+            ));
+            assert!(matches!(
+                decode_cose_sign1(&b),
+                Err(EifError::MalformedSignature(_))
+            ));
+        }
+        // Deep nesting.
+        let deep = vec![0x81u8; 100_000];
+        assert!(matches!(
+            parse_signature_section(&deep),
+            Err(EifError::MalformedSignature(_))
+        ));
+    }
+
+    #[test]
     fn pem_errors() {
         assert!(matches!(
             pcr8_of_pem(b"nothing here"),
