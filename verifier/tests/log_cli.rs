@@ -135,3 +135,34 @@ fn a_missing_log_is_a_usage_error() {
     let (code, _) = verify(&dir.path().join("nope"));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn a_chain_rewritten_consistently_is_caught_by_the_head() {
+    // Rewrite record 2 and re-chain everything after it: every hash and prev
+    // is consistent again, but the head still names the old last hash.
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 3);
+    let mut l = lines(dir.path());
+    let mut prev: Option<String> = None;
+    for (i, text) in l.iter_mut().enumerate() {
+        let mut line: serde_json::Value = serde_json::from_str(text).unwrap();
+        if i == 1 {
+            line["record"]["entry"]["secrets"][0]["name"] = "evil".into();
+        }
+        if let Some(p) = &prev {
+            line["record"]["prev"] = p.clone().into();
+        }
+        let record: hermetic_verifier::log::Record =
+            serde_json::from_value(line["record"].clone()).unwrap();
+        let json = serde_json::to_vec(&record).unwrap();
+        let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &json));
+        line["hash"] = hash.clone().into();
+        prev = Some(hash);
+        *text = serde_json::to_string(&line).unwrap();
+    }
+    write_lines(dir.path(), &l);
+    let (code, out) = verify(dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("record 3 (line 3)"), "{out}");
+    assert!(out.contains("does not match audit.head"), "{out}");
+}

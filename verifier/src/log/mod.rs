@@ -347,6 +347,23 @@ pub struct Intact {
 pub fn verify(data_dir: &Path) -> Result<Result<Intact, Break>, LogError> {
     let path = data_dir.join(LOG_FILE);
     let file = File::open(&path).map_err(io(&path))?;
+    let head_path = data_dir.join(HEAD_FILE);
+    // The head is read first so the record it names can be compared while
+    // scanning (it may lag the log by the records of a crash, never lead it).
+    let head = match std::fs::read_to_string(&head_path) {
+        Ok(text) => match serde_json::from_str::<Head>(&text) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                return Ok(Err(Break {
+                    line: 0,
+                    seq: 0,
+                    what: format!("{HEAD_FILE} is unreadable: {e}"),
+                }))
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(&head_path)(e)),
+    };
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1u64;
     for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -380,59 +397,38 @@ pub fn verify(data_dir: &Path) -> Result<Result<Intact, Break>, LogError> {
         if hash_of(&json) != parsed.hash {
             return brk("its contents do not match its hash (the record was modified)".into());
         }
+        if let Some(head) = &head {
+            if head.seq == record.seq && head.hash != parsed.hash {
+                return brk(format!(
+                    "its hash does not match {HEAD_FILE} (the chain was rewritten from here or earlier)"
+                ));
+            }
+        }
         prev = parsed.hash;
         expected_seq += 1;
     }
     let records = expected_seq - 1;
-    let head_path = data_dir.join(HEAD_FILE);
-    match std::fs::read_to_string(&head_path) {
-        Ok(text) => {
-            let head: Head = match serde_json::from_str(&text) {
-                Ok(h) => h,
-                Err(e) => {
-                    return Ok(Err(Break {
-                        line: 0,
-                        seq: records,
-                        what: format!("{HEAD_FILE} is unreadable: {e}"),
-                    }))
-                }
-            };
-            if head.seq > records {
-                return Ok(Err(Break {
-                    line: records as usize + 1,
-                    seq: records + 1,
-                    what: format!(
-                        "records {}..={} are missing: the log ends early (the head says {})",
-                        records + 1,
-                        head.seq,
-                        head.seq
-                    ),
-                }));
-            }
-            if head.seq == records && head.hash != prev {
-                return Ok(Err(Break {
-                    line: records as usize,
-                    seq: records,
-                    what:
-                        "the last record's hash does not match the head (the record was replaced)"
-                            .into(),
-                }));
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && records == 0 => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Err(Break {
-                line: 0,
-                seq: records,
-                what: format!("{HEAD_FILE} is missing"),
-            }))
-        }
-        Err(e) => return Err(io(&head_path)(e)),
+    match head {
+        Some(head) if head.seq > records => Ok(Err(Break {
+            line: records as usize + 1,
+            seq: records + 1,
+            what: format!(
+                "records {}..={} are missing: the log ends early (the head says {})",
+                records + 1,
+                head.seq,
+                head.seq
+            ),
+        })),
+        None if records > 0 => Ok(Err(Break {
+            line: 0,
+            seq: records,
+            what: format!("{HEAD_FILE} is missing"),
+        })),
+        _ => Ok(Ok(Intact {
+            records,
+            last_hash: prev,
+        })),
     }
-    Ok(Ok(Intact {
-        records,
-        last_hash: prev,
-    }))
 }
 
 #[cfg(test)]
