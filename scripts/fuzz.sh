@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Short coverage-guided fuzz run of the attestation parser and verifier
-# (cargo-fuzz / libFuzzer). Usage: scripts/fuzz.sh [SECONDS]
+# Short coverage-guided fuzz runs (cargo-fuzz / libFuzzer) of the
+# attestation parser and verifier, then of the EIF reader, each for
+# SECONDS. Usage: scripts/fuzz.sh [SECONDS]
 # Seeds: the real AWS documents in ../shared/vectors (when present) and a
 # simulated document. Stable rustc is allowed cargo-fuzz's -Z flags through
 # RUSTC_BOOTSTRAP, since this machine has no nightly toolchain.
@@ -16,3 +17,4 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd "$root/attestation"
 RUSTC_BOOTSTRAP=1 cargo fuzz run verify "$corpus" -- \
   -max_total_time="$seconds" -max_len=20000 -rss_limit_mb=2048 -print_final_stats=1
+"$root/eif/fuzz/run.sh" "$seconds"

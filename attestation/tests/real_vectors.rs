@@ -224,9 +224,18 @@ fn the_embedded_root_is_pinned_and_is_the_shared_aws_root() {
 #[test]
 fn root_files_that_are_not_one_certificate_are_refused() {
     use hermetic_attestation::RootError;
-    assert_eq!(TrustedRoot::from_pem(b"").unwrap_err(), RootError::NoCertificate);
+    assert_eq!(
+        TrustedRoot::from_pem(b"").unwrap_err(),
+        RootError::NoCertificate
+    );
     let two = format!("{0}\n{0}", hermetic_attestation::AWS_NITRO_ROOT_G1_PEM);
-    assert_eq!(TrustedRoot::from_pem(two.as_bytes()).unwrap_err(), RootError::SeveralCertificates);
+    assert_eq!(
+        TrustedRoot::from_pem(two.as_bytes()).unwrap_err(),
+        RootError::SeveralCertificates
+    );
     let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-    assert!(matches!(TrustedRoot::from_pem(garbage).unwrap_err(), RootError::Certificate(_)));
+    assert!(matches!(
+        TrustedRoot::from_pem(garbage).unwrap_err(),
+        RootError::Certificate(_)
+    ));
 }
