@@ -1,8 +1,19 @@
 //! hermetic-verifier: releases secrets to AWS Nitro Enclaves only after
 //! checking their attestation, and audits attestation documents offline.
 //!
-//! The attestation core lives in `hermetic-attestation`; this crate adds the
-//! policy a document must meet and the audit report (and the service).
+//! The attestation core lives in `hermetic-attestation`; this crate adds:
+//!
+//! - [`policy`]: the checks a verified document must also pass, and the
+//!   policy file that names which measurements may receive which secret;
+//! - [`release`]: the release decision, a pure function (document bytes,
+//!   policies, nonce book, time in; grant or typed refusal out);
+//! - [`challenge`]: single-use challenge nonces;
+//! - [`store`]: the embedded store (redb), secrets encrypted at rest;
+//! - [`log`]: the hash-chained audit log and its verifier;
+//! - [`service`]: `serve`, the HTTP edges around the above;
+//! - [`client`]: the admin API client used by the CLI;
+//! - [`clock`]: the injected source of "now";
+//! - [`audit`]: the offline audit report.
 
 pub mod audit;
 pub mod challenge;
