@@ -1,7 +1,7 @@
 //! The embedded store: one redb file in the data directory.
 //!
 //! Secret values are encrypted at rest under the master key (see
-//! [`sealing`]); policies and admin token hashes are stored in the clear
+//! `sealing.rs`); policies and admin token hashes are stored in the clear
 //! (neither is secret: tokens are kept only as SHA-256). Every write is a
 //! redb transaction committed with immediate durability before it returns,
 //! so the API acknowledges only what survives a crash.
