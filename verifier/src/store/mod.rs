@@ -357,6 +357,38 @@ mod tests {
     }
 
     #[test]
+    fn master_key_sources_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rng = SystemRandom::new();
+        // Nothing given: generated once (0600), then reused.
+        let (k1, src) = MasterKey::load(dir.path(), None, None, &rng).unwrap();
+        assert!(matches!(src, KeySource::Generated(_)));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(MASTER_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (k2, src) = MasterKey::load(dir.path(), None, None, &rng).unwrap();
+        assert!(matches!(src, KeySource::DataDir(_)));
+        assert_eq!(k1.bytes(), k2.bytes());
+        // The environment wins over the data directory, a file over both.
+        let env = "11".repeat(32);
+        let (k, src) = MasterKey::load(dir.path(), None, Some(&env), &rng).unwrap();
+        assert_eq!((k.bytes(), src), (&[0x11; 32], KeySource::Env));
+        let file = dir.path().join("k");
+        std::fs::write(&file, format!("{}\n", "22".repeat(32))).unwrap();
+        let (k, _) = MasterKey::load(dir.path(), Some(&file), Some(&env), &rng).unwrap();
+        assert_eq!(k.bytes(), &[0x22; 32]);
+        // Malformed keys are refused, and Debug never shows the key.
+        assert!(MasterKey::load(dir.path(), None, Some("abc"), &rng).is_err());
+        assert_eq!(format!("{k:?}"), "MasterKey(<redacted>)");
+    }
+
+    #[test]
     fn versions_grow_and_survive_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &key(1)).unwrap();
