@@ -84,3 +84,25 @@ impl Sealer {
         Ok(buf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+
+    #[test]
+    fn a_value_opens_only_under_its_own_name_and_version() {
+        let sealer = Sealer::new(&MasterKey::from_bytes([3; 32])).unwrap();
+        let rng = SystemRandom::new();
+        let stored = sealer.seal("db", 2, b"value", &rng).unwrap();
+        assert_eq!(sealer.open("db", 2, &stored).unwrap().as_slice(), b"value");
+        assert!(sealer.open("db", 1, &stored).is_err());
+        assert!(sealer.open("dc", 2, &stored).is_err());
+        let mut flipped = stored.clone();
+        flipped[14] ^= 1;
+        assert!(sealer.open("db", 2, &flipped).is_err());
+        assert!(sealer.open("db", 2, &stored[..20]).is_err());
+        // Random nonces: the same value never seals to the same bytes.
+        assert_ne!(stored, sealer.seal("db", 2, b"value", &rng).unwrap());
+    }
+}
