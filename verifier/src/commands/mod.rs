@@ -183,7 +183,10 @@ impl AdminArgs {
 pub enum SecretCommand {
     /// Store a secret (a new version if it exists) from a file, - for stdin.
     Put {
+        /// Secret name (A-Z, a-z, 0-9, '-', '_', '.'; at most 128).
         name: String,
+        /// File holding the value (raw bytes, at most the server's body
+        /// limit), or - for standard input.
         #[arg(long, value_name = "FILE")]
         value_file: PathBuf,
         #[command(flatten)]
@@ -191,7 +194,9 @@ pub enum SecretCommand {
     },
     /// Store a new version of an existing secret.
     Rotate {
+        /// Name of an existing secret.
         name: String,
+        /// File holding the new value, or - for standard input.
         #[arg(long, value_name = "FILE")]
         value_file: PathBuf,
         #[command(flatten)]
@@ -199,6 +204,7 @@ pub enum SecretCommand {
     },
     /// Delete every version of a secret.
     Delete {
+        /// Name of the secret.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
@@ -215,7 +221,9 @@ pub enum PolicyCommand {
     /// Put the policy of NAME from a policy file; without NAME, put every
     /// [secrets.NAME] in the file.
     Put {
+        /// The secret whose [secrets.NAME] section to put.
         name: Option<String>,
+        /// A policy file in the shared format (see `serve --config`).
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
         #[command(flatten)]
@@ -223,6 +231,7 @@ pub enum PolicyCommand {
     },
     /// Print the policy of NAME (TOML).
     Get {
+        /// Name of the secret.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
