@@ -100,4 +100,21 @@ fn secret_and_policy_subcommands() {
     assert_eq!(stdout(&cli(&["secret", "list"], &admin, &token)), "");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+
+    // The service log names each refusal's reason and never a value or token.
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("event=refused reason=unauthorized status=401"),
+        "{log}"
+    );
+    assert!(
+        log.contains("event=refused reason=unknown_secret status=404"),
+        "{log}"
+    );
+    assert!(log.contains("event=admin_token_created"), "{log}");
+    let token = std::fs::read_to_string(&token).unwrap();
+    assert!(
+        !log.contains("s3cr3t") && !log.contains(token.trim()),
+        "{log}"
+    );
 }

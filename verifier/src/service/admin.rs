@@ -15,7 +15,7 @@ use axum::{Extension, Json, Router};
 use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
-use super::api::{self, client_ip, Limits};
+use super::api::{self, Limits};
 use super::refusal::{body_refusal, ApiRefusal};
 use super::state::Shared;
 use crate::log::{Entry, SecretRef, Who};
@@ -89,6 +89,7 @@ pub fn router(state: Shared, limits: Limits) -> Router {
         .layer(from_fn(move |req, next| {
             api::timeout(limits.request_timeout, req, next)
         }))
+        .layer(from_fn(api::log_refusals))
 }
 
 /// SHA-256 of a bearer token; what the store keeps.
@@ -127,10 +128,6 @@ async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next)
             next.run(req).await
         }
         Ok(None) => {
-            eprintln!(
-                "hermetic-verifier: level=warn event=admin_unauthorized client={}",
-                client_ip(&req)
-            );
             state.metrics.refusal("unauthorized", None);
             unauthorized()
         }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 
-use super::refusal::{body_refusal, ApiRefusal};
+use super::refusal::{body_refusal, ApiRefusal, RefusalReason};
 use super::state::Shared;
 
 /// The public routes (method, path), for documentation and tests.
@@ -45,6 +45,25 @@ pub fn router(state: Shared, limits: Limits) -> Router {
         .layer(from_fn(move |req, next| {
             timeout(limits.request_timeout, req, next)
         }))
+        .layer(from_fn(log_refusals))
+}
+
+/// Logs every refusal (except rate limiting, which is only counted: logging
+/// each would let a flood fill the log) with its reason, never a body.
+pub async fn log_refusals(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let client = client_ip(&req);
+    let response = next.run(req).await;
+    if let Some(RefusalReason(reason)) = response.extensions().get::<RefusalReason>() {
+        if *reason != "rate_limited" {
+            eprintln!(
+                "hermetic-verifier: level=info event=refused reason={reason} status={} method={method} path={path:?} client={client}",
+                response.status().as_u16()
+            );
+        }
+    }
+    response
 }
 
 /// The client's address, as the listener recorded it.

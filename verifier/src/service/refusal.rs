@@ -38,10 +38,16 @@ impl ApiRefusal {
     }
 }
 
+/// Attached to every refusal response so the logging middleware can name
+/// the reason without parsing the body.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalReason(pub &'static str);
+
 impl IntoResponse for ApiRefusal {
     fn into_response(self) -> Response {
         let mut response =
             (self.status, Json(Refusal::new(self.reason, self.message))).into_response();
+        response.extensions_mut().insert(RefusalReason(self.reason));
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

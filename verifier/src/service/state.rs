@@ -110,10 +110,6 @@ impl AppState {
                 secrets: requested.to_vec(),
                 who: who.clone(),
             });
-            eprintln!(
-                "hermetic-verifier: level=info event=release_refused reason={} client={client}",
-                refusal.reason
-            );
             refusal
         };
 

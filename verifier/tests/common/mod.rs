@@ -208,6 +208,8 @@ pub struct Server {
     pub child: Child,
     pub public: SocketAddr,
     pub admin: SocketAddr,
+    /// Every line the server wrote to stderr so far.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Spawns the real binary on ephemeral loopback ports (rate limit off).
@@ -229,12 +231,15 @@ pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let sink = log.clone();
     std::thread::spawn(move || {
         // Keep draining so the child never blocks on a full pipe.
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("event=listening") {
-                let _ = tx.send(line);
+                let _ = tx.send(line.clone());
             }
+            sink.lock().unwrap().push(line);
         }
     });
     let line = rx
@@ -253,5 +258,6 @@ pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         public: addr("public=http://"),
         admin: addr("admin=http://"),
         child,
+        log,
     }
 }
