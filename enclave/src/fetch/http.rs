@@ -10,6 +10,22 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{refusal, FetchError};
 
+/// An error with its causes ("connection error: peer sent bad record MAC"):
+/// hyper's own message alone hides what TLS noticed.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// Largest answer read from the verifier.
 const MAX_ANSWER: usize = 1024 * 1024;
 
@@ -25,7 +41,7 @@ impl Connection {
     {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Http(chain(&e)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -40,26 +56,26 @@ impl Connection {
         path: &str,
         body: &T,
     ) -> Result<R, FetchError> {
-        let body = serde_json::to_vec(body).map_err(|e| FetchError::Http(e.to_string()))?;
+        let body = serde_json::to_vec(body).map_err(|e| FetchError::Http(chain(&e)))?;
         let request = hyper::Request::post(path)
             .header(hyper::header::HOST, &self.host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Http(chain(&e)))?;
         self.sender
             .ready()
             .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Http(chain(&e)))?;
         let response = self
             .sender
             .send_request(request)
             .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Http(chain(&e)))?;
         let status = response.status().as_u16();
         let bytes = Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| FetchError::Http(e.to_string()))?
+            .map_err(|e| FetchError::Http(chain(e.as_ref())))?
             .to_bytes();
         if !(200..300).contains(&status) {
             return Err(refusal(status, &bytes));
