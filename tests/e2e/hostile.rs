@@ -23,12 +23,26 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Granted releases in the audit log; asserts no nonce was granted twice.
 fn granted_releases(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("verifier-data/audit.jsonl"))
-        .unwrap_or_default()
+    let log = std::fs::read_to_string(dir.join("verifier-data/audit.jsonl")).unwrap_or_default();
+    let granted: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("\"action\":\"release\"") && l.contains("\"verdict\":\"granted\""))
-        .count()
+        .collect();
+    let mut nonces = std::collections::BTreeSet::new();
+    for line in &granted {
+        let nonce = line
+            .split("\"nonce\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("a granted release without its nonce: {line}"));
+        assert!(
+            nonces.insert(nonce.to_string()),
+            "nonce {nonce} was granted twice"
+        );
+    }
+    granted.len()
 }
 
 fn args(list: &[&str]) -> Vec<String> {

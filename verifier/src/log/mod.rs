@@ -38,6 +38,10 @@ pub struct Who {
     /// SHA-256 of the document's public key, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_sha256: Option<String>,
+    /// The challenge nonce the document answers, hex (public: it lets an
+    /// auditor check that no nonce was ever granted twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// First 16 hex digits of SHA-256 of the admin token, and its label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -61,6 +65,7 @@ impl Who {
                 .public_key
                 .as_deref()
                 .map(|k| hex::encode(digest(&SHA256, k))),
+            nonce: doc.nonce.as_deref().map(hex::encode),
             ..Who::default()
         }
     }
