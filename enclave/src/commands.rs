@@ -72,14 +72,14 @@ impl CommandError {
         }
     }
 
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &str {
         match self {
             CommandError::Nsm(e) => e.reason(),
             CommandError::Measurements(e) => e.reason(),
             CommandError::Io { .. } => "io_error",
             CommandError::Usage(_) => "usage",
             CommandError::Key(e) => e.reason(),
-            CommandError::Fetch(_) => "fetch_failed",
+            CommandError::Fetch(e) => e.reason(),
             CommandError::Workload(e) => e.reason(),
         }
     }

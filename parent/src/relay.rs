@@ -130,8 +130,20 @@ impl Pump<'_> {
                         io(e)
                     }
                 })?;
-            to.write_all(&buf[..total]).await.map_err(io)?;
-            to.flush().await.map_err(io)?;
+            match to.write_all(&buf[..total]).await.and(to.flush().await) {
+                Ok(()) => {}
+                // The receiving side already closed (e.g. after TLS
+                // close_notify): nothing more to relay this way.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(io(e)),
+            }
             self.counts.bytes += total as u64;
             self.counts.records += 1;
             self.activity.touch();

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod challenge;
 pub mod client;
 pub mod clock;
+pub mod devtls;
 pub mod log;
 pub mod policy;
 pub mod release;

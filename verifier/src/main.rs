@@ -60,6 +60,18 @@ enum Command {
     /// Manage release policies through a running service's admin API.
     #[command(subcommand)]
     Policy(commands::PolicyCommand),
+    /// Write a throw-away CA (ca.pem) and a server certificate for the
+    /// public API (server.pem, server.key) into DIR, for demos and test
+    /// deployments. The enclave pins ca.pem (--verifier-ca). Never
+    /// overwrites existing files.
+    DevTls {
+        /// Directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// DNS name or IP address the certificate is for. Repeatable.
+        #[arg(long = "name", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        names: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -144,6 +156,15 @@ fn main() -> ExitCode {
         Command::Log(cmd) => commands::log(cmd),
         Command::Secret(cmd) => commands::secret(cmd),
         Command::Policy(cmd) => commands::policy(cmd),
+        Command::DevTls { out, names } => match hermetic_verifier::devtls::generate(&out, &names) {
+            Ok(tls) => {
+                println!("CA (pin it in the enclave): {}", tls.ca.display());
+                println!("server certificate:         {}", tls.cert.display());
+                println!("server key (mode 0600):     {}", tls.key.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_error(e),
+        },
     }
 }
 

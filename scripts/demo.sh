@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# hermetic, the whole flow on one machine: a verifier (TLS on loopback, an
+# embedded store), a parent proxy (Unix socket standing in for vsock) and a
+# simulated Nitro enclave that fetches a secret and hands it to its
+# workload; then an enclave with the wrong image is refused, and the audit
+# log is checked. Everything it starts is stopped on exit.
+#
+# usage: scripts/demo.sh            (DEMO_DIR=... keeps the files there)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${DEMO_DIR:-$(mktemp -d -t hermetic-demo.XXXXXX)}
+mkdir -p "$work"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+step=0
+say() { step=$((step + 1)); printf '\n\033[1m== %d. %s\033[0m\n' "$step" "$*"; }
+run() { printf '$ %s\n' "$*" >&2; "$@"; }
+
+wait_for() { # FILE PATTERN: wait until a log line matches, print it
+  local i
+  for i in $(seq 1 300); do
+    if grep -q "$2" "$1" 2>/dev/null; then grep -m1 "$2" "$1"; return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1:" >&2; cat "$1" >&2; return 1
+}
+
+say "Build the binaries"
+(cd "$root" && cargo build --workspace --bins --quiet)
+bin="$root/target/debug"
+export PATH="$bin:$PATH"
+echo "work directory: $work"
+
+say "Build an enclave image and record its measurements (as CI would)"
+printf 'demo kernel\n' > "$work/kernel.bin"
+printf 'demo init + application v1\n' > "$work/ramdisk.cpio"
+run hermetic-eif build --kernel "$work/kernel.bin" --cmdline "console=ttyS0" \
+  --ramdisk "$work/ramdisk.cpio" --output "$work/app.eif"
+hermetic-eif describe "$work/app.eif" --format json > "$work/app.json"
+run hermetic-eif policy "$work/app.eif" --secret demo-db-password | tee "$work/policy.toml"
+
+say "Create the simulated NSM's test PKI (the verifier must be told to trust its root)"
+run hermetic-enclave describe-nsm --nsm simulated --pki-dir "$work/sim-pki" > /dev/null
+echo "test root: $work/sim-pki/root.pem"
+
+say "Create a development CA and TLS certificate for the verifier"
+run hermetic-verifier dev-tls --out "$work/tls"
+
+say "Start the verifier (embedded store, policy file, TLS)"
+hermetic-verifier serve --data-dir "$work/verifier" --config "$work/policy.toml" \
+  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  --trust-root "$work/sim-pki/root.pem" \
+  --tls-cert "$work/tls/server.pem" --tls-key "$work/tls/server.key" \
+  2> "$work/verifier.log" &
+pids+=($!)
+line=$(wait_for "$work/verifier.log" "event=listening")
+echo "$line"
+public=$(sed -n 's/.*public=https:\/\/\([^ ]*\).*/\1/p' <<< "$line")
+admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<< "$line")
+
+say "An operator puts the secret (write-only: no API returns it)"
+printf 'hunter2-%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" > "$work/secret.value"
+run hermetic-verifier secret put demo-db-password --value-file "$work/secret.value" \
+  --admin-url "$admin" --token-file "$work/verifier/admin.token"
+expected=$(sha256sum < "$work/secret.value" | cut -d' ' -f1)
+rm -f "$work/secret.value"
+run hermetic-verifier secret list --admin-url "$admin" --token-file "$work/verifier/admin.token"
+
+say "Start the parent proxy (the untrusted relay; allow-listed to the verifier)"
+hermetic-parent --listen "unix://$work/parent.sock" --allow "tcp://$public" \
+  --capture "$work/parent-capture.bin" 2> "$work/parent.log" &
+pids+=($!)
+wait_for "$work/parent.log" "listening" > /dev/null
+echo "parent listening on unix://$work/parent.sock, relaying to tcp://$public"
+
+workload='printf "workload: DEMO_DB_PASSWORD has %s bytes, sha256 %s\n" "${#DEMO_DB_PASSWORD}" "$(printf %s "$DEMO_DB_PASSWORD" | sha256sum | cut -d" " -f1)"'
+
+say "The enclave (simulated NSM, PCRs of app.eif) fetches the secret and starts its workload"
+run hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
+  --via "unix://$work/parent.sock" --verifier "tcp://$public" --verifier-ca "$work/tls/ca.pem" \
+  --secret demo-db-password -- sh -c "$workload" | tee "$work/workload.out"
+grep -q "$expected" "$work/workload.out" && echo "(the hash matches the secret the operator put)"
+
+say "What the parent saw: TLS records and byte counts only"
+tail -n 1 "$work/parent.log"
+if grep -a -q -e "demo-db-password" -e "HTTP/1.1" "$work/parent-capture.bin"; then
+  echo "the capture contains plaintext!" >&2; exit 1
+fi
+echo "capture: $(wc -c < "$work/parent-capture.bin") bytes, no secret name, no HTTP, no secret"
+
+say "An enclave built from a different image is refused"
+printf 'demo init + application v1 + backdoor\n' > "$work/ramdisk-evil.cpio"
+hermetic-eif build --kernel "$work/kernel.bin" --cmdline "console=ttyS0" \
+  --ramdisk "$work/ramdisk-evil.cpio" --output "$work/evil.eif" > /dev/null
+hermetic-eif describe "$work/evil.eif" --format json > "$work/evil.json"
+set +e
+hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/evil.json" \
+  --via "unix://$work/parent.sock" --verifier "tcp://$public" --verifier-ca "$work/tls/ca.pem" \
+  --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"'
+status=$?
+set -e
+echo "enclave exit status: $status (no workload started)"
+[ "$status" -eq 1 ]
+
+say "An auditor checks an attestation document offline"
+hermetic-enclave attest --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
+  --nonce 00112233 --out "$work/doc.cbor"
+pcr0=$(sed -n 's/.*"PCR0": *"\([0-9a-f]*\)".*/\1/p' "$work/app.json" | head -n1)
+run hermetic-verifier audit "$work/doc.cbor" --root "$work/sim-pki/root.pem" \
+  --expect-pcr "0=$pcr0" --nonce 00112233 --max-age 5m | head -n 12
+echo "(without --root the same document is refused: only the AWS root is trusted)"
+hermetic-verifier audit "$work/doc.cbor" --format json | grep -m1 '"reason"' || true
+
+say "The audit log: every release and refusal, hash-chained"
+cut -c1-200 "$work/verifier/audit.jsonl"
+run hermetic-verifier log verify --data-dir "$work/verifier"
+
+say "Done: stopping the verifier and the parent"
