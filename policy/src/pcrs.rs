@@ -1,0 +1,45 @@
+use std::collections::BTreeMap;
+
+/// PCR index → value: an allowed measurement set, or what an enclave or
+/// image measured.
+pub type Pcrs = BTreeMap<u8, Vec<u8>>;
+
+/// Bytes of a SHA-384 PCR, the only kind Nitro Enclaves report.
+pub const PCR_LEN: usize = 48;
+
+/// A PCR value as the policy file spells it: exactly 96 lower-case hex
+/// characters. One spelling per value, as `hermetic-eif describe` prints
+/// it; upper case and other lengths are refused, not normalised.
+pub fn pcr_from_hex(s: &str) -> Option<Vec<u8>> {
+    let lower = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !lower || s.len() != 2 * PCR_LEN {
+        return None;
+    }
+    hex::decode(s).ok()
+}
+
+/// One expected PCR that was absent or different.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcrDiff {
+    pub index: u8,
+    pub expected: Vec<u8>,
+    /// `None` when `actual` has no such PCR.
+    pub actual: Option<Vec<u8>>,
+}
+
+/// Every PCR `expected` names that `actual` lacks or holds with another
+/// value, in index order. Empty: the set matches. PCRs `actual` has but
+/// `expected` does not name are not compared.
+pub fn mismatches(expected: &Pcrs, actual: &Pcrs) -> Vec<PcrDiff> {
+    expected
+        .iter()
+        .filter(|(index, want)| actual.get(index) != Some(want))
+        .map(|(index, want)| PcrDiff {
+            index: *index,
+            expected: want.clone(),
+            actual: actual.get(index).cloned(),
+        })
+        .collect()
+}
