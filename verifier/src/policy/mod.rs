@@ -1,12 +1,17 @@
 //! What a verified document must also satisfy before anything is released
 //! to it, or before an auditor calls it valid: expected PCRs, the challenge
 //! nonce, the document's age and the debug-mode rule. Pure functions; the
-//! caller supplies the time.
+//! caller supplies the time. The policy file itself is `hermetic-policy`'s,
+//! shared with `hermetic-eif`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hermetic_attestation::{rfc3339_ms, Document};
+
+pub use hermetic_policy::{
+    check_secret_name, Error as PolicyFileError, PolicyFile, SecretPolicy, DEFAULT_MAX_AGE,
+    POLICY_PCRS,
+};
 
 /// How far a document's timestamp may run ahead of the verifier's clock.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -49,7 +54,7 @@ impl PolicyError {
 }
 
 /// Expected PCR values by index (any subset of 0..=31).
-pub type Measurements = BTreeMap<u8, Vec<u8>>;
+pub type Measurements = hermetic_policy::Pcrs;
 
 /// Debug-mode enclaves are refused unless explicitly allowed.
 pub fn check_debug(doc: &Document, allow_debug: bool) -> Result<(), PolicyError> {
@@ -61,17 +66,40 @@ pub fn check_debug(doc: &Document, allow_debug: bool) -> Result<(), PolicyError>
 
 /// Every expected PCR must be present with exactly the expected value.
 pub fn check_pcrs(doc: &Document, expected: &Measurements) -> Result<(), PolicyError> {
-    for (index, want) in expected {
-        let got = doc.pcrs.get(index);
-        if got != Some(want) {
-            return Err(PolicyError::PcrMismatch {
-                index: *index,
-                expected: hex::encode(want),
-                actual: got.map(hex::encode).unwrap_or_else(|| "absent".into()),
-            });
+    match hermetic_policy::mismatches(expected, &doc.pcrs)
+        .into_iter()
+        .next()
+    {
+        None => Ok(()),
+        Some(diff) => Err(PolicyError::PcrMismatch {
+            index: diff.index,
+            expected: hex::encode(diff.expected),
+            actual: diff
+                .actual
+                .map(hex::encode)
+                .unwrap_or_else(|| "absent".into()),
+        }),
+    }
+}
+
+/// A secret's policy against a document: the debug rule, then the
+/// measurement sets (every PCR of at least one must match). With a single
+/// set the mismatch names the PCR; with several it says that none matched.
+pub fn check_document(policy: &SecretPolicy, doc: &Document) -> Result<(), PolicyError> {
+    check_debug(doc, policy.allow_debug)?;
+    let mut first_error = None;
+    for set in &policy.measurements {
+        match check_pcrs(doc, set) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok(())
+    match (policy.measurements.len(), first_error) {
+        (1, Some(e)) => Err(e),
+        _ => Err(PolicyError::NoMeasurementMatches),
+    }
 }
 
 /// The document must carry exactly `expected`. (Nonces are public
@@ -102,9 +130,3 @@ pub fn check_age(doc: &Document, now_ms: u64, max_age: Duration) -> Result<(), P
     }
     Ok(())
 }
-
-mod file;
-
-pub use file::{
-    check_secret_name, PolicyFile, PolicyFileError, SecretPolicy, DEFAULT_MAX_AGE, POLICY_PCRS,
-};

@@ -24,7 +24,7 @@ use hermetic_attestation::{At, Document, UnixTime, Verifier};
 use hermetic_envelope::{EnvelopeError, RecipientPublicKey};
 
 use crate::challenge::{NonceBook, NonceError};
-use crate::policy::{check_age, PolicyError, SecretPolicy};
+use crate::policy::{check_age, check_document, PolicyError, SecretPolicy};
 
 /// Most secrets one request may ask for.
 pub const MAX_SECRETS_PER_REQUEST: usize = 64;
@@ -171,7 +171,7 @@ pub fn decide(
     }
     let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
     for (name, policy) in &resolved {
-        check_age(&doc, now_ms, policy.max_age).map_err(|error| {
+        check_age(&doc, now_ms, policy.max_age()).map_err(|error| {
             refuse(ReleaseError::Policy {
                 name: (*name).clone(),
                 error,
@@ -179,7 +179,7 @@ pub fn decide(
         })?;
     }
     for (name, policy) in &resolved {
-        policy.check_document(&doc).map_err(|error| {
+        check_document(policy, &doc).map_err(|error| {
             refuse(ReleaseError::Policy {
                 name: (*name).clone(),
                 error,
