@@ -123,6 +123,10 @@ pub enum EifError {
     /// An expectation file (describe JSON or policy TOML) is unusable.
     #[error("{path}: {message}")]
     BadExpectation { path: PathBuf, message: String },
+
+    /// `policy --secret NAME`: a stanza the verifier would refuse.
+    #[error("cannot write a policy: {0}")]
+    PolicyStanza(hermetic_policy::Error),
 }
 
 impl EifError {

@@ -159,7 +159,7 @@ fn run(cli: Cli) -> Result<u8, EifError> {
         }
         Cmd::Policy { image, secret } => {
             let img = read_eif(&image, ReadOptions::default())?;
-            print!("{}", policy_stanza(&img.measurements, &secret));
+            print!("{}", policy_stanza(&img.measurements, &secret)?);
             Ok(0)
         }
         Cmd::Build {

@@ -27,28 +27,29 @@ fn measurements(seed: u64, signed: bool) -> Measurements {
 fn stanza_roundtrips_and_matches_only_its_image() {
     let m = measurements(1, true);
     let other = measurements(50, true);
-    let text = policy_stanza(&m, "db-password");
+    let text = policy_stanza(&m, "db-password").unwrap();
     let p = Policy::parse(&text).unwrap();
     let sp = &p.secrets["db-password"];
     assert!(sp.nonce_required);
     assert!(!sp.allow_debug);
     assert_eq!(sp.max_age_secs, None);
     assert_eq!(sp.measurements.len(), 1);
-    assert_eq!(
-        sp.measurements[0].pcr8.as_deref(),
-        Some(hex::encode(m.pcr8.unwrap()).as_str())
-    );
+    assert_eq!(sp.measurements[0][&8], m.pcr8.unwrap());
     let exp = Expectation::Policy(p);
     assert!(check(&m, &exp, None).unwrap().matched());
     let rep = check(&other, &exp, None).unwrap();
     assert!(!rep.matched());
     assert_eq!(rep.candidates[0].diffs.len(), 4, "{rep}");
-    // Names needing quotes survive.
-    let q = policy_stanza(&m, "my secret.v2");
+    // Names needing quotes survive; names the verifier refuses are refused.
+    let q = policy_stanza(&m, "db-password.v2").unwrap();
     assert!(Policy::parse(&q)
         .unwrap()
         .secrets
-        .contains_key("my secret.v2"));
+        .contains_key("db-password.v2"));
+    assert!(matches!(
+        policy_stanza(&m, "my secret.v2"),
+        Err(EifError::PolicyStanza(_))
+    ));
 }
 
 #[test]
@@ -83,35 +84,12 @@ fn pcr8_expected_but_image_unsigned() {
         (unsigned.pcr0, unsigned.pcr1, unsigned.pcr2),
         (signed.pcr0, signed.pcr1, signed.pcr2)
     );
-    let exp = Expectation::Policy(Policy::parse(&policy_stanza(&signed, "s")).unwrap());
+    let exp = Expectation::Policy(Policy::parse(&policy_stanza(&signed, "s").unwrap()).unwrap());
     let rep = check(&unsigned, &exp, None).unwrap();
     assert!(!rep.matched());
     assert_eq!(rep.candidates[0].diffs.len(), 1);
     assert_eq!(rep.candidates[0].diffs[0].index, 8);
     assert_eq!(rep.candidates[0].diffs[0].actual, None);
-}
-
-#[test]
-fn policy_validation() {
-    let good = "a".repeat(96);
-    for bad in [
-        String::new(),
-        "[secrets]\n".to_string(),
-        "[secrets.x]\nmeasurements = []\n".to_string(),
-        "[secrets.x]\n[[secrets.x.measurements]]\n".to_string(),
-        format!("[secrets.x]\n[[secrets.x.measurements]]\npcr5 = \"{good}\"\n"),
-        format!(
-            "[secrets.x]\n[[secrets.x.measurements]]\npcr0 = \"{}\"\n",
-            "A".repeat(96)
-        ),
-        format!(
-            "[secrets.x]\n[[secrets.x.measurements]]\npcr0 = \"{}\"\n",
-            "a".repeat(95)
-        ),
-        format!("[secrets.x]\nmax_age_secs = -1\n[[secrets.x.measurements]]\npcr0 = \"{good}\"\n"),
-    ] {
-        assert!(Policy::parse(&bad).is_err(), "accepted: {bad:?}");
-    }
 }
 
 #[test]
@@ -129,7 +107,7 @@ fn json_expectations() {
     let exp = load_expectation(&p).unwrap();
     assert_eq!(
         exp,
-        Expectation::Pcrs([(8u8, j.pcr8.clone().unwrap())].into_iter().collect())
+        Expectation::Pcrs([(8u8, m.pcr8.unwrap().to_vec())].into_iter().collect())
     );
     assert!(check(&m, &exp, None).unwrap().matched());
     assert!(!check(&measurements(10, true), &exp, None)
