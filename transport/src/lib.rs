@@ -267,6 +267,21 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_without_vsock_is_named_as_such() {
+        let vsock = Endpoint::Vsock { cid: 3, port: 8000 };
+        for errno in [97, 19] {
+            // EAFNOSUPPORT, ENODEV
+            let e = TransportError::from_io(&vsock, io::Error::from_raw_os_error(errno));
+            assert!(matches!(e, TransportError::NoVsock), "{errno}: {e}");
+        }
+        let tcp = Endpoint::Tcp("127.0.0.1:1".into());
+        let e = TransportError::from_io(&tcp, io::Error::from_raw_os_error(97));
+        assert!(matches!(e, TransportError::Io { .. }));
+        let e = TransportError::from_io(&tcp, io::Error::from(io::ErrorKind::AddrInUse));
+        assert!(matches!(e, TransportError::AddressInUse(_)));
+    }
+
+    #[test]
     fn refuses_malformed_endpoints() {
         for s in [
             "",

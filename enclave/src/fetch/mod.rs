@@ -242,3 +242,133 @@ fn refusal(status: u16, body: &[u8]) -> FetchError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hermetic_envelope::seal;
+    use hermetic_envelope::wire::WrappedSecret;
+    use ring::rand::SystemRandom;
+
+    use super::*;
+
+    const NONCE: &[u8] = &[7; 32];
+
+    fn key(seed: u8) -> EnclaveKey {
+        EnclaveKey::from_ikm(&[seed; 32]).unwrap()
+    }
+
+    fn wrapped(to: &EnclaveKey, name: &str, nonce: &[u8], value: &[u8]) -> WrappedSecret {
+        let ctx = ReleaseContext {
+            name: name.into(),
+            version: 3,
+            nonce: nonce.to_vec(),
+        };
+        WrappedSecret::from(&seal(&to.recipient(), &ctx, value, &SystemRandom::new()).unwrap())
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn opens_exactly_the_secrets_asked_for() {
+        let k = key(1);
+        let response = ReleaseResponse {
+            secrets: vec![
+                wrapped(&k, "b", NONCE, b"two"),
+                wrapped(&k, "a", NONCE, b"one"),
+            ],
+        };
+        let secrets = open_all(&k, &names(&["a", "b"]), NONCE, response).unwrap();
+        assert_eq!(secrets.get("a"), Some(&b"one"[..]));
+        assert_eq!(secrets.get("b"), Some(&b"two"[..]));
+    }
+
+    #[test]
+    fn refuses_a_secret_sealed_to_another_key() {
+        let response = ReleaseResponse {
+            secrets: vec![wrapped(&key(2), "a", NONCE, b"one")],
+        };
+        let err = open_all(&key(1), &names(&["a"]), NONCE, response).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::Unwrap {
+                    reason: "envelope_open_failed",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_an_answer_to_another_nonce() {
+        let k = key(1);
+        let response = ReleaseResponse {
+            secrets: vec![wrapped(&k, "a", &[8; 32], b"one")],
+        };
+        let err = open_all(&k, &names(&["a"]), NONCE, response).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::Unwrap {
+                    reason: "envelope_open_failed",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_secret_relabelled_as_another() {
+        let k = key(1);
+        let mut w = wrapped(&k, "other", NONCE, b"one");
+        w.name = "a".into();
+        let err = open_all(
+            &k,
+            &names(&["a"]),
+            NONCE,
+            ReleaseResponse { secrets: vec![w] },
+        )
+        .unwrap_err();
+        assert!(matches!(err, FetchError::Unwrap { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_missing_extra_or_repeated_secrets() {
+        let k = key(1);
+        let missing = ReleaseResponse {
+            secrets: vec![wrapped(&k, "b", NONCE, b"two")],
+        };
+        assert!(matches!(
+            open_all(&k, &names(&["a"]), NONCE, missing).unwrap_err(),
+            FetchError::Missing(n) if n == "a"
+        ));
+        let extra = ReleaseResponse {
+            secrets: vec![wrapped(&k, "a", NONCE, b"1"), wrapped(&k, "b", NONCE, b"2")],
+        };
+        assert!(matches!(
+            open_all(&k, &names(&["a"]), NONCE, extra).unwrap_err(),
+            FetchError::Unexpected
+        ));
+        let twice = ReleaseResponse {
+            secrets: vec![wrapped(&k, "a", NONCE, b"1"), wrapped(&k, "a", NONCE, b"1")],
+        };
+        assert!(matches!(
+            open_all(&k, &names(&["a", "b"]), NONCE, twice).unwrap_err(),
+            FetchError::Unexpected
+        ));
+    }
+
+    #[test]
+    fn error_messages_never_carry_the_secret() {
+        let k = key(1);
+        let response = ReleaseResponse {
+            secrets: vec![wrapped(&key(2), "a", NONCE, b"TOP-SECRET-VALUE")],
+        };
+        let err = open_all(&k, &names(&["a"]), NONCE, response).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("TOP-SECRET-VALUE"));
+    }
+}
