@@ -1,0 +1,94 @@
+//! The files for real Nitro hosts (scripts/nitro/) cannot run here — no
+//! Docker engine, no nitro-cli, no /dev/nsm — but the commands they run
+//! are ours, so their arguments are checked against our binaries.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use hermetic_e2e::{bin, run};
+
+fn nitro_file(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/nitro")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The enclave image's CMD, as the container would run it.
+#[test]
+fn the_enclave_image_command_is_accepted_and_needs_a_real_nsm() {
+    let dockerfile = nitro_file("Dockerfile.enclave");
+    let cmd_line = dockerfile
+        .lines()
+        .find(|l| l.starts_with("CMD "))
+        .expect("a CMD line");
+    // CMD ["sh", "-c", "<script>"]: take the script.
+    let script = cmd_line
+        .rsplit_once("\", \"")
+        .map(|(_, s)| s.trim_end_matches("\"]").replace("\\\"", "\""))
+        .expect("CMD [\"sh\", \"-c\", \"...\"]");
+    let dir = tempfile::tempdir().unwrap();
+    let tls = hermetic_e2e::make_tls(dir.path(), "image");
+    let script = script.replace("/etc/hermetic/verifier-ca.pem", tls.ca.to_str().unwrap());
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &script])
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/bin:/bin",
+                bin("hermetic-enclave").parent().unwrap().display()
+            ),
+        )
+        .env("HERMETIC_VERIFIER", "tcp://verifier.internal:8443")
+        .env("HERMETIC_VERIFIER_NAME", "verifier.internal")
+        .env("HERMETIC_SECRET", "db-password");
+    let out = run(sh, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Every argument parsed; it stops only because this is not an enclave.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no /dev/nsm: not inside a Nitro Enclave"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_parent_unit_runs_the_parent_with_arguments_it_accepts() {
+    let unit = nitro_file("hermetic-parent.service");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/hermetic-parent"));
+    let args: Vec<&str> = words.collect();
+    // Parse them without binding vsock: the same arguments with --help
+    // must be accepted by clap (exit 0), and each endpoint must parse.
+    for (i, a) in args.iter().enumerate() {
+        if matches!(*a, "--listen" | "--allow") {
+            let endpoint: Result<hermetic_transport::Endpoint, _> = args[i + 1].parse();
+            assert!(endpoint.is_ok(), "{} {}", a, args[i + 1]);
+        }
+    }
+    let mut cmd = Command::new(bin("hermetic-parent"));
+    cmd.args(&args).arg("--help");
+    assert!(run(cmd, Duration::from_secs(10)).status.success());
+}
+
+#[test]
+fn the_host_scripts_are_valid_shell() {
+    for script in ["build-enclave.sh", "run-enclave.sh"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../scripts/nitro")
+            .join(script);
+        let mut cmd = Command::new("bash");
+        cmd.arg("-n").arg(&path);
+        let out = run(cmd, Duration::from_secs(10));
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
