@@ -1,9 +1,10 @@
 //! The enclave agent of hermetic.
 //!
 //! - [`nsm`]: our [`nsm::Nsm`] trait over the Nitro Secure Module, with the
-//!   real `/dev/nsm` backend ([`nsm::RealNsm`]) and a simulated one
-//!   ([`nsm::SimulatedNsm`]) that signs AWS-shaped documents with a local
-//!   test PKI.
+//!   real `/dev/nsm` backend ([`nsm::RealNsm`]) and, with the cargo feature
+//!   `simulator` (default), a simulated one (`nsm::SimulatedNsm`) that signs
+//!   AWS-shaped documents with a local test PKI. Enclave images are built
+//!   without that feature, so they hold no document signer.
 //! - [`keys`]: the per-boot ephemeral key whose public half goes into the
 //!   attestation document.
 //! - [`workload`]: hands opened secrets to the workload process (environment

@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use hermetic_enclave::commands::{
     self, AttestOptions, Backend, CommandError, NsmSelection, OpenedNsm,
 };
-use hermetic_enclave::nsm::{Nsm, PkiOrigin};
+use hermetic_enclave::nsm::Nsm;
+#[cfg(feature = "simulator")]
+use hermetic_enclave::nsm::PkiOrigin;
 use hermetic_enclave::SystemClock;
 
 /// The hermetic enclave agent: talks to the Nitro Secure Module (real or
@@ -59,6 +61,10 @@ enum NsmKind {
     Real,
     /// An in-process simulator signing with a local test PKI (never trusted
     /// by a verifier that trusts only AWS).
+    #[cfg_attr(
+        not(feature = "simulator"),
+        doc = "Not in this build (cargo feature `simulator`)."
+    )]
     Simulated,
 }
 
@@ -184,7 +190,9 @@ fn parse_hex(s: &str) -> Result<Hex, String> {
     hex::decode(s).map(Hex).map_err(|e| format!("not hex: {e}"))
 }
 
-fn open(args: NsmArgs) -> Result<OpenedNsm, CommandError> {
+/// The NSM options, refused here already if this build cannot open them
+/// (so `run` says so before reading any file).
+fn selection(args: NsmArgs) -> Result<NsmSelection, CommandError> {
     let selection = NsmSelection {
         backend: match args.nsm {
             NsmKind::Real => Backend::Real,
@@ -194,7 +202,24 @@ fn open(args: NsmArgs) -> Result<OpenedNsm, CommandError> {
         pcrs_from: args.pcrs_from,
         debug_mode: args.debug_mode,
     };
-    let opened = commands::open_nsm(&selection, Arc::new(SystemClock))?;
+    selection.check()?;
+    Ok(selection)
+}
+
+fn open(args: NsmArgs) -> Result<OpenedNsm, CommandError> {
+    open_selected(&selection(args)?)
+}
+
+fn open_selected(selection: &NsmSelection) -> Result<OpenedNsm, CommandError> {
+    let opened = commands::open_nsm(selection, Arc::new(SystemClock))?;
+    #[cfg(feature = "simulator")]
+    report_pki(&opened);
+    Ok(opened)
+}
+
+/// Tells the user when the simulator made a new test PKI to trust.
+#[cfg(feature = "simulator")]
+fn report_pki(opened: &OpenedNsm) {
     if let Some((root, origin)) = &opened.pki {
         match origin {
             PkiOrigin::Loaded => {}
@@ -208,7 +233,6 @@ fn open(args: NsmArgs) -> Result<OpenedNsm, CommandError> {
             ),
         }
     }
-    Ok(opened)
 }
 
 fn print_json(value: serde_json::Value) -> Result<(), CommandError> {
@@ -228,6 +252,7 @@ fn pcr_json(nsm: &dyn Nsm, index: u16) -> Result<serde_json::Value, CommandError
 fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
         Command::Run(args) => {
+            let selection = selection(args.nsm)?;
             let ca_pem = std::fs::read(&args.verifier_ca).map_err(|source| CommandError::Io {
                 what: "cannot read",
                 path: args.verifier_ca.clone(),
@@ -249,7 +274,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 )?,
                 command: hermetic_enclave::workload::WorkloadCommand::from_argv(args.command)?,
             };
-            let opened = open(args.nsm)?;
+            let opened = open_selected(&selection)?;
             let exit = commands::run_workload(opened.nsm.as_ref(), &options)?;
             std::process::exit(exit.code());
         }

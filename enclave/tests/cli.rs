@@ -1,16 +1,24 @@
-//! The `hermetic-enclave` binary, run as a user would.
+//! The `hermetic-enclave` binary, run as a user would. Tests of `--nsm
+//! simulated` need the cargo feature `simulator` (default); the others run
+//! in both builds, and those of a build without it only there.
 
+#[cfg(feature = "simulator")]
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[cfg(feature = "simulator")]
 use base64::Engine;
+#[cfg(feature = "simulator")]
 use hermetic_attestation::{At, TrustedRoot, Verifier};
 use hermetic_enclave::nsm::{NsmError, RealNsm, NSM_DEVICE};
 
+#[cfg(feature = "simulator")]
 const NOT_IN_ENCLAVE: &str =
     "no /dev/nsm: not inside a Nitro Enclave; use --nsm simulated for local runs";
+#[cfg(not(feature = "simulator"))]
+const NOT_IN_ENCLAVE: &str = "no /dev/nsm: not inside a Nitro Enclave";
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hermetic-enclave"))
@@ -24,6 +32,7 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+#[cfg(feature = "simulator")]
 fn verifier_for(pki_dir: &Path) -> Verifier {
     let pem = std::fs::read(pki_dir.join("root.pem")).unwrap();
     Verifier::new(vec![TrustedRoot::from_pem(&pem).unwrap()])
@@ -72,6 +81,7 @@ fn the_real_backend_off_hardware_fails_cleanly_in_the_cli() {
     }
 }
 
+#[cfg(feature = "simulator")]
 #[test]
 fn attest_writes_a_document_that_verifies_with_the_written_root_and_reuses_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -134,6 +144,7 @@ fn attest_writes_a_document_that_verifies_with_the_written_root_and_reuses_it() 
     assert_eq!(doc.nonce, None);
 }
 
+#[cfg(feature = "simulator")]
 #[test]
 fn attest_takes_pcrs_from_eif_json_and_debug_mode() {
     let tmp = tempfile::tempdir().unwrap();
@@ -175,17 +186,49 @@ fn attest_takes_pcrs_from_eif_json_and_debug_mode() {
 }
 
 #[test]
+fn usage_errors_of_the_real_backend_exit_2() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["attest", "--nonce", "zz"], "not hex"),
+        (&["attest", "--nsm", "real", "--debug-mode"], "[usage]"),
+        (
+            &["describe-nsm", "--nsm", "real", "--pki-dir", "/nonexistent"],
+            "--pki-dir applies only to --nsm simulated",
+        ),
+        (
+            &[
+                "run",
+                "--nsm",
+                "real",
+                "--pcrs-from",
+                "/nonexistent.json",
+                "--verifier",
+                "tcp://127.0.0.1:9",
+                "--verifier-ca",
+                "/nonexistent-ca.pem",
+                "--secret",
+                "s",
+                "--",
+                "true",
+            ],
+            "--pcrs-from applies only to --nsm simulated",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+        assert!(o.stdout.is_empty());
+    }
+}
+
+#[cfg(feature = "simulator")]
+#[test]
 fn usage_and_io_errors_exit_2_and_nsm_refusals_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("pki");
     let pki_s = pki.to_str().unwrap();
     let mut cases: Vec<(Vec<&str>, i32, &str)> = vec![
-        (vec!["attest", "--nonce", "zz"], 2, "not hex"),
-        (
-            vec!["attest", "--nsm", "real", "--debug-mode"],
-            2,
-            "[usage]",
-        ),
         (
             vec![
                 "attest",
@@ -297,6 +340,7 @@ fn usage_and_io_errors_exit_2_and_nsm_refusals_exit_1() {
     }
 }
 
+#[cfg(feature = "simulator")]
 #[test]
 fn describe_nsm_and_pcr_subcommands_print_json() {
     let tmp = tempfile::tempdir().unwrap();
@@ -364,4 +408,85 @@ fn help_documents_the_default_pki_dir_and_exit_codes() {
     let o = run(&["--help"]);
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("Exit codes"), "{text}");
+}
+
+/// An enclave image's build (`--no-default-features`): `--nsm simulated`
+/// and its options still parse, and are refused as a usage error before
+/// anything is read, written or opened.
+#[cfg(not(feature = "simulator"))]
+#[test]
+fn without_the_simulator_feature_the_simulator_is_a_usage_error() {
+    const NO_SIMULATOR: &str = "this hermetic-enclave was built without the simulator (cargo feature `simulator`); use --nsm real inside a Nitro Enclave";
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let pki_s = pki.to_str().unwrap();
+    let out = tmp.path().join("doc.cbor");
+    let cases: [&[&str]; 7] = [
+        &["attest", "--nsm", "simulated"],
+        &[
+            "attest",
+            "--nsm",
+            "simulated",
+            "--pki-dir",
+            pki_s,
+            "--pcrs-from",
+            "/nonexistent.json",
+            "--debug-mode",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["describe-nsm", "--nsm", "simulated", "--pki-dir", pki_s],
+        &["pcr", "describe", "0", "--nsm", "simulated"],
+        &["pcr", "extend", "16", "--data", "00", "--nsm", "simulated"],
+        &["pcr", "lock", "--range", "16", "--nsm", "simulated"],
+        &[
+            "run",
+            "--nsm",
+            "simulated",
+            "--verifier",
+            "tcp://127.0.0.1:9",
+            "--verifier-ca",
+            "/nonexistent-ca.pem",
+            "--secret",
+            "s",
+            "--",
+            "true",
+        ],
+    ];
+    for args in cases {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("hermetic-enclave: {NO_SIMULATOR} [usage]\n"),
+            "{args:?}"
+        );
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    // The simulator-only options with the real backend say the same.
+    for flag in [
+        &["--pki-dir", pki_s][..],
+        &["--pcrs-from", "/nonexistent.json"][..],
+        &["--debug-mode"][..],
+    ] {
+        let mut args = vec!["attest", "--nsm", "real"];
+        args.extend_from_slice(flag);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "hermetic-enclave: {} applies only to --nsm simulated, and {NO_SIMULATOR} [usage]\n",
+                flag[0]
+            ),
+            "{args:?}"
+        );
+    }
+    assert!(!pki.exists(), "nothing is created");
+    assert!(!out.exists(), "nothing is written");
+
+    // `--help` says which build this is.
+    let o = run(&["attest", "--help"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("Not in this build"), "{text}");
 }

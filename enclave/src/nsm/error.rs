@@ -8,8 +8,16 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NsmError {
-    /// The real backend was asked for outside an enclave.
-    #[error("no /dev/nsm: not inside a Nitro Enclave; use --nsm simulated for local runs")]
+    /// The real backend was asked for outside an enclave. Only a build
+    /// with the simulator can suggest it.
+    #[cfg_attr(
+        feature = "simulator",
+        error("no /dev/nsm: not inside a Nitro Enclave; use --nsm simulated for local runs")
+    )]
+    #[cfg_attr(
+        not(feature = "simulator"),
+        error("no /dev/nsm: not inside a Nitro Enclave")
+    )]
     NotInEnclave,
     #[error("{path} exists but could not be opened: {source}")]
     DeviceOpen {
@@ -39,6 +47,7 @@ pub enum NsmError {
     UnexpectedResponse { request: &'static str },
 
     // Only the simulated backend fails these ways.
+    #[cfg(feature = "simulator")]
     #[error("simulated NSM: {detail} {path}: {source}")]
     SimulatorIo {
         path: PathBuf,
@@ -46,8 +55,10 @@ pub enum NsmError {
         #[source]
         source: std::io::Error,
     },
+    #[cfg(feature = "simulator")]
     #[error("simulated NSM: the test PKI in {path} is unusable: {detail}")]
     SimulatorPki { path: PathBuf, detail: String },
+    #[cfg(feature = "simulator")]
     #[error("simulated NSM: signing failed: {0}")]
     SimulatorSigning(String),
 }
@@ -66,8 +77,11 @@ impl NsmError {
             NsmError::InputTooLarge { .. } => "nsm_input_too_large",
             NsmError::Internal { .. } => "nsm_internal_error",
             NsmError::UnexpectedResponse { .. } => "nsm_unexpected_response",
+            #[cfg(feature = "simulator")]
             NsmError::SimulatorIo { .. } => "nsm_sim_io",
+            #[cfg(feature = "simulator")]
             NsmError::SimulatorPki { .. } => "nsm_sim_pki_invalid",
+            #[cfg(feature = "simulator")]
             NsmError::SimulatorSigning(_) => "nsm_sim_signing_failed",
         }
     }

@@ -5,20 +5,29 @@
 //! `Box<dyn Nsm>` and not care which backend it has:
 //!
 //! - [`RealNsm`]: `/dev/nsm` through the nsm-api driver, inside an enclave.
-//! - [`SimulatedNsm`]: in-process, for tests, the local demo and development.
+//! - `SimulatedNsm`: in-process, for tests, the local demo and development.
+//!   Only with the cargo feature `simulator` (on by default), together with
+//!   its test PKI store and `Measurements`: an enclave image is built
+//!   without it, so it carries no document signer.
 
 mod error;
+#[cfg(feature = "simulator")]
 mod measurements;
+#[cfg(feature = "simulator")]
 mod pki_store;
 mod real;
+#[cfg(feature = "simulator")]
 mod simulated;
 
 use std::collections::BTreeSet;
 
 pub use error::NsmError;
+#[cfg(feature = "simulator")]
 pub use measurements::{Measurements, MeasurementsError};
+#[cfg(feature = "simulator")]
 pub use pki_store::{PkiOrigin, PkiStore};
 pub use real::{RealNsm, NSM_DEVICE};
+#[cfg(feature = "simulator")]
 pub use simulated::{
     SimulatedNsm, SimulatorOptions, LEAF_REFRESH_MARGIN, MAX_NONCE_LEN, MAX_PUBLIC_KEY_LEN,
     MAX_USER_DATA_LEN, NSM_REQUEST_MAX_SIZE, SIM_MAX_PCRS, SIM_RANDOM_LEN,

@@ -1,10 +1,13 @@
 //! Helpers shared by the enclave's integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+#[cfg(feature = "simulator")]
+use std::{path::Path, sync::Arc};
 
+#[cfg(feature = "simulator")]
 use hermetic_enclave::nsm::{SimulatedNsm, SimulatorOptions};
+#[cfg(feature = "simulator")]
 use hermetic_enclave::FixedClock;
 
 /// 2026-01-15T12:00:00Z: tests run on this clock, never the real one.
@@ -27,6 +30,7 @@ pub fn vectors() -> Option<PathBuf> {
 }
 
 /// A simulated NSM with its PKI in `dir`, on a clock the test controls.
+#[cfg(feature = "simulator")]
 pub fn simulator(dir: &Path, options: SimulatorOptions) -> (SimulatedNsm, Arc<FixedClock>) {
     let clock = Arc::new(FixedClock::new(T0_MS));
     let (nsm, _) = SimulatedNsm::open(dir, options, clock.clone()).expect("simulator boots");
