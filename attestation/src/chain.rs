@@ -8,7 +8,7 @@
 //! a critical basicConstraints with cA and keyCertSign; the target carries
 //! digitalSignature and no pathLenConstraint; no CRLs are used.
 
-use ring::digest::{digest, SHA256};
+use aws_lc_rs::digest::{digest, SHA256};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{EndEntityCert, KeyPurposeIdIter};
 use x509_parser::certificate::X509Certificate;
@@ -20,7 +20,7 @@ use crate::{CertRole, Error};
 
 /// The only signature algorithm in the Nitro PKI: ecdsa-with-SHA384 by P-384 keys.
 static SUPPORTED_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] =
-    &[webpki::ring::ECDSA_P384_SHA384];
+    &[webpki::aws_lc_rs::ECDSA_P384_SHA384];
 
 /// What the report shows of each certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 //! tagged form (tag 18), which we accept. nsm-api's
 //! docs/attestation_process.md §3.1 shows the layout.
 
+use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use ciborium::value::Value;
-use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 
 use crate::cbor::{check_unique_keys, decode_one, encode};
 use crate::Error;

@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber, PKCS_ECDSA_P384_SHA384,
 };
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, ECDSA_P384_SHA384_FIXED_SIGNING};
 
 use crate::cose::{es384_protected_header, sig_structure, CoseSign1};
 use crate::Document;
@@ -84,7 +84,7 @@ fn distinguished_name(cn: &str) -> DistinguishedName {
 
 fn serial() -> SerialNumber {
     let mut bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut bytes).ok();
+    aws_lc_rs::rand::SecureRandom::fill(&SystemRandom::new(), &mut bytes).ok();
     bytes[0] &= 0x7f; // positive INTEGER
     SerialNumber::from_slice(&bytes)
 }
@@ -248,7 +248,7 @@ impl Leaf {
     /// (tests use it to build well-signed but malformed documents).
     pub fn sign_payload(&self, protected: &[u8], payload: &[u8]) -> Result<Vec<u8>, SimError> {
         let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &self.pkcs8, &rng)
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &self.pkcs8)
             .map_err(|_| SimError::Signing)?;
         let signature = key
             .sign(&rng, &sig_structure(protected, payload))

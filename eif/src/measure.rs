@@ -21,7 +21,7 @@ use std::io::Read;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use ring::digest;
+use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;

@@ -22,9 +22,9 @@
 //! the CBOR of `["Signature1", protected, h'' (external aad), payload]`. ES384
 //! (alg -35) signatures are the fixed 96-byte `r || s`.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as rsig, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
 use ciborium::value::{Integer, Value};
-use ring::rand::SystemRandom;
-use ring::signature::{self as rsig, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
 use serde::Serialize;
 use x509_parser::prelude::*;
 
@@ -405,8 +405,7 @@ impl Signer {
         } else {
             der
         };
-        let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&rsig::ECDSA_P384_SHA384_FIXED_SIGNING, &pkcs8, &rng)
+        let key = EcdsaKeyPair::from_pkcs8(&rsig::ECDSA_P384_SHA384_FIXED_SIGNING, &pkcs8)
             .map_err(|e| EifError::BadKeyOrCertificate(format!("not a usable P-384 key: {e}")))?;
         let certificate_der = certificate_der_from_pem(cert_pem)?;
         let (_, spk) = cert_info(&certificate_der)?;

@@ -366,7 +366,7 @@ fn describe_nsm_and_pcr_subcommands_print_json() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA384);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384);
     ctx.update(&[0u8; 48]);
     ctx.update(b"abc");
     assert_eq!(v["data"], hex::encode(ctx.finish()));

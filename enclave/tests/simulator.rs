@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 
+use aws_lc_rs::digest::{Context, SHA384};
 use common::{simulator, T0_MS};
 use hermetic_attestation::{decode, At, TrustedRoot, Verifier};
 use hermetic_enclave::nsm::{
@@ -13,7 +14,6 @@ use hermetic_enclave::nsm::{
     SimulatorOptions, MAX_NONCE_LEN, MAX_PUBLIC_KEY_LEN, MAX_USER_DATA_LEN, SIM_RANDOM_LEN,
 };
 use hermetic_enclave::{keys, FixedClock};
-use ring::digest::{Context, SHA384};
 
 fn verifier_for(dir: &std::path::Path) -> Verifier {
     let pem = std::fs::read(dir.join("root.pem")).unwrap();

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::digest::{digest, SHA256};
 use hermetic_enclave::workload::{
     check_memory_backed, run, DeliverySpec, Secrets, WorkloadCommand, WorkloadError,
 };
 use hermetic_envelope::Zeroizing;
-use ring::digest::{digest, SHA256};
 
 const DB_PASSWORD: &[u8] = b"correct horse battery staple \xe2\x9c\x93 $(not run) 'q'";
 const API_TOKEN: &[u8] = b"tok_9f8e7d6c5b4a";

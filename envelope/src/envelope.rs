@@ -1,6 +1,6 @@
 //! Sealing a secret to an enclave key, and opening it inside the enclave.
 
-use ring::rand::SecureRandom;
+use aws_lc_rs::rand::SecureRandom;
 use zeroize::Zeroizing;
 
 use crate::suite::{self, Fill};

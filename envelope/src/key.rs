@@ -2,8 +2,8 @@
 
 use core::fmt;
 
+use aws_lc_rs::rand::SecureRandom;
 use hpke::{Deserializable, Kem as _, Serializable};
-use ring::rand::SecureRandom;
 use zeroize::Zeroizing;
 
 use crate::suite::{Kem, PrivateKey, PublicKey};
@@ -44,7 +44,7 @@ impl EnclaveKey {
     }
 
     /// Generates a fresh keypair from [`MIN_IKM_LEN`] bytes drawn from `rng` (for example
-    /// `ring::rand::SystemRandom`).
+    /// `aws_lc_rs::rand::SystemRandom`).
     pub fn generate(rng: &dyn SecureRandom) -> Result<Self, EnvelopeError> {
         let mut ikm = Zeroizing::new([0u8; MIN_IKM_LEN]);
         rng.fill(ikm.as_mut_slice())

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use hermetic_envelope::{open, seal, EnclaveKey, RecipientPublicKey, ReleaseContext};
-//! use ring::rand::SystemRandom;
+//! use aws_lc_rs::rand::SystemRandom;
 //!
 //! let rng = SystemRandom::new();
 //! // Enclave: make a key; its public half goes into the attestation document.

@@ -1,10 +1,10 @@
 //! Behaviour of `seal`/`open` through the public API only.
 
+use aws_lc_rs::rand::SystemRandom;
 use hermetic_envelope::{
     open, seal, EnclaveKey, EnvelopeError, RecipientPublicKey, ReleaseContext, SealedSecret,
     MIN_IKM_LEN, PUBLIC_KEY_LEN,
 };
-use ring::rand::SystemRandom;
 
 const PLAINTEXT: &[u8] = b"TOP-SECRET-PLAINTEXT-7f3a9c";
 

@@ -1,10 +1,10 @@
 //! JSON wire types: round trips, pinned field names, conversions.
 
+use aws_lc_rs::rand::SystemRandom;
 use hermetic_envelope::wire::{
     ChallengeResponse, Refusal, ReleaseRequest, ReleaseResponse, WrappedSecret,
 };
 use hermetic_envelope::{open, seal, EnclaveKey, EnvelopeError, ReleaseContext, SealedSecret};
-use ring::rand::SystemRandom;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;

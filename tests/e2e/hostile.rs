@@ -352,7 +352,7 @@ fn a_verifier_returning_errors_is_retried_then_reported() {
             .unwrap();
         let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&tls.key).unwrap();
         rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
+            rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()

@@ -229,7 +229,7 @@ pub fn policy_for(image: &Image, secret: &str) -> String {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
 }
 
 /// A running verifier (TLS, simulated root trusted) and parent.

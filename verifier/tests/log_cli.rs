@@ -120,7 +120,7 @@ fn a_record_rehashed_after_editing_still_breaks_the_chain() {
     let record: hermetic_verifier::log::Record =
         serde_json::from_value(line["record"].clone()).unwrap();
     let json = serde_json::to_vec(&record).unwrap();
-    line["hash"] = hex::encode(ring::digest::digest(&ring::digest::SHA256, &json)).into();
+    line["hash"] = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json)).into();
     l[1] = serde_json::to_string(&line).unwrap();
     write_lines(dir.path(), &l);
     let (code, out) = verify(dir.path());
@@ -155,7 +155,7 @@ fn a_chain_rewritten_consistently_is_caught_by_the_head() {
         let record: hermetic_verifier::log::Record =
             serde_json::from_value(line["record"].clone()).unwrap();
         let json = serde_json::to_vec(&record).unwrap();
-        let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &json));
+        let hash = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json));
         line["hash"] = hash.clone().into();
         prev = Some(hash);
         *text = serde_json::to_string(&line).unwrap();

@@ -6,12 +6,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_lc_rs::rand::SystemRandom;
 use common::{debug_pcrs, good_pcrs, now, now_ms, Enclave};
 use hermetic_attestation::{TrustedRoot, Verifier};
 use hermetic_verifier::challenge::NonceBook;
 use hermetic_verifier::policy::PolicyFile;
 use hermetic_verifier::release::{decide, Lookup, ReleaseError, MAX_SECRETS_PER_REQUEST};
-use ring::rand::SystemRandom;
 
 struct Fixture {
     enclave: Enclave,

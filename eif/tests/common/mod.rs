@@ -28,11 +28,11 @@ pub fn reference(dir: &std::path::Path, name: &str) -> serde_json::Value {
 
 /// Independent implementation of the recipe for the tests: SHA-384(0^48 || SHA-384(concat)).
 pub fn recipe(parts: &[&[u8]]) -> String {
-    let mut inner = ring::digest::Context::new(&ring::digest::SHA384);
+    let mut inner = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384);
     for p in parts {
         inner.update(p);
     }
-    let mut outer = ring::digest::Context::new(&ring::digest::SHA384);
+    let mut outer = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384);
     outer.update(&[0u8; 48]);
     outer.update(inner.finish().as_ref());
     hex::encode(outer.finish().as_ref())

@@ -245,9 +245,9 @@ fn refusal(status: u16, body: &[u8]) -> FetchError {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::rand::SystemRandom;
     use hermetic_envelope::seal;
     use hermetic_envelope::wire::WrappedSecret;
-    use ring::rand::SystemRandom;
 
     use super::*;
 

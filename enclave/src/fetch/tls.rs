@@ -37,7 +37,7 @@ pub fn pinned_client_config(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, TlsConfi
     if roots.is_empty() {
         return Err(TlsConfigError::NoCertificate);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsConfigError::Rustls(e.to_string()))?

@@ -13,11 +13,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use aws_lc_rs::digest::{digest, Context, SHA256, SHA384};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_nitro_enclaves_nsm_api::api::Request;
 use hermetic_attestation::simulator::{Leaf, TestPki, LEAF_LIFETIME};
 use hermetic_attestation::Document;
-use ring::digest::{digest, Context, SHA256, SHA384};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde_bytes::ByteBuf;
 
 use super::{

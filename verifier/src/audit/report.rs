@@ -96,7 +96,10 @@ impl AuditReport {
             errors: Vec::new(),
             checks,
             verified_at: inspection.verified_at.map(|t| rfc3339(t.as_secs() as i64)),
-            document_sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
+            document_sha256: hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                bytes,
+            )),
             document_len: bytes.len(),
             module_id: doc.map(|d| d.module_id.clone()),
             digest: doc.map(|d| d.digest.clone()),

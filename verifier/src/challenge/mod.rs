@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ring::rand::SecureRandom;
+use aws_lc_rs::rand::SecureRandom;
 
 /// Bytes in a nonce (from the system CSPRNG).
 pub const NONCE_LEN: usize = 32;
@@ -155,7 +155,7 @@ impl NonceBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::rand::SystemRandom;
+    use aws_lc_rs::rand::SystemRandom;
 
     const T0: Duration = Duration::from_secs(1_800_000_000);
 

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aws_lc_rs::digest::{digest, SHA256};
 use hermetic_attestation::{rfc3339_ms, Document};
-use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
 /// File name of the log inside the data directory.

@@ -4,6 +4,7 @@
 //! The store is write-only to people: secrets can be put, rotated, deleted
 //! and listed (names and versions), and no route ever returns a value.
 
+use aws_lc_rs::digest::{digest, SHA256};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -12,7 +13,6 @@ use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 
 use super::api::{self, Limits};

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use aws_lc_rs::rand::SystemRandom;
 use axum::http::StatusCode;
 use hermetic_attestation::Verifier;
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse, WrappedSecret};
 use hermetic_envelope::{seal, ReleaseContext};
-use ring::rand::SystemRandom;
 
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;

@@ -8,8 +8,8 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::rand::SecureRandom;
 use hermetic_envelope::Zeroizing;
-use ring::rand::SecureRandom;
 
 use super::StoreError;
 

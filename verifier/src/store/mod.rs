@@ -15,9 +15,9 @@ mod sealing;
 
 use std::path::Path;
 
+use aws_lc_rs::rand::SystemRandom;
 use hermetic_envelope::Zeroizing;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use ring::rand::SystemRandom;
 
 pub(crate) use master_key::write_private;
 pub use master_key::{KeySource, MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE, MASTER_KEY_LEN};

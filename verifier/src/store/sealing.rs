@@ -2,9 +2,9 @@
 //! nonce per value, and the secret's name and version as associated data,
 //! so a stored ciphertext moved to another name or version fails to open.
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::rand::SecureRandom;
 use hermetic_envelope::Zeroizing;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::SecureRandom;
 
 use super::master_key::MasterKey;
 use super::StoreError;
@@ -88,7 +88,7 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::rand::SystemRandom;
+    use aws_lc_rs::rand::SystemRandom;
 
     #[test]
     fn a_value_opens_only_under_its_own_name_and_version() {
