@@ -1,0 +1,275 @@
+// Command tlogref answers requests with Go's reference implementations,
+// golang.org/x/mod/sumdb/note and golang.org/x/mod/sumdb/tlog, for
+// hermetic-tlog's interoperability test (tlog/tests/go_interop.rs).
+//
+// It reads one JSON array of requests on standard input and writes one JSON
+// array of answers, in order, on standard output. It is built offline from
+// Debian's golang-golang-x-mod-dev source (GOPATH=/usr/share/gocode,
+// GO111MODULE=off).
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+type request struct {
+	Op    string   `json:"op"`
+	Name  string   `json:"name"`
+	Text  string   `json:"text"`
+	Note  string   `json:"note"`
+	Skeys []string `json:"skeys"`
+	Vkeys []string `json:"vkeys"`
+	Pub   string   `json:"pub"`
+
+	// tree: leaves are Leaf(i) for i < Leaves.
+	Leaves int64 `json:"leaves"`
+	// All inclusion and consistency proofs for trees up to this size.
+	AllProofsUpTo int64 `json:"all_proofs_up_to"`
+	// More (tree size, index or old size) pairs.
+	RecordPairs [][2]int64 `json:"record_pairs"`
+	TreePairs   [][2]int64 `json:"tree_pairs"`
+	// Stored hash index arithmetic up to this index or size.
+	IndexUpTo int64 `json:"index_up_to"`
+	// Tiles of this height for every tree size up to Leaves.
+	TileHeight int `json:"tile_height"`
+
+	// parse_tree / tile_path
+	Path string `json:"path"`
+}
+
+type sig struct {
+	Name string `json:"name"`
+	Hash uint32 `json:"hash"`
+}
+
+type proof struct {
+	T     int64       `json:"t"`
+	N     int64       `json:"n"`
+	Proof []tlog.Hash `json:"proof"`
+}
+
+type tile struct {
+	Size int64  `json:"size"`
+	Path string `json:"path"`
+	// Base64 of the tile's hashes (tlog.ReadTileData).
+	Data string `json:"data"`
+}
+
+type answer struct {
+	Error string `json:"error,omitempty"`
+
+	Skey string `json:"skey,omitempty"`
+	Vkey string `json:"vkey,omitempty"`
+
+	Note       string `json:"note,omitempty"`
+	Text       string `json:"text,omitempty"`
+	Verified   []sig  `json:"verified,omitempty"`
+	Unverified []sig  `json:"unverified,omitempty"`
+
+	Stored       []tlog.Hash `json:"stored,omitempty"`
+	Roots        []tlog.Hash `json:"roots,omitempty"`
+	RecordProofs []proof     `json:"record_proofs,omitempty"`
+	TreeProofs   []proof     `json:"tree_proofs,omitempty"`
+	Index        [][2]int64  `json:"index,omitempty"`
+	Split        [][2]int64  `json:"split,omitempty"`
+	Count        []int64     `json:"count,omitempty"`
+	TreeNote     string      `json:"tree_note,omitempty"`
+	Tiles        []tile      `json:"tiles,omitempty"`
+
+	Size int64      `json:"size,omitempty"`
+	Hash *tlog.Hash `json:"hash,omitempty"`
+}
+
+// Leaf is the record data both sides use for leaf i.
+func Leaf(i int64) []byte {
+	return []byte(fmt.Sprintf("hermetic leaf %d\n", i))
+}
+
+type memory []tlog.Hash
+
+func (m memory) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < 0 || x >= int64(len(m)) {
+			return nil, errors.New("index out of range")
+		}
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+func run(r request) answer {
+	switch r.Op {
+	case "genkey":
+		skey, vkey, err := note.GenerateKey(rand.Reader, r.Name)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		return answer{Skey: skey, Vkey: vkey}
+
+	case "vkey_from_pub":
+		pub, err := base64.StdEncoding.DecodeString(r.Pub)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		vkey, err := note.NewEd25519VerifierKey(r.Name, ed25519.PublicKey(pub))
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		return answer{Vkey: vkey}
+
+	case "sign":
+		var signers []note.Signer
+		for _, k := range r.Skeys {
+			s, err := note.NewSigner(k)
+			if err != nil {
+				return answer{Error: err.Error()}
+			}
+			signers = append(signers, s)
+		}
+		msg, err := note.Sign(&note.Note{Text: r.Text}, signers...)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		return answer{Note: string(msg)}
+
+	case "open":
+		var verifiers []note.Verifier
+		for _, k := range r.Vkeys {
+			v, err := note.NewVerifier(k)
+			if err != nil {
+				return answer{Error: err.Error()}
+			}
+			verifiers = append(verifiers, v)
+		}
+		n, err := note.Open([]byte(r.Note), note.VerifierList(verifiers...))
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		a := answer{Text: n.Text}
+		for _, s := range n.Sigs {
+			a.Verified = append(a.Verified, sig{s.Name, s.Hash})
+		}
+		for _, s := range n.UnverifiedSigs {
+			a.Unverified = append(a.Unverified, sig{s.Name, s.Hash})
+		}
+		return a
+
+	case "tree":
+		return tree(r)
+
+	case "parse_tree":
+		t, err := tlog.ParseTree([]byte(r.Text))
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		return answer{Size: t.N, Hash: &t.Hash}
+
+	case "tile_path":
+		t, err := tlog.ParseTilePath(r.Path)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		return answer{Note: t.Path(), Size: t.N, Index: [][2]int64{{int64(t.H), int64(t.L)}, {int64(t.W), 0}}}
+	}
+	return answer{Error: "unknown op " + r.Op}
+}
+
+func tree(r request) answer {
+	var a answer
+	var stored memory
+	for i := int64(0); i < r.Leaves; i++ {
+		hashes, err := tlog.StoredHashes(i, Leaf(i), stored)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		stored = append(stored, hashes...)
+	}
+	a.Stored = stored
+	for s := int64(0); s <= r.Leaves; s++ {
+		h, err := tlog.TreeHash(s, stored)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		a.Roots = append(a.Roots, h)
+	}
+	recordPairs := append([][2]int64(nil), r.RecordPairs...)
+	treePairs := append([][2]int64(nil), r.TreePairs...)
+	for t := int64(1); t <= r.AllProofsUpTo; t++ {
+		for n := int64(0); n < t; n++ {
+			recordPairs = append(recordPairs, [2]int64{t, n})
+			treePairs = append(treePairs, [2]int64{t, n + 1})
+		}
+	}
+	for _, p := range recordPairs {
+		rp, err := tlog.ProveRecord(p[0], p[1], stored)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		if err := tlog.CheckRecord(rp, p[0], a.Roots[p[0]], p[1], tlog.RecordHash(Leaf(p[1]))); err != nil {
+			return answer{Error: err.Error()}
+		}
+		a.RecordProofs = append(a.RecordProofs, proof{p[0], p[1], rp})
+	}
+	for _, p := range treePairs {
+		tp, err := tlog.ProveTree(p[0], p[1], stored)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		if err := tlog.CheckTree(tp, p[0], a.Roots[p[0]], p[1], a.Roots[p[1]]); err != nil {
+			return answer{Error: err.Error()}
+		}
+		a.TreeProofs = append(a.TreeProofs, proof{p[0], p[1], tp})
+	}
+	for x := int64(0); x <= r.IndexUpTo; x++ {
+		level, n := tlog.SplitStoredHashIndex(x)
+		a.Split = append(a.Split, [2]int64{int64(level), n})
+		a.Count = append(a.Count, tlog.StoredHashCount(x))
+		for level := 0; level < 8; level++ {
+			a.Index = append(a.Index, [2]int64{int64(level), tlog.StoredHashIndex(level, x)})
+		}
+	}
+	a.TreeNote = string(tlog.FormatTree(tlog.Tree{N: r.Leaves, Hash: a.Roots[r.Leaves]}))
+	if r.TileHeight > 0 {
+		seen := map[string]bool{}
+		for size := int64(1); size <= r.Leaves; size++ {
+			for _, t := range tlog.NewTiles(r.TileHeight, size-1, size) {
+				data, err := tlog.ReadTileData(t, stored)
+				if err != nil {
+					return answer{Error: err.Error()}
+				}
+				if seen[t.Path()] {
+					continue
+				}
+				seen[t.Path()] = true
+				a.Tiles = append(a.Tiles, tile{size, t.Path(), base64.StdEncoding.EncodeToString(data)})
+			}
+		}
+	}
+	return a
+}
+
+func main() {
+	var reqs []request
+	if err := json.NewDecoder(os.Stdin).Decode(&reqs); err != nil {
+		fmt.Fprintln(os.Stderr, "tlogref: reading requests:", err)
+		os.Exit(2)
+	}
+	answers := make([]answer, len(reqs))
+	for i, r := range reqs {
+		answers[i] = run(r)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(answers); err != nil {
+		fmt.Fprintln(os.Stderr, "tlogref: writing answers:", err)
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,326 @@
+//! hermetic-tlog against Go's reference implementations
+//! (golang.org/x/mod/sumdb/note and sumdb/tlog), in both directions.
+//!
+//! `tests/go/main.go` is built offline from Debian's
+//! golang-golang-x-mod-dev source (GOPATH=/usr/share/gocode,
+//! GO111MODULE=off, GOPROXY=off) and answers a JSON batch of requests.
+//! Without `go` or that source the tests print
+//! `skipping: go reference not found` and pass, except under `CI=true`,
+//! where they fail (`.ci/run` installs both).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use hermetic_tlog::note::{self, NoteError, Signer, VerifierKey};
+use serde_json::{json, Value};
+
+/// Where Debian puts the x/mod source; `HERMETIC_GO_REF_GOPATH` overrides.
+fn gopath() -> PathBuf {
+    std::env::var_os("HERMETIC_GO_REF_GOPATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/gocode"))
+}
+
+fn build_go_ref() -> Option<PathBuf> {
+    let gopath = gopath();
+    for pkg in ["note/note.go", "tlog/tlog.go"] {
+        if !gopath
+            .join("src/golang.org/x/mod/sumdb")
+            .join(pkg)
+            .is_file()
+        {
+            return None;
+        }
+    }
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = tmp.join("tlogref");
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg("./tests/go/main.go")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GO111MODULE", "off")
+        .env("GOPATH", &gopath)
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", tmp.join("gocache"))
+        .status();
+    match status {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("running go build: {e}"),
+        // The reference is there but our program does not build: a failure.
+        Ok(s) => {
+            assert!(s.success(), "go build of tests/go/main.go failed: {s}");
+            Some(out)
+        }
+    }
+}
+
+/// The built reference program, or `None` (after saying so) when `go` or
+/// the x/mod source is missing; under `CI=true` a missing reference fails.
+fn go_ref() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let built = BUILT.get_or_init(build_go_ref).as_deref();
+    if built.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "go reference not found (go, and x/mod under {}) with CI=true",
+            gopath().display()
+        );
+        eprintln!("skipping: go reference not found");
+    }
+    built
+}
+
+/// Runs a batch of requests through the Go program.
+fn go(bin: &Path, requests: Value) -> Vec<Value> {
+    let mut child = Command::new(bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the go reference");
+    let input = serde_json::to_vec(&requests).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "go reference failed: {}", out.status);
+    let answers: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answers.len(), requests.as_array().unwrap().len());
+    answers
+}
+
+fn go_one(bin: &Path, request: Value) -> Value {
+    go(bin, json!([request])).remove(0)
+}
+
+fn s(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
+        .to_owned()
+}
+
+fn go_ok(v: &Value) -> &Value {
+    assert!(v.get("error").is_none(), "go reference error: {v}");
+    v
+}
+
+// ---------------------------------------------------------------- note --
+
+#[test]
+fn go_keys_and_notes_verify_in_rust_and_rust_signs_identically() {
+    let Some(bin) = go_ref() else { return };
+    let names = ["go.example/a", "go.example/b", "go.example/c"];
+    let keys = go(
+        bin,
+        names
+            .iter()
+            .map(|n| json!({"op": "genkey", "name": n}))
+            .collect(),
+    );
+    let mut signers = Vec::new();
+    let mut verifiers = Vec::new();
+    for (k, name) in keys.iter().zip(names) {
+        let k = go_ok(k);
+        let signer = Signer::from_private_key(&s(k, "skey")).unwrap();
+        let vkey: VerifierKey = s(k, "vkey").parse().unwrap();
+        assert_eq!(signer.name(), name);
+        // Same key id and verifier key string as Go computed.
+        assert_eq!(signer.verifier_key(), vkey);
+        assert_eq!(signer.verifier_key().to_string(), s(k, "vkey"));
+        assert_eq!(&*signer.private_key_string(), &s(k, "skey"));
+        signers.push(signer);
+        verifiers.push(vkey);
+    }
+
+    let text = "hermetic change v1\nsecret db-password\n\nversion 7 — ünïcödé\n";
+    let skeys: Vec<String> = keys.iter().map(|k| s(k, "skey")).collect();
+    let go_note = s(
+        go_ok(&go_one(
+            bin,
+            json!({"op": "sign", "text": text, "skeys": skeys}),
+        )),
+        "note",
+    );
+    let opened = note::open(go_note.as_bytes(), &verifiers).unwrap();
+    assert_eq!(opened.text, text);
+    assert_eq!(opened.verified, verifiers);
+    assert!(opened.unverified.is_empty());
+
+    // Ed25519 is deterministic: the same signers in the same order give
+    // Go's bytes exactly.
+    let refs: Vec<&Signer> = signers.iter().collect();
+    assert_eq!(note::sign(text, &refs).unwrap(), go_note);
+
+    // Only one of the keys known: the others are listed as unverified.
+    let one = note::open(go_note.as_bytes(), &verifiers[1..2]).unwrap();
+    assert_eq!(one.verified, vec![verifiers[1].clone()]);
+    assert_eq!(one.unverified.len(), 2);
+}
+
+#[test]
+fn rust_keys_and_notes_verify_in_go() {
+    let Some(bin) = go_ref() else { return };
+    let signers: Vec<Signer> = (1..=4)
+        .map(|i| Signer::generate(&format!("hermetic.example/owner-{i}")).unwrap())
+        .collect();
+    let vkeys: Vec<String> = signers
+        .iter()
+        .map(|s| s.verifier_key().to_string())
+        .collect();
+    let text = "hermetic change v1\nsecret api-token\nversion 2\n";
+    let note = note::sign(text, &[&signers[0], &signers[1]]).unwrap();
+    let note = note::add_signatures(note.as_bytes(), &[&signers[2], &signers[3]]).unwrap();
+
+    let mut requests = vec![
+        json!({"op": "open", "note": note, "vkeys": vkeys}),
+        // Only two keys known to Go.
+        json!({"op": "open", "note": note, "vkeys": &vkeys[1..3]}),
+        // Tampered text.
+        json!({"op": "open", "note": note.replacen("version 2", "version 3", 1), "vkeys": vkeys}),
+    ];
+    for signer in &signers {
+        // Go reads our private key strings, and derives the same key from
+        // the raw public key.
+        requests.push(json!({"op": "sign", "text": text, "skeys": [*signer.private_key_string()]}));
+        requests.push(json!({
+            "op": "vkey_from_pub",
+            "name": signer.name(),
+            "pub": base64_encode(signer.verifier_key().public_key()),
+        }));
+    }
+    let answers = go(bin, Value::Array(requests));
+
+    let all = go_ok(&answers[0]);
+    assert_eq!(s(all, "text"), text);
+    let verified: Vec<(String, u32)> = all["verified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (s(v, "name"), v["hash"].as_u64().unwrap() as u32))
+        .collect();
+    let want: Vec<(String, u32)> = signers
+        .iter()
+        .map(|s| (s.name().to_owned(), s.key_id()))
+        .collect();
+    assert_eq!(verified, want);
+    assert!(all.get("unverified").is_none());
+
+    let two = go_ok(&answers[1]);
+    assert_eq!(two["verified"].as_array().unwrap().len(), 2);
+    assert_eq!(two["unverified"].as_array().unwrap().len(), 2);
+
+    assert!(s(&answers[2], "error").starts_with("invalid signature for key"));
+
+    for (i, signer) in signers.iter().enumerate() {
+        let signed = s(go_ok(&answers[3 + 2 * i]), "note");
+        assert_eq!(signed, note::sign(text, &[signer]).unwrap());
+        assert_eq!(
+            s(go_ok(&answers[4 + 2 * i]), "vkey"),
+            signer.verifier_key().to_string()
+        );
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn malformed_notes_are_refused_by_both() {
+    let Some(bin) = go_ref() else { return };
+    let signer = Signer::generate("both.example/k").unwrap();
+    let vk = signer.verifier_key();
+    let good = note::sign("line one\nline two\n", &[&signer]).unwrap();
+    let line = good.lines().last().unwrap().to_owned();
+    let b64 = line.rsplit(' ').next().unwrap().to_owned();
+    let bad: Vec<String> = vec![
+        good.replacen("one", "0ne", 1),                     // tampered text
+        good.replacen("line one", "line\u{1}one", 1),       // control character
+        good.replacen("line one", "line\tone", 1),          // tab
+        good.replacen("line one", "line\rone", 1),          // carriage return
+        good.trim_end().to_owned(),                         // no final newline
+        good.replacen("\n\n", "\n", 1),                     // no blank line
+        good.replacen('\u{2014}', "-", 1),                  // not an em dash
+        good.replacen(&b64, &b64[..b64.len() - 4], 1),      // truncated signature
+        good.replacen(&b64, &format!("{}!", &b64[1..]), 1), // bad base64
+        good.replacen(&b64, "AAAAAA==", 1),                 // key id only
+        good.replacen(&b64, "", 1),                         // no signature
+        format!(
+            "line one\n\n{}",
+            line.replacen("both.example/k", "both example/k", 1)
+        ) + "\n",
+        format!("{good}{line}"), // trailing line without newline
+        format!("line one\n\n{}", format!("{line}\n").repeat(101)), // 101 lines
+        "line one\n\n".to_owned(), // no signature lines
+    ];
+    let answers = go(
+        bin,
+        bad.iter()
+            .map(|n| json!({"op": "open", "note": n, "vkeys": [vk.to_string()]}))
+            .collect(),
+    );
+    for (n, a) in bad.iter().zip(&answers) {
+        assert!(a.get("error").is_some(), "Go accepted {n:?}");
+        assert!(
+            note::open(n.as_bytes(), std::slice::from_ref(&vk)).is_err(),
+            "Rust accepted {n:?}"
+        );
+    }
+    // Invalid UTF-8 cannot travel in JSON; Go's own test covers "\xff".
+    assert!(matches!(
+        note::parse(&[b"\xff".as_slice(), good.as_bytes()].concat()),
+        Err(NoteError::MalformedNote(note::Malformed::InvalidUtf8 {
+            offset: 0
+        }))
+    ));
+}
+
+#[test]
+fn documented_divergences_from_go_note_open() {
+    // Where this crate is stricter than Go's note.Open, shown on Go's side.
+    let Some(bin) = go_ref() else { return };
+    let signer = Signer::generate("div.example/k").unwrap();
+    let vk = signer.verifier_key();
+    let good = note::sign("t\n", &[&signer]).unwrap();
+    let line = good.lines().last().unwrap().to_owned();
+    let b64 = line.rsplit(' ').next().unwrap().to_owned();
+
+    // 1. Non-canonical base64 (68 bytes leave 2 free bits before "="): Go
+    //    accepts a second spelling of the same signature, we refuse it.
+    let mut chars: Vec<char> = b64.chars().collect();
+    let last = chars.len() - 2;
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let pos = alphabet.find(chars[last]).unwrap();
+    chars[last] = alphabet.chars().nth(pos ^ 1).unwrap();
+    let malleable = good.replacen(&b64, &chars.iter().collect::<String>(), 1);
+    // 2. A second, bad signature line by an already verified key: Go skips
+    //    it, we refuse the note.
+    // (Characters 8.. encode signature bytes; the first 5 hold the key id.)
+    let tampered_line = line.replacen(&b64[8..16], "AAAAAAAA", 1);
+    let dup_bad = format!("{good}{tampered_line}\n");
+    let answers = go(
+        bin,
+        json!([
+            {"op": "open", "note": malleable, "vkeys": [vk.to_string()]},
+            {"op": "open", "note": dup_bad, "vkeys": [vk.to_string()]},
+        ]),
+    );
+    go_ok(&answers[0]);
+    assert!(matches!(
+        note::open(malleable.as_bytes(), std::slice::from_ref(&vk)),
+        Err(NoteError::MalformedNote(note::Malformed::SignatureBase64 {
+            line: 1
+        }))
+    ));
+    go_ok(&answers[1]);
+    assert!(matches!(
+        note::open(dup_bad.as_bytes(), &[vk]),
+        Err(NoteError::BadSignature { .. })
+    ));
+}
