@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use hermetic_tlog::merkle::{self, Hash};
 use hermetic_tlog::note::{self, NoteError, Signer, VerifierKey};
 use serde_json::{json, Value};
 
@@ -323,4 +324,163 @@ fn documented_divergences_from_go_note_open() {
         note::open(dup_bad.as_bytes(), &[vk]),
         Err(NoteError::BadSignature { .. })
     ));
+}
+
+// -------------------------------------------------------------- merkle --
+
+fn leaf(i: u64) -> Vec<u8> {
+    // The Go program's Leaf(i).
+    format!("hermetic leaf {i}\n").into_bytes()
+}
+
+fn hashes(v: &Value) -> Vec<Hash> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|h| h.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn build(n: u64) -> Vec<Hash> {
+    let mut stored = Vec::new();
+    for i in 0..n {
+        let new = merkle::stored_hashes(i, &leaf(i), &stored).unwrap();
+        stored.extend(new);
+    }
+    stored
+}
+
+/// Pairs (a, b) with 0 <= b < a <= max spread over the whole range, with
+/// the edges (first, last, powers of two and their neighbours).
+fn sample_pairs(max: u64, seed: u64) -> Vec<[u64; 2]> {
+    let mut x = seed;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut sizes: Vec<u64> = vec![max, max - 1];
+    let mut p = 1;
+    while p <= max {
+        sizes.extend(
+            [p - 1, p, p + 1]
+                .into_iter()
+                .filter(|&s| s >= 1 && s <= max),
+        );
+        p *= 2;
+    }
+    sizes.extend((0..40).map(|_| 1 + next() % max));
+    let mut pairs = Vec::new();
+    for &a in &sizes {
+        for b in [0, a - 1, a / 2, next() % a] {
+            pairs.push([a, b]);
+        }
+    }
+    pairs
+}
+
+fn check_tree_against_go(bin: &Path, leaves: u64, all_up_to: u64, index_up_to: u64) {
+    let record_pairs = sample_pairs(leaves, 0x2545_f491_4f6c_dd1d);
+    // Consistency needs 1 <= old <= new.
+    let tree_pairs: Vec<[u64; 2]> = record_pairs.iter().map(|&[t, n]| [t, n + 1]).collect();
+    let a = go_one(
+        bin,
+        json!({
+            "op": "tree",
+            "leaves": leaves,
+            "all_proofs_up_to": all_up_to,
+            "record_pairs": record_pairs,
+            "tree_pairs": tree_pairs,
+            "index_up_to": index_up_to,
+        }),
+    );
+    let a = go_ok(&a);
+    let stored = build(leaves);
+    assert_eq!(hashes(&a["stored"]), stored, "stored hashes");
+
+    let go_roots = hashes(&a["roots"]);
+    // Go answers all zeros for the empty tree; RFC 6962 says SHA-256("").
+    assert_eq!(go_roots[0], Hash::default());
+    assert_eq!(
+        merkle::tree_hash(0, &stored).unwrap(),
+        merkle::empty_tree_hash()
+    );
+    for (size, root) in go_roots.iter().enumerate().skip(1) {
+        assert_eq!(
+            merkle::tree_hash(size as u64, &stored).unwrap(),
+            *root,
+            "root of {size}"
+        );
+    }
+
+    let proofs = a["record_proofs"].as_array().unwrap();
+    assert!(proofs.len() as u64 >= all_up_to * (all_up_to + 1) / 2);
+    for p in proofs {
+        let (t, n) = (p["t"].as_u64().unwrap(), p["n"].as_u64().unwrap());
+        let go_proof = hashes(&p["proof"]);
+        assert_eq!(
+            merkle::prove_record(t, n, &stored).unwrap(),
+            go_proof,
+            "inclusion {n} in {t}"
+        );
+        merkle::check_record(
+            &go_proof,
+            t,
+            &go_roots[t as usize],
+            n,
+            &merkle::record_hash(&leaf(n)),
+        )
+        .unwrap();
+    }
+    let proofs = a["tree_proofs"].as_array().unwrap();
+    for p in proofs {
+        let (t, n) = (p["t"].as_u64().unwrap(), p["n"].as_u64().unwrap());
+        let go_proof = hashes(&p["proof"]);
+        assert_eq!(
+            merkle::prove_tree(t, n, &stored).unwrap(),
+            go_proof,
+            "consistency {n} -> {t}"
+        );
+        merkle::check_tree(
+            &go_proof,
+            t,
+            &go_roots[t as usize],
+            n,
+            &go_roots[n as usize],
+        )
+        .unwrap();
+    }
+
+    let split = a["split"].as_array().unwrap();
+    let count = a["count"].as_array().unwrap();
+    let index = a["index"].as_array().unwrap();
+    assert_eq!(split.len() as u64, index_up_to + 1);
+    for x in 0..=index_up_to {
+        let (level, n) = merkle::split_stored_hash_index(x);
+        assert_eq!(json!([level, n]), split[x as usize], "split {x}");
+        assert_eq!(
+            json!(merkle::stored_hash_count(x)),
+            count[x as usize],
+            "count {x}"
+        );
+        for level in 0..8u32 {
+            assert_eq!(
+                json!([level, merkle::stored_hash_index(level, x)]),
+                index[(x * 8 + u64::from(level)) as usize]
+            );
+        }
+    }
+}
+
+#[test]
+fn merkle_small_trees_equal_go_every_proof() {
+    let Some(bin) = go_ref() else { return };
+    check_tree_against_go(bin, 70, 70, 300);
+}
+
+#[test]
+fn merkle_larger_tree_equals_go_sampled_proofs() {
+    let Some(bin) = go_ref() else { return };
+    check_tree_against_go(bin, 4099, 0, 0);
 }
