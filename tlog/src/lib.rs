@@ -5,10 +5,15 @@
 //! - [`note`]: C2SP signed notes with Ed25519 keys (c2sp.org/signed-note).
 //! - [`merkle`]: RFC 6962 hashes, tree hashes, inclusion and consistency
 //!   proofs over Go's stored-hash layout, RFC 9162 proof verification.
+//! - [`checkpoint`]: C2SP tlog-checkpoint note bodies (c2sp.org/tlog-checkpoint).
+//! - [`cosignature`]: C2SP Ed25519 `cosignature/v1` witness cosignatures
+//!   (c2sp.org/tlog-cosignature).
 //!
 //! Nothing here does I/O or reads a clock: bytes, keys and times go in,
 //! verdicts come out.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
+pub mod cosignature;
 pub mod merkle;
 pub mod note;

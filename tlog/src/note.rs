@@ -186,7 +186,7 @@ impl VerifierKey {
         }
         Ok(VerifierKey {
             name: name.to_owned(),
-            key_id: key_id(name, &encoded(public_key)),
+            key_id: key_id(name, &encoded(ALG_ED25519, public_key)),
             public_key: *public_key,
         })
     }
@@ -218,45 +218,68 @@ impl VerifierKey {
 
 /// The type byte followed by the public key: what key ids and key strings
 /// are computed over.
-fn encoded(public_key: &[u8; ED25519_KEY_LEN]) -> [u8; 1 + ED25519_KEY_LEN] {
+pub(crate) fn encoded(alg: u8, public_key: &[u8; ED25519_KEY_LEN]) -> [u8; 1 + ED25519_KEY_LEN] {
     let mut out = [0u8; 1 + ED25519_KEY_LEN];
-    out[0] = ALG_ED25519;
+    out[0] = alg;
     out[1..].copy_from_slice(public_key);
     out
+}
+
+/// Parses `NAME+HHHHHHHH+BASE64(alg || 32-byte Ed25519 public key)`,
+/// checking in Go's `NewVerifier` order: syntax, key id against the key
+/// data, type byte, key length.
+pub(crate) fn parse_public_key(
+    s: &str,
+    want_alg: u8,
+) -> Result<(String, u32, [u8; ED25519_KEY_LEN]), NoteError> {
+    if s.starts_with(PRIVATE_PREFIX) {
+        return Err(NoteError::MalformedKey(KeyFault::PrivateKeyGiven));
+    }
+    let (name, stated, b64) = split_key_string(s)?;
+    let raw = STANDARD
+        .decode(b64)
+        .map_err(|_| NoteError::MalformedKey(KeyFault::Base64))?;
+    let computed = key_id(name, &raw);
+    if computed != stated {
+        return Err(NoteError::KeyIdMismatch {
+            name: name.to_owned(),
+            stated,
+            computed,
+        });
+    }
+    match raw.first() {
+        Some(&alg) if alg == want_alg => {}
+        Some(&alg) => return Err(NoteError::UnknownAlgorithm { alg }),
+        None => return Err(NoteError::MalformedKey(KeyFault::Length { len: 0 })),
+    }
+    let public_key: [u8; ED25519_KEY_LEN] = raw[1..]
+        .try_into()
+        .map_err(|_| NoteError::MalformedKey(KeyFault::Length { len: raw.len() }))?;
+    Ok((name.to_owned(), stated, public_key))
+}
+
+pub(crate) fn format_public_key(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    key_id: u32,
+    alg: u8,
+    public_key: &[u8; ED25519_KEY_LEN],
+) -> fmt::Result {
+    write!(
+        f,
+        "{name}+{key_id:08x}+{}",
+        STANDARD.encode(encoded(alg, public_key))
+    )
 }
 
 impl FromStr for VerifierKey {
     type Err = NoteError;
 
-    /// Checks in Go's `NewVerifier` order: syntax, key id against the key
-    /// data, type byte, key length.
     fn from_str(s: &str) -> Result<VerifierKey, NoteError> {
-        if s.starts_with(PRIVATE_PREFIX) {
-            return Err(NoteError::MalformedKey(KeyFault::PrivateKeyGiven));
-        }
-        let (name, stated, b64) = split_key_string(s)?;
-        let raw = STANDARD
-            .decode(b64)
-            .map_err(|_| NoteError::MalformedKey(KeyFault::Base64))?;
-        let computed = key_id(name, &raw);
-        if computed != stated {
-            return Err(NoteError::KeyIdMismatch {
-                name: name.to_owned(),
-                stated,
-                computed,
-            });
-        }
-        match raw.first() {
-            Some(&ALG_ED25519) => {}
-            Some(&alg) => return Err(NoteError::UnknownAlgorithm { alg }),
-            None => return Err(NoteError::MalformedKey(KeyFault::Length { len: 0 })),
-        }
-        let public_key: [u8; ED25519_KEY_LEN] = raw[1..]
-            .try_into()
-            .map_err(|_| NoteError::MalformedKey(KeyFault::Length { len: raw.len() }))?;
+        let (name, key_id, public_key) = parse_public_key(s, ALG_ED25519)?;
         Ok(VerifierKey {
-            name: name.to_owned(),
-            key_id: stated,
+            name,
+            key_id,
             public_key,
         })
     }
@@ -264,43 +287,38 @@ impl FromStr for VerifierKey {
 
 impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            STANDARD.encode(encoded(&self.public_key))
-        )
+        format_public_key(f, &self.name, self.key_id, ALG_ED25519, &self.public_key)
     }
 }
 
-/// A named Ed25519 signing key. Its `Debug` shows the name and key id only;
-/// the seed is wiped when the signer is dropped (the key pair lives in
-/// AWS-LC, whose `OPENSSL_free` cleanses what it frees).
-pub struct Signer {
+/// A named Ed25519 private key for one signature type (`alg`): what a note
+/// signer and a cosigner share. The seed is wiped on drop (the key pair
+/// lives in AWS-LC, whose `OPENSSL_free` cleanses what it frees).
+pub(crate) struct Ed25519Key {
     name: String,
+    alg: u8,
     key_id: u32,
     seed: Zeroizing<[u8; ED25519_KEY_LEN]>,
     key_pair: Ed25519KeyPair,
     public_key: [u8; ED25519_KEY_LEN],
 }
 
-impl Signer {
-    /// A new key named `name`, from aws-lc-rs randomness (a 32-byte seed,
-    /// as Go's `ed25519.GenerateKey` reads).
-    pub fn generate(name: &str) -> Result<Signer, NoteError> {
+impl Ed25519Key {
+    /// A new key from aws-lc-rs randomness (a 32-byte seed, as Go's
+    /// `ed25519.GenerateKey` reads).
+    pub(crate) fn generate(name: &str, alg: u8) -> Result<Ed25519Key, NoteError> {
         if !is_valid_name(name) {
             return Err(NoteError::InvalidName);
         }
         let mut seed = Zeroizing::new([0u8; ED25519_KEY_LEN]);
         aws_lc_rs::rand::fill(&mut seed[..]).map_err(|_| NoteError::Randomness)?;
-        Signer::from_seed(name, seed)
+        Ed25519Key::from_seed(name, alg, seed)
     }
 
-    /// Parses `PRIVATE+KEY+NAME+HHHHHHHH+BASE64(0x01 || seed)`, checking in
+    /// Parses `PRIVATE+KEY+NAME+HHHHHHHH+BASE64(alg || seed)`, checking in
     /// Go's `NewSigner` order: syntax, type byte, seed length, then the key
     /// id against the public key derived from the seed.
-    pub fn from_private_key(s: &str) -> Result<Signer, NoteError> {
+    pub(crate) fn from_private_key(s: &str, want_alg: u8) -> Result<Ed25519Key, NoteError> {
         let rest = s
             .strip_prefix(PRIVATE_PREFIX)
             .ok_or(NoteError::MalformedKey(KeyFault::Syntax))?;
@@ -311,7 +329,7 @@ impl Signer {
                 .map_err(|_| NoteError::MalformedKey(KeyFault::Base64))?,
         );
         match raw.first() {
-            Some(&ALG_ED25519) => {}
+            Some(&alg) if alg == want_alg => {}
             Some(&alg) => return Err(NoteError::UnknownAlgorithm { alg }),
             None => return Err(NoteError::MalformedKey(KeyFault::Length { len: 0 })),
         }
@@ -320,18 +338,22 @@ impl Signer {
         }
         let mut seed = Zeroizing::new([0u8; ED25519_KEY_LEN]);
         seed.copy_from_slice(&raw[1..]);
-        let signer = Signer::from_seed(name, seed)?;
-        if signer.key_id != stated {
+        let key = Ed25519Key::from_seed(name, want_alg, seed)?;
+        if key.key_id != stated {
             return Err(NoteError::KeyIdMismatch {
                 name: name.to_owned(),
                 stated,
-                computed: signer.key_id,
+                computed: key.key_id,
             });
         }
-        Ok(signer)
+        Ok(key)
     }
 
-    fn from_seed(name: &str, seed: Zeroizing<[u8; ED25519_KEY_LEN]>) -> Result<Signer, NoteError> {
+    fn from_seed(
+        name: &str,
+        alg: u8,
+        seed: Zeroizing<[u8; ED25519_KEY_LEN]>,
+    ) -> Result<Ed25519Key, NoteError> {
         // Any 32 bytes are an Ed25519 seed (RFC 8032 §5.1.5); a refusal here
         // would be AWS-LC failing, reported as no key.
         let key_pair =
@@ -341,20 +363,21 @@ impl Signer {
             .as_ref()
             .try_into()
             .map_err(|_| NoteError::Randomness)?;
-        Ok(Signer {
+        Ok(Ed25519Key {
             name: name.to_owned(),
-            key_id: key_id(name, &encoded(&public_key)),
+            alg,
+            key_id: key_id(name, &encoded(alg, &public_key)),
             seed,
             key_pair,
             public_key,
         })
     }
 
-    /// `PRIVATE+KEY+NAME+HHHHHHHH+BASE64(0x01 || seed)`, in memory that is
-    /// wiped when dropped. Whoever holds it can sign as this key.
-    pub fn private_key_string(&self) -> Zeroizing<String> {
+    /// `PRIVATE+KEY+NAME+HHHHHHHH+BASE64(alg || seed)`, in memory that is
+    /// wiped when dropped.
+    pub(crate) fn private_key_string(&self) -> Zeroizing<String> {
         let mut raw = Zeroizing::new([0u8; 1 + ED25519_KEY_LEN]);
-        raw[0] = ALG_ED25519;
+        raw[0] = self.alg;
         raw[1..].copy_from_slice(&self.seed[..]);
         // 33 bytes are 44 base64 characters, no padding.
         let mut b64 = Zeroizing::new([0u8; 44]);
@@ -375,38 +398,79 @@ impl Signer {
         out
     }
 
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
+    pub(crate) fn public_key(&self) -> &[u8; ED25519_KEY_LEN] {
+        &self.public_key
+    }
+
+    pub(crate) fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.key_pair.sign(msg).as_ref().to_vec()
+    }
+
+    pub(crate) fn same_key(&self, other: &Ed25519Key) -> bool {
+        self.alg == other.alg && self.public_key == other.public_key && self.name == other.name
+    }
+
+    pub(crate) fn debug(&self, f: &mut fmt::Formatter<'_>, kind: &str) -> fmt::Result {
+        f.debug_struct(kind)
+            .field("name", &self.name)
+            .field("key_id", &format_args!("{:08x}", self.key_id))
+            .field("private_key", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+/// A named Ed25519 note signing key (signature type 0x01). Its `Debug`
+/// shows the name and key id only; the seed is wiped when it is dropped.
+pub struct Signer {
+    key: Ed25519Key,
+}
+
+impl Signer {
+    /// A new key named `name`, from aws-lc-rs randomness.
+    pub fn generate(name: &str) -> Result<Signer, NoteError> {
+        Ed25519Key::generate(name, ALG_ED25519).map(|key| Signer { key })
+    }
+
+    /// Parses `PRIVATE+KEY+NAME+HHHHHHHH+BASE64(0x01 || seed)` (Go's
+    /// `note.NewSigner`).
+    pub fn from_private_key(s: &str) -> Result<Signer, NoteError> {
+        Ed25519Key::from_private_key(s, ALG_ED25519).map(|key| Signer { key })
+    }
+
+    /// `PRIVATE+KEY+NAME+HHHHHHHH+BASE64(0x01 || seed)`, in memory that is
+    /// wiped when dropped. Whoever holds it can sign as this key.
+    pub fn private_key_string(&self) -> Zeroizing<String> {
+        self.key.private_key_string()
+    }
+
     pub fn verifier_key(&self) -> VerifierKey {
         VerifierKey {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            public_key: self.public_key,
+            name: self.key.name().to_owned(),
+            key_id: self.key.key_id(),
+            public_key: *self.key.public_key(),
         }
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        self.key.name()
     }
 
     pub fn key_id(&self) -> u32 {
-        self.key_id
-    }
-
-    fn sign_bytes(&self, msg: &[u8]) -> Vec<u8> {
-        self.key_pair.sign(msg).as_ref().to_vec()
-    }
-
-    fn same_key(&self, other: &Signer) -> bool {
-        self.public_key == other.public_key && self.name == other.name
+        self.key.key_id()
     }
 }
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer")
-            .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", self.key_id))
-            .field("private_key", &format_args!("<redacted>"))
-            .finish()
+        self.key.debug(f, "Signer")
     }
 }
 
@@ -525,7 +589,8 @@ pub fn parse(note: &[u8]) -> Result<Note, NoteError> {
 /// given twice signs once. The result always parses.
 pub fn sign(text: &str, signers: &[&Signer]) -> Result<String, NoteError> {
     check_text(text)?;
-    finish(text, Vec::new(), signers)
+    let keys: Vec<&Ed25519Key> = signers.iter().map(|s| &s.key).collect();
+    sign_lines(text, Vec::new(), &keys, &|k| k.sign(text.as_bytes()))
 }
 
 /// Adds these signers' signatures to a signed note, keeping its existing
@@ -535,35 +600,43 @@ pub fn sign(text: &str, signers: &[&Signer]) -> Result<String, NoteError> {
 /// signatures are not verified.
 pub fn add_signatures(note: &[u8], signers: &[&Signer]) -> Result<String, NoteError> {
     let parsed = parse(note)?;
-    let mut kept: Vec<Signature> = Vec::with_capacity(parsed.signatures.len());
-    for sig in parsed.signatures {
-        let replaced = signers
-            .iter()
-            .any(|s| s.key_id == sig.key_id && s.name == sig.name);
-        if !replaced && !kept.contains(&sig) {
-            kept.push(sig);
-        }
-    }
-    finish(&parsed.text, kept, signers)
+    let keys: Vec<&Ed25519Key> = signers.iter().map(|s| &s.key).collect();
+    let text = parsed.text.as_bytes();
+    sign_lines(&parsed.text, parsed.signatures, &keys, &|k| k.sign(text))
 }
 
-/// Text, blank line, `kept` lines, then one line per distinct signer;
-/// refuses a result that `parse` would refuse.
-fn finish(text: &str, kept: Vec<Signature>, signers: &[&Signer]) -> Result<String, NoteError> {
-    let mut distinct: Vec<&Signer> = Vec::with_capacity(signers.len());
-    for &s in signers {
+/// Text, blank line, the `existing` lines not by one of `keys` (identical
+/// lines once), then one line per distinct key with the signature
+/// `sig_for` makes; refuses a result that `parse` would refuse.
+pub(crate) fn sign_lines(
+    text: &str,
+    existing: Vec<Signature>,
+    keys: &[&Ed25519Key],
+    sig_for: &dyn Fn(&Ed25519Key) -> Vec<u8>,
+) -> Result<String, NoteError> {
+    let mut distinct: Vec<&Ed25519Key> = Vec::with_capacity(keys.len());
+    for &k in keys {
         match distinct
             .iter()
-            .find(|d| d.key_id == s.key_id && d.name == s.name)
+            .find(|d| d.key_id() == k.key_id() && d.name() == k.name())
         {
-            None => distinct.push(s),
-            Some(d) if d.same_key(s) => {}
+            None => distinct.push(k),
+            Some(d) if d.same_key(k) => {}
             Some(_) => {
                 return Err(NoteError::AmbiguousKey {
-                    name: s.name.clone(),
-                    key_id: s.key_id,
+                    name: k.name().to_owned(),
+                    key_id: k.key_id(),
                 })
             }
+        }
+    }
+    let mut kept: Vec<Signature> = Vec::with_capacity(existing.len());
+    for sig in existing {
+        let replaced = distinct
+            .iter()
+            .any(|k| k.key_id() == sig.key_id && k.name() == sig.name);
+        if !replaced && !kept.contains(&sig) {
+            kept.push(sig);
         }
     }
     let count = kept.len() + distinct.len();
@@ -581,11 +654,11 @@ fn finish(text: &str, kept: Vec<Signature>, signers: &[&Signer]) -> Result<Strin
     for sig in &kept {
         out.push_str(&sig.line());
     }
-    for s in distinct {
+    for k in distinct {
         let sig = Signature {
-            name: s.name.clone(),
-            key_id: s.key_id,
-            sig: s.sign_bytes(text.as_bytes()),
+            name: k.name().to_owned(),
+            key_id: k.key_id(),
+            sig: sig_for(k),
         };
         out.push_str(&sig.line());
     }

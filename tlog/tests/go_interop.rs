@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use hermetic_tlog::checkpoint::Checkpoint;
 use hermetic_tlog::merkle::{self, Hash};
 use hermetic_tlog::note::{self, NoteError, Signer, VerifierKey};
 use serde_json::{json, Value};
@@ -452,6 +453,16 @@ fn check_tree_against_go(bin: &Path, leaves: u64, all_up_to: u64, index_up_to: u
         .unwrap();
     }
 
+    // Go's tree note is a checkpoint with the origin "go.sum database tree".
+    let ours = Checkpoint {
+        origin: "go.sum database tree".into(),
+        size: leaves,
+        root_hash: go_roots[leaves as usize],
+        extensions: vec![],
+    };
+    assert_eq!(s(a, "tree_note"), ours.to_text().unwrap());
+    assert_eq!(Checkpoint::parse(&s(a, "tree_note")).unwrap(), ours);
+
     let split = a["split"].as_array().unwrap();
     let count = a["count"].as_array().unwrap();
     let index = a["index"].as_array().unwrap();
@@ -483,4 +494,50 @@ fn merkle_small_trees_equal_go_every_proof() {
 fn merkle_larger_tree_equals_go_sampled_proofs() {
     let Some(bin) = go_ref() else { return };
     check_tree_against_go(bin, 4099, 0, 0);
+}
+
+// ---------------------------------------------------------- checkpoint --
+
+#[test]
+fn go_parses_our_checkpoints() {
+    let Some(bin) = go_ref() else { return };
+    let stored = build(9);
+    let mut cps = Vec::new();
+    for (size, extensions) in [(0u64, vec![]), (1, vec![]), (9, vec!["ext a", "ext b"])] {
+        cps.push(Checkpoint {
+            origin: "go.sum database tree".into(),
+            size,
+            root_hash: merkle::tree_hash(size, &stored).unwrap(),
+            extensions: extensions.into_iter().map(String::from).collect(),
+        });
+    }
+    let answers = go(
+        bin,
+        cps.iter()
+            .map(|c| json!({"op": "parse_tree", "text": c.to_text().unwrap()}))
+            .collect(),
+    );
+    for (c, a) in cps.iter().zip(&answers) {
+        let a = go_ok(a);
+        assert_eq!(a.get("size").and_then(Value::as_u64).unwrap_or(0), c.size);
+        assert_eq!(s(a, "hash").parse::<Hash>().unwrap(), c.root_hash);
+    }
+    // Both refuse a size with a leading zero or a sign, and a short hash.
+    let h = merkle::empty_tree_hash();
+    let bad = [
+        format!("go.sum database tree\n01\n{h}\n"),
+        format!("go.sum database tree\n+1\n{h}\n"),
+        "go.sum database tree\n1\nAAAA\n".to_owned(),
+        format!("go.sum database tree\n1\n{h}"),
+    ];
+    let answers = go(
+        bin,
+        bad.iter()
+            .map(|t| json!({"op": "parse_tree", "text": t}))
+            .collect(),
+    );
+    for (t, a) in bad.iter().zip(&answers) {
+        assert!(a.get("error").is_some(), "Go accepted {t:?}");
+        assert!(Checkpoint::parse(t).is_err(), "Rust accepted {t:?}");
+    }
 }
