@@ -8,6 +8,8 @@
 //! - [`checkpoint`]: C2SP tlog-checkpoint note bodies (c2sp.org/tlog-checkpoint).
 //! - [`cosignature`]: C2SP Ed25519 `cosignature/v1` witness cosignatures
 //!   (c2sp.org/tlog-cosignature).
+//! - [`tile`]: C2SP tlog-tiles paths, tile contents, entry bundles
+//!   (c2sp.org/tlog-tiles).
 //!
 //! Nothing here does I/O or reads a clock: bytes, keys and times go in,
 //! verdicts come out.
@@ -17,3 +19,4 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod merkle;
 pub mod note;
+pub mod tile;

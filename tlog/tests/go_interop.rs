@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use hermetic_tlog::checkpoint::Checkpoint;
 use hermetic_tlog::merkle::{self, Hash};
 use hermetic_tlog::note::{self, NoteError, Signer, VerifierKey};
+use hermetic_tlog::tile::{new_tiles, read_tile_data, tiles_for_size, Tile, TileKind};
 use serde_json::{json, Value};
 
 /// Where Debian puts the x/mod source; `HERMETIC_GO_REF_GOPATH` overrides.
@@ -540,4 +541,125 @@ fn go_parses_our_checkpoints() {
         assert!(a.get("error").is_some(), "Go accepted {t:?}");
         assert!(Checkpoint::parse(t).is_err(), "Rust accepted {t:?}");
     }
+}
+
+// ---------------------------------------------------------------- tile --
+
+#[test]
+fn tiles_equal_go_height_8_tiles() {
+    let Some(bin) = go_ref() else { return };
+    let leaves = 70_000u64;
+    let sizes: Vec<[u64; 2]> = vec![
+        [0, 1],
+        [1, 2],
+        [255, 256],
+        [256, 257],
+        [600, 1000],
+        [65_535, 65_536],
+        [65_536, 65_537],
+        [69_000, 70_000],
+        [0, 70_000],
+    ];
+    let a = go_one(
+        bin,
+        json!({
+            "op": "tree",
+            "leaves": leaves,
+            "no_dump": true,
+            "tile_height": 8,
+            "tile_sizes": sizes,
+        }),
+    );
+    let a = go_ok(&a);
+    let stored = build(leaves);
+    let go_tiles = a["tiles"].as_array().unwrap();
+    for [old, new] in sizes {
+        let theirs: Vec<(Tile, Vec<u8>)> = go_tiles
+            .iter()
+            .filter(|t| t["old"] == json!(old) && t["size"] == json!(new))
+            .map(|t| {
+                // Go writes the height into the path: tile/8/<L>/...
+                let path = s(t, "path");
+                let ours = path.replacen("tile/8/", "tile/", 1);
+                let tile: Tile = ours.parse().unwrap_or_else(|e| panic!("{path}: {e}"));
+                assert_eq!(tile.path(), ours);
+                (tile, base64_decode(&s(t, "data")))
+            })
+            .collect();
+        assert!(!theirs.is_empty());
+        for (tile, data) in &theirs {
+            assert_eq!(&read_tile_data(tile, &stored).unwrap(), data, "{tile}");
+        }
+        // Ours lists the same tiles, less the partial ones of sizes between
+        // (Go re-lists every width from the old size's on).
+        let ours = new_tiles(old, new);
+        for t in &ours {
+            assert!(
+                theirs.iter().any(|(g, _)| g == t),
+                "{t} missing in Go's list"
+            );
+        }
+        for (g, _) in &theirs {
+            if !ours.contains(g) {
+                assert!(!g.is_full(), "{g}");
+                // A tile the old size already had, or a narrower version
+                // of one we list (a size in between).
+                assert!(
+                    tiles_for_size(old).contains(g)
+                        || ours
+                            .iter()
+                            .any(|t| t.kind == g.kind && t.n == g.n && t.width > g.width),
+                    "{g}"
+                );
+            }
+        }
+    }
+
+    // Path parsing agrees, entry bundles being Go's data tiles.
+    let paths = [
+        ("tile/8/0/x001/x234/067", Some("tile/0/x001/x234/067")),
+        ("tile/8/2/000.p/1", Some("tile/2/000.p/1")),
+        (
+            "tile/8/data/x001/002.p/255",
+            Some("tile/entries/x001/002.p/255"),
+        ),
+        ("tile/8/0/x000/001", None),
+        ("tile/8/0/000.p/256", None),
+        ("tile/8/0/000.p/0", None),
+        ("tile/8/0/01", None),
+    ];
+    let answers = go(
+        bin,
+        paths
+            .iter()
+            .map(|(p, _)| json!({"op": "tile_path", "path": p}))
+            .collect(),
+    );
+    for ((go_path, ours), a) in paths.iter().zip(&answers) {
+        match ours {
+            Some(ours) => {
+                let a = go_ok(a);
+                let t: Tile = ours.parse().unwrap();
+                assert_eq!(a["tile"]["n"], json!(t.n));
+                assert_eq!(a["tile"]["w"], json!(t.width));
+                let level = match t.kind {
+                    TileKind::Hashes { level } => i64::from(level),
+                    TileKind::Entries => -1,
+                };
+                assert_eq!(a["tile"]["l"], json!(level));
+            }
+            None => {
+                assert!(a.get("error").is_some(), "Go accepted {go_path}");
+                let ours = go_path
+                    .replacen("tile/8/data/", "tile/entries/", 1)
+                    .replacen("tile/8/", "tile/", 1);
+                assert!(ours.parse::<Tile>().is_err(), "Rust accepted {ours}");
+            }
+        }
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }

@@ -32,6 +32,8 @@ type request struct {
 
 	// tree: leaves are Leaf(i) for i < Leaves.
 	Leaves int64 `json:"leaves"`
+	// Leave the stored hashes and roots out of the answer.
+	NoDump bool `json:"no_dump"`
 	// All inclusion and consistency proofs for trees up to this size.
 	AllProofsUpTo int64 `json:"all_proofs_up_to"`
 	// More (tree size, index or old size) pairs.
@@ -39,8 +41,10 @@ type request struct {
 	TreePairs   [][2]int64 `json:"tree_pairs"`
 	// Stored hash index arithmetic up to this index or size.
 	IndexUpTo int64 `json:"index_up_to"`
-	// Tiles of this height for every tree size up to Leaves.
-	TileHeight int `json:"tile_height"`
+	// Tiles of this height published when growing between these sizes
+	// (tlog.NewTiles), with their data (tlog.ReadTileData).
+	TileHeight int        `json:"tile_height"`
+	TileSizes  [][2]int64 `json:"tile_sizes"`
 
 	// parse_tree / tile_path
 	Path string `json:"path"`
@@ -58,6 +62,7 @@ type proof struct {
 }
 
 type tile struct {
+	Old  int64  `json:"old"`
 	Size int64  `json:"size"`
 	Path string `json:"path"`
 	// Base64 of the tile's hashes (tlog.ReadTileData).
@@ -87,6 +92,15 @@ type answer struct {
 
 	Size int64      `json:"size,omitempty"`
 	Hash *tlog.Hash `json:"hash,omitempty"`
+
+	Tile *tileCoord `json:"tile,omitempty"`
+}
+
+type tileCoord struct {
+	H int   `json:"h"`
+	L int   `json:"l"`
+	N int64 `json:"n"`
+	W int   `json:"w"`
 }
 
 // Leaf is the record data both sides use for leaf i.
@@ -179,7 +193,7 @@ func run(r request) answer {
 		if err != nil {
 			return answer{Error: err.Error()}
 		}
-		return answer{Note: t.Path(), Size: t.N, Index: [][2]int64{{int64(t.H), int64(t.L)}, {int64(t.W), 0}}}
+		return answer{Note: t.Path(), Tile: &tileCoord{t.H, t.L, t.N, t.W}}
 	}
 	return answer{Error: "unknown op " + r.Op}
 }
@@ -194,13 +208,19 @@ func tree(r request) answer {
 		}
 		stored = append(stored, hashes...)
 	}
-	a.Stored = stored
+	if !r.NoDump {
+		a.Stored = stored
+	}
+	roots := make([]tlog.Hash, 0, r.Leaves+1)
 	for s := int64(0); s <= r.Leaves; s++ {
 		h, err := tlog.TreeHash(s, stored)
 		if err != nil {
 			return answer{Error: err.Error()}
 		}
-		a.Roots = append(a.Roots, h)
+		roots = append(roots, h)
+	}
+	if !r.NoDump {
+		a.Roots = roots
 	}
 	recordPairs := append([][2]int64(nil), r.RecordPairs...)
 	treePairs := append([][2]int64(nil), r.TreePairs...)
@@ -215,7 +235,7 @@ func tree(r request) answer {
 		if err != nil {
 			return answer{Error: err.Error()}
 		}
-		if err := tlog.CheckRecord(rp, p[0], a.Roots[p[0]], p[1], tlog.RecordHash(Leaf(p[1]))); err != nil {
+		if err := tlog.CheckRecord(rp, p[0], roots[p[0]], p[1], tlog.RecordHash(Leaf(p[1]))); err != nil {
 			return answer{Error: err.Error()}
 		}
 		a.RecordProofs = append(a.RecordProofs, proof{p[0], p[1], rp})
@@ -225,7 +245,7 @@ func tree(r request) answer {
 		if err != nil {
 			return answer{Error: err.Error()}
 		}
-		if err := tlog.CheckTree(tp, p[0], a.Roots[p[0]], p[1], a.Roots[p[1]]); err != nil {
+		if err := tlog.CheckTree(tp, p[0], roots[p[0]], p[1], roots[p[1]]); err != nil {
 			return answer{Error: err.Error()}
 		}
 		a.TreeProofs = append(a.TreeProofs, proof{p[0], p[1], tp})
@@ -238,21 +258,14 @@ func tree(r request) answer {
 			a.Index = append(a.Index, [2]int64{int64(level), tlog.StoredHashIndex(level, x)})
 		}
 	}
-	a.TreeNote = string(tlog.FormatTree(tlog.Tree{N: r.Leaves, Hash: a.Roots[r.Leaves]}))
-	if r.TileHeight > 0 {
-		seen := map[string]bool{}
-		for size := int64(1); size <= r.Leaves; size++ {
-			for _, t := range tlog.NewTiles(r.TileHeight, size-1, size) {
-				data, err := tlog.ReadTileData(t, stored)
-				if err != nil {
-					return answer{Error: err.Error()}
-				}
-				if seen[t.Path()] {
-					continue
-				}
-				seen[t.Path()] = true
-				a.Tiles = append(a.Tiles, tile{size, t.Path(), base64.StdEncoding.EncodeToString(data)})
+	a.TreeNote = string(tlog.FormatTree(tlog.Tree{N: r.Leaves, Hash: roots[r.Leaves]}))
+	for _, p := range r.TileSizes {
+		for _, t := range tlog.NewTiles(r.TileHeight, p[0], p[1]) {
+			data, err := tlog.ReadTileData(t, stored)
+			if err != nil {
+				return answer{Error: err.Error()}
 			}
+			a.Tiles = append(a.Tiles, tile{p[0], p[1], t.Path(), base64.StdEncoding.EncodeToString(data)})
 		}
 	}
 	return a
