@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Short coverage-guided fuzz runs (cargo-fuzz / libFuzzer) of the
-# attestation parser and verifier, then of the EIF reader, each for
+# attestation parser and verifier, then of the EIF reader and of the
+# tlog parsers (notes, keys, checkpoints, tile paths), each for
 # SECONDS. Usage: scripts/fuzz.sh [SECONDS]
 # Seeds: the real AWS documents in ../shared/vectors (when present) and a
 # simulated document. Stable rustc is allowed cargo-fuzz's -Z flags through
@@ -18,3 +19,4 @@ cd "$root/attestation"
 RUSTC_BOOTSTRAP=1 cargo fuzz run verify "$corpus" -- \
   -max_total_time="$seconds" -max_len=20000 -rss_limit_mb=2048 -print_final_stats=1
 "$root/eif/fuzz/run.sh" "$seconds"
+"$root/tlog/fuzz/run.sh" "$seconds"
