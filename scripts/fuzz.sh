@@ -15,6 +15,10 @@ if [ -d "$root/../shared/vectors/attestation" ]; then
   find "$root/../shared/vectors/attestation" -name '*.cbor' -exec cp -t "$corpus" {} +
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+# One target directory for the three fuzz crates: they build the same
+# dependencies (aws-lc-sys among them) with the same sanitizer flags, so
+# each is compiled once, not three times.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/fuzz}"
 cd "$root/attestation"
 RUSTC_BOOTSTRAP=1 cargo fuzz run verify "$corpus" -- \
   -max_total_time="$seconds" -max_len=20000 -rss_limit_mb=2048 -print_final_stats=1
