@@ -285,3 +285,12 @@ pub fn log_records(data: &Path) -> Vec<serde_json::Value> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
 }
+
+impl Drop for Server {
+    /// A test that fails half-way leaves no server behind (it would hold the
+    /// test's output pipe open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
