@@ -96,13 +96,23 @@ async fn an_aws_only_start_is_recorded_with_its_roots_and_policy_digest() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_toml(SECRET_NAME, &good_pcrs(), "")).unwrap();
+    // Two policies, written out of name order.
+    let text = format!(
+        "{}\n{}",
+        policy_toml(SECRET_NAME, &good_pcrs(), "max_age_secs = 30"),
+        policy_toml("api-key", &good_pcrs(), "")
+    );
+    std::fs::write(&policy, text).unwrap();
     let mut server = spawn(&data, &["--config".as_ref(), policy.as_os_str()]);
-    // The digest an auditor computes from what `policy list`/`policy get` show.
+    // The digest an auditor computes from what `policy list`/`policy get`
+    // show, names in byte order.
     let admin = admin(&data, server.admin);
+    let mut names = admin.list_policies().await.unwrap();
+    names.sort();
+    assert_eq!(names, vec!["api-key".to_owned(), SECRET_NAME.to_owned()]);
     let mut expected = Vec::new();
-    for name in admin.list_policies().await.unwrap() {
-        expected.extend_from_slice(admin.get_policy(&name).await.unwrap().as_bytes());
+    for name in &names {
+        expected.extend_from_slice(admin.get_policy(name).await.unwrap().as_bytes());
     }
     terminate(&mut server);
 
@@ -116,7 +126,7 @@ async fn an_aws_only_start_is_recorded_with_its_roots_and_policy_digest() {
     );
     assert_eq!(start["non_aws_root"], false);
     assert_eq!(start["policy_digest"], sha256_hex(&expected));
-    assert_eq!(start["policies"], 1);
+    assert_eq!(start["policies"], 2);
     assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(start["test_roots_build"], cfg!(feature = "test-roots"));
 
