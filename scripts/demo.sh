@@ -117,7 +117,7 @@ run hermetic-verifier audit "$work/doc.cbor" --root "$work/sim-pki/root.pem" \
 echo "(without --root the same document is refused: only the AWS root is trusted)"
 hermetic-verifier audit "$work/doc.cbor" --format json | grep -m1 '"reason"' || true
 
-say "The audit log: every release and refusal, hash-chained"
+say "The audit log: each start (with the roots it trusts), every release and attested refusal, hash-chained; log verify flags the test root"
 cut -c1-200 "$work/verifier/audit.jsonl"
 run hermetic-verifier log verify --data-dir "$work/verifier"
 

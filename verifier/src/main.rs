@@ -49,6 +49,16 @@ enum Command {
     /// GET /metrics. Admin API (bearer token, --admin-listen):
     /// /admin/v1/secrets[/NAME[/rotate]], /admin/v1/policies[/NAME].
     /// Stops on SIGINT or SIGTERM.
+    ///
+    /// Audit log: every start appends a `start` record (the trusted roots'
+    /// SHA-256, whether any is not the pinned AWS root, the policy digest,
+    /// the version); every release, and every refusal of a verified document
+    /// that used up a fresh challenge, is recorded with the root its chain
+    /// ended in and the document's SHA-256. Other refused releases are only
+    /// counted (metrics, periodic `refusal_summary` records).
+    ///
+    /// The production build (cargo --no-default-features) trusts only the
+    /// pinned AWS root and refuses --trust-root.
     Serve(commands::ServeArgs),
     /// Audit log tools.
     #[command(subcommand)]

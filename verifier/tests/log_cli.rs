@@ -23,6 +23,7 @@ fn write_log(dir: &Path, records: u64) {
                     admin: Some("0123456789abcdef:bootstrap".into()),
                     ..Who::default()
                 },
+                ..Entry::default()
             },
             Duration::from_secs(1_800_000_000 + i),
         )

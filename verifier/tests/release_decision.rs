@@ -194,7 +194,7 @@ fn attestation_failures_come_first() {
     let refused = decide(&aws, &doc, &names, &lookup, &f.nonces, now()).unwrap_err();
     assert_eq!(refused.error.reason(), "untrusted_root");
     assert!(
-        refused.document.is_none(),
+        refused.attested.is_none(),
         "no identity from an unverified document"
     );
 
@@ -252,4 +252,57 @@ fn reason_codes_are_stable() {
     let e = ReleaseError::UnknownSecret { name: "x".into() };
     assert_eq!(e.reason(), "unknown_secret");
     assert!(!e.to_string().is_empty());
+}
+
+#[test]
+fn a_grant_and_a_later_refusal_name_the_root_the_chain_ended_in() {
+    let f = fixture();
+    let root = TrustedRoot::from_pem(f.enclave.pki.root_pem().as_bytes()).unwrap();
+    let grant = f
+        .decide(&f.enclave.document(&f.nonce()), &["db-password"])
+        .unwrap();
+    assert_eq!(grant.root_sha256, root.sha256());
+    assert!(!root.is_aws_nitro());
+
+    let names = vec!["nope".to_owned()];
+    let lookup = |n: &str| f.policies.get(n).cloned().unwrap_or(Lookup::Unknown);
+    let doc = f.enclave.document(&f.nonce());
+    let refused = decide(&f.verifier, &doc, &names, &lookup, &f.nonces, now()).unwrap_err();
+    assert_eq!(refused.error.reason(), "unknown_secret");
+    let attested = refused.attested.expect("refused after attestation");
+    assert_eq!(attested.root_sha256, root.sha256());
+    assert!(attested.nonce_consumed, "this request used up the nonce");
+
+    // Replaying the same document verifies, but consumes nothing.
+    let refused = decide(&f.verifier, &doc, &names, &lookup, &f.nonces, now()).unwrap_err();
+    assert_eq!(refused.error.reason(), "nonce_replayed");
+    assert!(!refused.attested.expect("attested").nonce_consumed);
+}
+
+#[test]
+fn invalid_names_are_refused_before_the_document_is_looked_at() {
+    let f = fixture();
+    let long = "a".repeat(129);
+    for bad in ["", "../etc/passwd", "with space", "é", long.as_str()] {
+        assert_eq!(
+            f.decide(b"not even a document", &["db-password", bad])
+                .unwrap_err(),
+            "invalid_name",
+            "{bad:?}"
+        );
+    }
+    // Too many names are refused before their names are checked.
+    let many: Vec<String> = (0..=MAX_SECRETS_PER_REQUEST)
+        .map(|i| format!(" {i}"))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(f.decide(b"x", &many).unwrap_err(), "too_many_secrets");
+    assert_eq!(
+        ReleaseError::InvalidSecretName {
+            index: 0,
+            reason: "x"
+        }
+        .reason(),
+        "invalid_name"
+    );
 }

@@ -2,9 +2,12 @@
 //!
 //! Kept in memory on purpose: after a restart every outstanding nonce is
 //! unknown and refused, which fails closed. The book is bounded so that a
-//! flood of challenges cannot exhaust memory.
+//! flood of challenges cannot exhaust memory, and each client address may
+//! hold only so many outstanding (issued, unused, unexpired) nonces, so
+//! that one address cannot take the whole book from the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,6 +19,10 @@ pub const NONCE_LEN: usize = 32;
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// Default bound on nonces remembered at once (issued or used, unexpired).
 pub const DEFAULT_CAPACITY: usize = 100_000;
+/// Default bound on outstanding nonces per client address. An enclave needs
+/// one at a time; every enclave behind one parent instance shares its
+/// address, and a parent runs at most a few enclaves.
+pub const DEFAULT_PER_ADDRESS: usize = 64;
 
 /// Why a nonce was not accepted. `reason()` codes are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +50,8 @@ impl NonceError {
 pub enum IssueError {
     #[error("too many outstanding challenges; try again shortly")]
     Full,
+    #[error("this address holds too many unused challenges; use or let them expire first")]
+    TooManyForAddress,
     #[error("the random number generator failed")]
     Rng,
 }
@@ -51,6 +60,7 @@ impl IssueError {
     pub fn reason(&self) -> &'static str {
         match self {
             IssueError::Full => "challenge_capacity",
+            IssueError::TooManyForAddress => "too_many_outstanding_nonces",
             IssueError::Rng => "rng_failed",
         }
     }
@@ -60,6 +70,84 @@ impl IssueError {
 struct Entry {
     expires_ms: u64,
     used: bool,
+    /// The address it was issued to, if counted per address.
+    owner: Option<IpAddr>,
+}
+
+/// What one address holds: its unused nonces, and every nonce issued to it
+/// in issue order (which is expiry order: one TTL for all) for pruning.
+#[derive(Debug, Default)]
+struct Holder {
+    unused: usize,
+    issued: VecDeque<(u64, [u8; NONCE_LEN])>,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    entries: HashMap<[u8; NONCE_LEN], Entry>,
+    holders: HashMap<IpAddr, Holder>,
+}
+
+impl Book {
+    /// Forgets `nonce`; an unused one no longer counts for its owner.
+    fn forget(&mut self, nonce: &[u8; NONCE_LEN]) {
+        let Some(entry) = self.entries.remove(nonce) else {
+            return;
+        };
+        if let (Some(owner), false) = (entry.owner, entry.used) {
+            if let Some(holder) = self.holders.get_mut(&owner) {
+                holder.unused = holder.unused.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Forgets the expired nonces issued to `owner`.
+    fn prune_holder(&mut self, owner: IpAddr, now_ms: u64) {
+        loop {
+            let Some(holder) = self.holders.get_mut(&owner) else {
+                return;
+            };
+            match holder.issued.front() {
+                Some((expires_ms, nonce)) if *expires_ms <= now_ms => {
+                    let nonce = *nonce;
+                    holder.issued.pop_front();
+                    // Only if it is still this issue's entry.
+                    if self
+                        .entries
+                        .get(&nonce)
+                        .is_some_and(|e| e.owner == Some(owner))
+                    {
+                        self.forget(&nonce);
+                    }
+                }
+                _ => break,
+            }
+        }
+        if self
+            .holders
+            .get(&owner)
+            .is_some_and(|h| h.issued.is_empty())
+        {
+            self.holders.remove(&owner);
+        }
+    }
+
+    /// Forgets every expired nonce.
+    fn prune(&mut self, now_ms: u64) {
+        let expired: Vec<[u8; NONCE_LEN]> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.expires_ms <= now_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for nonce in &expired {
+            self.forget(nonce);
+        }
+        let owners: Vec<IpAddr> = self.holders.keys().copied().collect();
+        for owner in owners {
+            self.prune_holder(owner, now_ms);
+        }
+    }
 }
 
 /// The set of outstanding and recently used nonces.
@@ -67,7 +155,8 @@ struct Entry {
 pub struct NonceBook {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<[u8; NONCE_LEN], Entry>>,
+    per_address: usize,
+    book: Mutex<Book>,
 }
 
 impl Default for NonceBook {
@@ -81,48 +170,93 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl NonceBook {
+    /// A book of at most `capacity` nonces, [`DEFAULT_PER_ADDRESS`]
+    /// outstanding per address (see [`NonceBook::with_per_address`]).
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         NonceBook {
             ttl,
             capacity,
-            entries: Mutex::new(HashMap::new()),
+            per_address: DEFAULT_PER_ADDRESS,
+            book: Mutex::new(Book::default()),
         }
+    }
+
+    /// Sets the most outstanding nonces one address may hold (at least 1).
+    pub fn with_per_address(mut self, per_address: usize) -> Self {
+        self.per_address = per_address.max(1);
+        self
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; NONCE_LEN], Entry>> {
-        // A panic while holding the lock leaves a consistent map (every
-        // update is a single insert), so a poisoned lock is still usable.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
+        // A panic while holding the lock leaves a usable book (counts are
+        // only ever too high, which refuses, never too low), so a poisoned
+        // lock is still used.
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Issues a fresh nonce valid until the returned instant (since epoch).
+    /// Issues a fresh nonce valid until the returned instant (since epoch),
+    /// bounded only by the book's capacity. The service uses
+    /// [`NonceBook::issue_to`].
     pub fn issue(
         &self,
         rng: &dyn SecureRandom,
         now: Duration,
     ) -> Result<([u8; NONCE_LEN], Duration), IssueError> {
+        self.issue_inner(rng, now, None)
+    }
+
+    /// Issues a fresh nonce to `client`, who may hold at most the
+    /// per-address bound of unused, unexpired nonces.
+    pub fn issue_to(
+        &self,
+        rng: &dyn SecureRandom,
+        now: Duration,
+        client: IpAddr,
+    ) -> Result<([u8; NONCE_LEN], Duration), IssueError> {
+        self.issue_inner(rng, now, Some(client))
+    }
+
+    fn issue_inner(
+        &self,
+        rng: &dyn SecureRandom,
+        now: Duration,
+        owner: Option<IpAddr>,
+    ) -> Result<([u8; NONCE_LEN], Duration), IssueError> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce).map_err(|_| IssueError::Rng)?;
         let expires = now + self.ttl;
         let now_ms = ms(now);
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity {
-            entries.retain(|_, e| e.expires_ms > now_ms);
-            if entries.len() >= self.capacity {
+        let mut book = self.lock();
+        if let Some(owner) = owner {
+            book.prune_holder(owner, now_ms);
+            if book.holders.get(&owner).map_or(0, |h| h.unused) >= self.per_address {
+                return Err(IssueError::TooManyForAddress);
+            }
+        }
+        if book.entries.len() >= self.capacity {
+            book.prune(now_ms);
+            if book.entries.len() >= self.capacity {
                 return Err(IssueError::Full);
             }
         }
-        entries.insert(
+        let expires_ms = ms(expires);
+        book.entries.insert(
             nonce,
             Entry {
-                expires_ms: ms(expires),
+                expires_ms,
                 used: false,
+                owner,
             },
         );
+        if let Some(owner) = owner {
+            let holder = book.holders.entry(owner).or_default();
+            holder.unused += 1;
+            holder.issued.push_back((expires_ms, nonce));
+        }
         Ok((nonce, expires))
     }
 
@@ -130,8 +264,8 @@ impl NonceBook {
     /// concurrent releases with the same nonce cannot both pass.
     pub fn consume(&self, nonce: &[u8], now: Duration) -> Result<(), NonceError> {
         let key: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| NonceError::Unknown)?;
-        let mut entries = self.lock();
-        let entry = entries.get_mut(&key).ok_or(NonceError::Unknown)?;
+        let mut book = self.lock();
+        let entry = book.entries.get_mut(&key).ok_or(NonceError::Unknown)?;
         if entry.used {
             return Err(NonceError::Replayed);
         }
@@ -139,12 +273,22 @@ impl NonceBook {
             return Err(NonceError::Expired);
         }
         entry.used = true;
+        if let Some(owner) = entry.owner {
+            if let Some(holder) = book.holders.get_mut(&owner) {
+                holder.unused = holder.unused.saturating_sub(1);
+            }
+        }
         Ok(())
     }
 
     /// Number of remembered nonces (for metrics).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
+    }
+
+    /// Unused, unexpired-at-last-prune nonces held by `client`.
+    pub fn outstanding_for(&self, client: IpAddr) -> usize {
+        self.lock().holders.get(&client).map_or(0, |h| h.unused)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,6 +319,60 @@ mod tests {
         );
         assert_eq!(book.consume(&[7; 32], T0), Err(NonceError::Unknown));
         assert_eq!(book.consume(&[7; 3], T0), Err(NonceError::Unknown));
+    }
+
+    #[test]
+    fn per_address_bound_leaves_room_for_others() {
+        let book = NonceBook::new(Duration::from_secs(60), 6).with_per_address(2);
+        let rng = SystemRandom::new();
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.1".parse().unwrap();
+        let (first, _) = book.issue_to(&rng, T0, a).unwrap();
+        book.issue_to(&rng, T0, a).unwrap();
+        assert_eq!(
+            book.issue_to(&rng, T0, a),
+            Err(IssueError::TooManyForAddress)
+        );
+        assert_eq!(
+            IssueError::TooManyForAddress.reason(),
+            "too_many_outstanding_nonces"
+        );
+        // Another address is served.
+        assert!(book.issue_to(&rng, T0, b).is_ok());
+        // Using one gives the address room again; the used one is still
+        // remembered (replays are caught).
+        book.consume(&first, T0).unwrap();
+        assert_eq!(book.outstanding_for(a), 1);
+        assert!(book.issue_to(&rng, T0, a).is_ok());
+        assert_eq!(book.consume(&first, T0), Err(NonceError::Replayed));
+        // Expiry frees the address.
+        let later = T0 + Duration::from_secs(61);
+        assert!(book.issue_to(&rng, later, a).is_ok());
+        assert_eq!(book.outstanding_for(a), 1);
+        assert!(book.issue_to(&rng, later, a).is_ok());
+        assert_eq!(
+            book.issue_to(&rng, later, a),
+            Err(IssueError::TooManyForAddress)
+        );
+    }
+
+    #[test]
+    fn the_global_bound_still_holds_across_addresses() {
+        let book = NonceBook::new(Duration::from_secs(60), 3).with_per_address(2);
+        let rng = SystemRandom::new();
+        let ips: Vec<IpAddr> = (1..=4)
+            .map(|i| format!("10.0.0.{i}").parse().unwrap())
+            .collect();
+        book.issue_to(&rng, T0, ips[0]).unwrap();
+        book.issue_to(&rng, T0, ips[1]).unwrap();
+        book.issue_to(&rng, T0, ips[2]).unwrap();
+        assert_eq!(book.issue_to(&rng, T0, ips[3]), Err(IssueError::Full));
+        // A refused issue holds nothing.
+        assert_eq!(book.outstanding_for(ips[3]), 0);
+        let later = T0 + Duration::from_secs(60);
+        assert!(book.issue_to(&rng, later, ips[3]).is_ok());
+        assert_eq!(book.len(), 1);
+        assert_eq!(book.outstanding_for(ips[0]), 0);
     }
 
     #[test]

@@ -50,6 +50,18 @@ impl HttpClient {
         }
     }
 
+    /// A client whose connections leave from `local` (e.g. to act as a
+    /// particular client address in tests of per-address limits).
+    pub fn bound_to(timeout: Duration, local: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_local_address(Some(local));
+        HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
     /// Sends one request and returns the status and the whole body.
     pub async fn send(
         &self,

@@ -42,7 +42,12 @@ pub struct ServeArgs {
     #[arg(long = "config", value_name = "FILE")]
     policy_file: Option<PathBuf>,
     /// Trust this root certificate (PEM) INSTEAD of the pinned AWS Nitro
-    /// root: only for simulated enclaves (tests, demos). Repeatable.
+    /// root: only for simulated enclaves (tests, demos). Repeatable. Every
+    /// start record and release record in the audit log names the root, and
+    /// `log verify` flags those that are not the AWS root. Only in builds
+    /// with the `test-roots` cargo feature (the default; the production
+    /// build, --no-default-features, refuses it with exit status 2).
+    #[cfg_attr(not(feature = "test-roots"), arg(hide = true))]
     #[arg(long = "trust-root", value_name = "PEM")]
     trust_roots: Vec<PathBuf>,
     /// File holding the 32-byte master key as 64 hex characters. Without it,
@@ -74,11 +79,34 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100.0, value_name = "N")]
     rate_burst: f64,
     /// Most connections served at once per listener.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = service::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     max_connections: usize,
+    /// Most connections open at once from one client address (IPv6: one
+    /// /64), so that one address holding idle connections cannot starve the
+    /// others; a connection over it is closed at once. Every enclave behind
+    /// one parent instance shares the parent's address.
+    #[arg(long, default_value_t = service::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, value_name = "N")]
+    max_connections_per_address: usize,
+    /// Most challenge nonces remembered at once (issued or used, until they
+    /// expire); beyond it challenges are refused with 503 challenge_capacity.
+    #[arg(long, default_value_t = hermetic_verifier::challenge::DEFAULT_CAPACITY, value_name = "N")]
+    max_nonces: usize,
+    /// Most unused, unexpired challenge nonces one client address may hold;
+    /// beyond it challenges are refused with 429 too_many_outstanding_nonces.
+    #[arg(long, default_value_t = hermetic_verifier::challenge::DEFAULT_PER_ADDRESS, value_name = "N")]
+    max_nonces_per_address: usize,
+    /// How often release refusals that are not recorded one by one (those
+    /// before the document verified and its nonce was used) are summed up
+    /// in one `refusal_summary` audit record, when there were any; the
+    /// remainder is recorded on shutdown.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    refusal_summary_interval: Duration,
 }
 
 pub fn serve(args: ServeArgs) -> ExitCode {
+    if !args.trust_roots.is_empty() && !service::TEST_ROOTS_ENABLED {
+        return fail(2, service::NO_TEST_ROOTS);
+    }
     let config = ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
@@ -95,61 +123,156 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         rate_limit_per_sec: args.rate_limit,
         rate_limit_burst: args.rate_burst,
         max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_address,
+        max_nonces: args.max_nonces,
+        max_nonces_per_address: args.max_nonces_per_address,
+        refusal_summary_interval: args.refusal_summary_interval,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
     };
     runtime.block_on(async move {
+        // Handlers go in before the service announces itself, so a SIGTERM
+        // right after `event=listening` still stops it cleanly (and writes
+        // the last refusal summary) instead of killing it.
+        let stop = stop_signal();
         let running = match service::start(config, Arc::new(SystemClock)).await {
             Ok(r) => r,
             Err(e) => return fail(2, e),
         };
-        wait_for_signal().await;
+        stop.await;
         eprintln!("hermetic-verifier: level=info event=stopping");
         running.stop().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// Registers SIGINT and SIGTERM handlers now; the future ends at the first.
+fn stop_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            return Box::pin(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            });
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 #[derive(Subcommand)]
 pub enum LogCommand {
-    /// Check the audit log's hash chain. Exit status: 0 intact, 1 broken
-    /// (the first break is named), 2 unreadable.
+    /// Check the audit log's hash chain, and flag every start that trusted
+    /// a root other than the pinned AWS Nitro root and every release granted
+    /// under such a root (or naming no root). Flags are warnings: exit
+    /// status 0 intact (flagged or not; 1 with --require-aws-root when
+    /// anything is flagged), 1 broken (the first break is named), 2
+    /// unreadable.
     Verify {
         /// The service's data directory.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// Output format. JSON: {"intact", "records", "last_hash",
+        /// "non_aws_root_starts", "non_aws_root_releases",
+        /// "unknown_root_releases"} (sequence numbers), or {"intact": false,
+        /// "break": {"seq", "line", "what"}}.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        format: LogFormat,
+        /// Exit 1 when any start or release is flagged (for production logs,
+        /// which must show only the AWS root).
+        #[arg(long)]
+        require_aws_root: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// At most this many sequence numbers per flag line of the text output.
+const LISTED: usize = 20;
+
+fn seq_list(seqs: &[u64]) -> String {
+    let mut out: Vec<String> = seqs.iter().take(LISTED).map(u64::to_string).collect();
+    if seqs.len() > LISTED {
+        out.push(format!(
+            "… ({} more; --format json lists all)",
+            seqs.len() - LISTED
+        ));
+    }
+    out.join(", ")
 }
 
 pub fn log(cmd: LogCommand) -> ExitCode {
     match cmd {
-        LogCommand::Verify { data_dir } => match hermetic_verifier::log::verify(&data_dir) {
+        LogCommand::Verify {
+            data_dir,
+            format,
+            require_aws_root,
+        } => match hermetic_verifier::log::verify(&data_dir) {
             Ok(Ok(intact)) => {
-                println!(
-                    "audit log intact: {} records, last hash {}",
-                    intact.records, intact.last_hash
-                );
-                ExitCode::SUCCESS
+                match format {
+                    LogFormat::Json => println!(
+                        "{}",
+                        serde_json::json!({
+                            "intact": true,
+                            "records": intact.records,
+                            "last_hash": intact.last_hash,
+                            "non_aws_root_starts": intact.non_aws_root_starts,
+                            "non_aws_root_releases": intact.non_aws_root_releases,
+                            "unknown_root_releases": intact.unknown_root_releases,
+                        })
+                    ),
+                    LogFormat::Text => {
+                        println!(
+                            "audit log intact: {} records, last hash {}",
+                            intact.records, intact.last_hash
+                        );
+                        let flags = [
+                            (&intact.non_aws_root_starts, "start(s) trusted a root other than the pinned AWS Nitro root"),
+                            (&intact.non_aws_root_releases, "release(s) granted under a root other than the pinned AWS Nitro root"),
+                            (&intact.unknown_root_releases, "release(s) granted without naming their root (written before roots were recorded)"),
+                        ];
+                        for (seqs, what) in flags {
+                            if !seqs.is_empty() {
+                                println!(
+                                    "WARNING: {} {what}: records {}",
+                                    seqs.len(),
+                                    seq_list(seqs)
+                                );
+                            }
+                        }
+                    }
+                }
+                if require_aws_root && !intact.aws_root_only() {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Ok(Err(brk)) => {
-                println!("audit log BROKEN at {brk}");
+                match format {
+                    LogFormat::Json => println!(
+                        "{}",
+                        serde_json::json!({
+                            "intact": false,
+                            "break": {"seq": brk.seq, "line": brk.line, "what": brk.what},
+                        })
+                    ),
+                    LogFormat::Text => println!("audit log BROKEN at {brk}"),
+                }
                 ExitCode::from(1)
             }
             Err(e) => fail(2, e),

@@ -8,6 +8,14 @@
 //! `DIR/audit.head` holds the last sequence number and hash, so cutting
 //! records off the end is caught too. Records name secrets and versions,
 //! never values.
+//!
+//! What decides releases is evidence too: every start of `serve` appends a
+//! `start` record (the trusted roots' fingerprints, whether any is not the
+//! pinned AWS root, the policy digest, the software version), and every
+//! release record names the root its document's chain ended in and the
+//! SHA-256 of the document. [`verify`] flags starts and releases under a
+//! root other than the pinned AWS root. A serialized line is at most
+//! [`MAX_RECORD_LEN`] bytes: a larger one is refused whole, never cut.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -17,7 +25,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_lc_rs::digest::{digest, SHA256};
-use hermetic_attestation::{rfc3339_ms, Document};
+use hermetic_attestation::{rfc3339_ms, Document, AWS_NITRO_ROOT_G1_SHA256};
 use serde::{Deserialize, Serialize};
 
 /// File name of the log inside the data directory.
@@ -25,6 +33,19 @@ pub const LOG_FILE: &str = "audit.jsonl";
 /// File name of the head (last seq and hash) inside the data directory.
 pub const HEAD_FILE: &str = "audit.head";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Most bytes of one log line (record, hash and newline). The largest
+/// record a valid release can produce (64 names of 128 characters, 32 PCRs
+/// of 64 bytes, a 128-character module id) is about 15 KiB; a test builds
+/// it. A line over the cap is refused whole: the caller's action fails
+/// (a release is then not granted), the log stays as it was.
+pub const MAX_RECORD_LEN: usize = 16 * 1024;
+/// Characters of a document's `module_id` kept in a record (real ones are
+/// about 40; `document_sha256` names the whole document).
+pub const MAX_MODULE_ID_LOGGED: usize = 128;
+/// `action` of the record `serve` appends at every start.
+pub const ACTION_START: &str = "start";
+/// `action` of a periodic count of release refusals not recorded one by one.
+pub const ACTION_REFUSAL_SUMMARY: &str = "refusal_summary";
 
 /// Who acted: an attested enclave or an admin token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,13 +69,21 @@ pub struct Who {
     /// Client IP address as the verifier saw it (a proxy's, for enclaves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// SHA-256 (hex) of the trusted root the document's chain ended in
+    /// (`cabundle[0]`); the pinned AWS root is
+    /// 641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_sha256: Option<String>,
+    /// SHA-256 (hex) of the attestation document as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_sha256: Option<String>,
 }
 
 impl Who {
     /// The enclave identity fields of a verified document.
     pub fn enclave(doc: &Document) -> Who {
         Who {
-            module_id: Some(doc.module_id.clone()),
+            module_id: Some(doc.module_id.chars().take(MAX_MODULE_ID_LOGGED).collect()),
             pcrs: doc
                 .pcrs
                 .iter()
@@ -69,6 +98,46 @@ impl Who {
             ..Who::default()
         }
     }
+
+    /// [`Who::enclave`] plus the evidence of how it was attested: the root
+    /// its chain ended in and the SHA-256 of the document bytes.
+    pub fn attested(doc: &Document, root_sha256: &[u8; 32], document: &[u8]) -> Who {
+        Who {
+            root_sha256: Some(hex::encode(root_sha256)),
+            document_sha256: Some(hex::encode(digest(&SHA256, document))),
+            ..Who::enclave(doc)
+        }
+    }
+}
+
+/// What decides releases, recorded at every start of `serve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    /// The software version (`hermetic-verifier --version`).
+    pub version: String,
+    /// Whether this build can trust roots other than the AWS root (the
+    /// `test-roots` cargo feature).
+    pub test_roots_build: bool,
+    /// SHA-256 (hex) of every trusted root certificate's DER.
+    pub trusted_roots: Vec<String>,
+    /// Whether any trusted root is not the pinned AWS Nitro root.
+    pub non_aws_root: bool,
+    /// SHA-256 (hex) over every stored policy in canonical form (see
+    /// `crate::policy::policy_digest`).
+    pub policy_digest: String,
+    /// How many policies that digest covers.
+    pub policies: u64,
+}
+
+/// Release refusals counted, not recorded one by one, since `since`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusalSummary {
+    /// RFC 3339 time the count started (the previous summary, or the start).
+    pub since: String,
+    /// Reason → number of refused requests.
+    pub counts: BTreeMap<String, u64>,
 }
 
 /// A secret a record is about.
@@ -80,11 +149,12 @@ pub struct SecretRef {
     pub version: Option<u64>,
 }
 
-/// What the caller logs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the caller logs. (`..Entry::default()` fills the optional parts.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// `release` or an admin action such as `secret_put`, `policy_put`.
+    /// `release`, `start`, `refusal_summary` or an admin action such as
+    /// `secret_put`, `policy_put`.
     pub action: String,
     /// `granted`, `refused` or `done`.
     pub verdict: String,
@@ -94,6 +164,12 @@ pub struct Entry {
     pub secrets: Vec<SecretRef>,
     #[serde(default)]
     pub who: Who,
+    /// Only in `start` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Start>,
+    /// Only in `refusal_summary` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusals: Option<RefusalSummary>,
 }
 
 /// An entry as chained into the log.
@@ -127,6 +203,8 @@ pub enum LogError {
     },
     #[error("audit log: the last record is unreadable ({0}); run `hermetic-verifier log verify`")]
     Corrupt(String),
+    #[error("audit log: a record of {len} bytes is over the {max}-byte cap; nothing was written")]
+    RecordTooLarge { len: usize, max: usize },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -236,6 +314,12 @@ impl AuditLog {
         line.extend_from_slice(b",\"hash\":\"");
         line.extend_from_slice(hash.as_bytes());
         line.extend_from_slice(b"\"}\n");
+        if line.len() > MAX_RECORD_LEN {
+            return Err(LogError::RecordTooLarge {
+                len: line.len(),
+                max: MAX_RECORD_LEN,
+            });
+        }
         if let Err(e) = self.file.write_all(&line) {
             let _ = self.file.set_len(self.len);
             return Err(io(&self.path)(e));
@@ -341,11 +425,55 @@ impl std::fmt::Display for Break {
     }
 }
 
-/// An intact chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An intact chain, and what in it deserves an auditor's attention. These
+/// flags are warnings: the chain itself is intact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Intact {
     pub records: u64,
     pub last_hash: String,
+    /// Sequence numbers of `start` records that trusted a root other than
+    /// the pinned AWS Nitro root.
+    pub non_aws_root_starts: Vec<u64>,
+    /// Sequence numbers of granted releases whose chain ended in a root
+    /// other than the pinned AWS Nitro root.
+    pub non_aws_root_releases: Vec<u64>,
+    /// Sequence numbers of granted releases that name no root (written by
+    /// a version that did not record it): not provably under the AWS root.
+    pub unknown_root_releases: Vec<u64>,
+}
+
+impl Intact {
+    /// Whether every start trusted only, and every release ended in, the
+    /// pinned AWS root.
+    pub fn aws_root_only(&self) -> bool {
+        self.non_aws_root_starts.is_empty()
+            && self.non_aws_root_releases.is_empty()
+            && self.unknown_root_releases.is_empty()
+    }
+
+    /// Notes what `record` says about roots.
+    fn note(&mut self, record: &Record) {
+        let aws = hex::encode(AWS_NITRO_ROOT_G1_SHA256);
+        let entry = &record.entry;
+        if entry.action == ACTION_START {
+            // The fingerprints decide, not only the record's own flag.
+            let non_aws = entry.start.as_ref().is_none_or(|s| {
+                s.non_aws_root
+                    || s.trusted_roots.is_empty()
+                    || s.trusted_roots.iter().any(|r| *r != aws)
+            });
+            if non_aws {
+                self.non_aws_root_starts.push(record.seq);
+            }
+        }
+        if entry.action == "release" && entry.verdict == "granted" {
+            match &entry.who.root_sha256 {
+                Some(root) if *root == aws => {}
+                Some(_) => self.non_aws_root_releases.push(record.seq),
+                None => self.unknown_root_releases.push(record.seq),
+            }
+        }
+    }
 }
 
 /// Checks the whole chain in `DIR`: `Ok` when intact, the first break otherwise.
@@ -371,6 +499,7 @@ pub fn verify(data_dir: &Path) -> Result<Result<Intact, Break>, LogError> {
     };
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1u64;
+    let mut intact = Intact::default();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line_no = i + 1;
         let line = line.map_err(io(&path))?;
@@ -409,6 +538,7 @@ pub fn verify(data_dir: &Path) -> Result<Result<Intact, Break>, LogError> {
                 ));
             }
         }
+        intact.note(&record);
         prev = parsed.hash;
         expected_seq += 1;
     }
@@ -432,6 +562,7 @@ pub fn verify(data_dir: &Path) -> Result<Result<Intact, Break>, LogError> {
         _ => Ok(Ok(Intact {
             records,
             last_hash: prev,
+            ..intact
         })),
     }
 }
@@ -450,7 +581,71 @@ mod tests {
                 version: Some(1),
             }],
             who: Who::default(),
+            ..Entry::default()
         }
+    }
+
+    #[test]
+    fn a_record_over_the_cap_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Duration::from_secs(1_800_000_000);
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        log.append(entry("one"), now).unwrap();
+        let before = std::fs::read(dir.path().join(LOG_FILE)).unwrap();
+        let mut big = entry("big");
+        big.reason = Some("x".repeat(MAX_RECORD_LEN));
+        match log.append(big, now) {
+            Err(LogError::RecordTooLarge { len, max }) => {
+                assert!(len > max);
+                assert_eq!(max, MAX_RECORD_LEN);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(dir.path().join(LOG_FILE)).unwrap(), before);
+        // The chain goes on from the last written record.
+        assert_eq!(log.append(entry("two"), now).unwrap(), 2);
+        assert_eq!(verify(dir.path()).unwrap().unwrap().records, 2);
+    }
+
+    #[test]
+    fn the_largest_valid_release_record_fits_under_the_cap() {
+        // 64 names of 128 characters (the request's limits), 32 PCRs of 64
+        // bytes, a module id longer than the logged maximum, a 32-byte nonce.
+        let doc = Document {
+            module_id: "m".repeat(4 * MAX_MODULE_ID_LOGGED),
+            digest: "SHA384".into(),
+            timestamp_ms: u64::MAX,
+            pcrs: (0u8..32).map(|i| (i, vec![0xff; 64])).collect(),
+            certificate: vec![1; 1024],
+            cabundle: vec![vec![1; 1024]],
+            public_key: Some(vec![2; 1024]),
+            user_data: Some(vec![3; 1024]),
+            nonce: Some(vec![4; 32]),
+            unknown_fields: vec![],
+        };
+        let mut who = Who::attested(&doc, &[9; 32], b"document");
+        who.client = Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".into());
+        let release = Entry {
+            action: "release".into(),
+            verdict: "refused".into(),
+            reason: Some("envelope_bad_public_key".into()),
+            secrets: (0..crate::release::MAX_SECRETS_PER_REQUEST)
+                .map(|i| SecretRef {
+                    name: format!("{i:0>128}"),
+                    version: Some(u64::MAX),
+                })
+                .collect(),
+            who,
+            ..Entry::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        log.append(release, Duration::from_secs(253_402_300_799))
+            .unwrap();
+        let len = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        assert!(len as usize <= MAX_RECORD_LEN, "{len}");
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        assert!(!text.contains(&"m".repeat(MAX_MODULE_ID_LOGGED + 1)));
     }
 
     #[test]

@@ -13,6 +13,26 @@ pub use hermetic_policy::{
     POLICY_PCRS,
 };
 
+/// SHA-256 over every policy in canonical form: for each name in byte order,
+/// the text `hermetic-verifier policy get NAME` prints (a policy file holding
+/// that one `[secrets.NAME]`, written by `hermetic-policy`: fields explicit,
+/// PCRs by index), concatenated. An auditor recomputes it with
+/// `for n in $(policy list | LC_ALL=C sort); do policy get $n; done | sha256sum`.
+/// No policies: SHA-256 of nothing.
+pub fn policy_digest<'a>(
+    policies: impl IntoIterator<Item = (&'a str, &'a SecretPolicy)>,
+) -> [u8; 32] {
+    let mut sorted: Vec<(&str, &SecretPolicy)> = policies.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for (name, policy) in sorted {
+        ctx.update(policy.to_toml(name).as_bytes());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// How far a document's timestamp may run ahead of the verifier's clock.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
 

@@ -5,7 +5,8 @@
 //! branch is tested directly, without a server. The checks run in this order
 //! and the first failure is the answer:
 //!
-//! 1. the request itself (at least one name, not too many, no duplicates);
+//! 1. the request itself (at least one name, not too many, each a valid
+//!    secret name, no duplicates);
 //! 2. the attestation core: chain to a trusted root, validity at `now`,
 //!    ES384 signature;
 //! 3. the nonce: ours, unexpired, unused, consumed atomically;
@@ -24,7 +25,7 @@ use hermetic_attestation::{At, Document, UnixTime, Verifier};
 use hermetic_envelope::{EnvelopeError, RecipientPublicKey};
 
 use crate::challenge::{NonceBook, NonceError};
-use crate::policy::{check_age, check_document, PolicyError, SecretPolicy};
+use crate::policy::{check_age, check_document, check_secret_name, PolicyError, SecretPolicy};
 
 /// Most secrets one request may ask for.
 pub const MAX_SECRETS_PER_REQUEST: usize = 64;
@@ -47,6 +48,8 @@ pub enum ReleaseError {
     NoSecretsRequested,
     #[error("the request names {count} secrets; at most {max} are allowed")]
     TooManySecrets { count: usize, max: usize },
+    #[error("secret name number {index} is invalid: {reason}")]
+    InvalidSecretName { index: usize, reason: &'static str },
     #[error("the request names secret {name:?} twice")]
     DuplicateSecret { name: String },
     #[error("attestation refused: {0}")]
@@ -72,6 +75,7 @@ impl ReleaseError {
         match self {
             ReleaseError::NoSecretsRequested => "no_secrets_requested",
             ReleaseError::TooManySecrets { .. } => "too_many_secrets",
+            ReleaseError::InvalidSecretName { .. } => "invalid_name",
             ReleaseError::DuplicateSecret { .. } => "duplicate_secret",
             ReleaseError::Attestation(e) => e.reason(),
             ReleaseError::NonceMissing => "nonce_missing",
@@ -85,18 +89,33 @@ impl ReleaseError {
     }
 }
 
-/// A refusal, with the verified document when the refusal came after the
-/// attestation check (the audit log records who was refused).
+/// A refusal, with what the attestation check established when the refusal
+/// came after it (the audit log records who was refused).
 #[derive(Debug, Clone)]
 pub struct Refused {
     pub error: ReleaseError,
-    pub document: Option<Box<Document>>,
+    pub attested: Option<Box<AttestedRequest>>,
+}
+
+/// What is known of a request whose document verified.
+#[derive(Debug, Clone)]
+pub struct AttestedRequest {
+    pub document: Document,
+    /// SHA-256 of the trusted root the document's chain ended in.
+    pub root_sha256: [u8; 32],
+    /// Whether this request consumed a fresh nonce of ours before it was
+    /// refused. Only such refusals can be recorded one by one without
+    /// letting anyone grow the log at will: each used up a challenge, and a
+    /// replayed or forged request never consumes one.
+    pub nonce_consumed: bool,
 }
 
 /// A granted release: what to seal, to whom, bound to which nonce.
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub document: Document,
+    /// SHA-256 of the trusted root the document's chain ended in.
+    pub root_sha256: [u8; 32],
     pub recipient: RecipientPublicKey,
     /// The nonce to bind into each envelope (empty when none was required
     /// and the document carries none).
@@ -115,7 +134,7 @@ pub fn decide(
 ) -> Result<Grant, Refused> {
     let refuse = |error| Refused {
         error,
-        document: None,
+        attested: None,
     };
     if names.is_empty() {
         return Err(refuse(ReleaseError::NoSecretsRequested));
@@ -125,6 +144,10 @@ pub fn decide(
             count: names.len(),
             max: MAX_SECRETS_PER_REQUEST,
         }));
+    }
+    for (index, name) in names.iter().enumerate() {
+        check_secret_name(name)
+            .map_err(|reason| refuse(ReleaseError::InvalidSecretName { index, reason }))?;
     }
     let mut seen = BTreeSet::new();
     for name in names {
@@ -137,9 +160,15 @@ pub fn decide(
         .verify(document, At::Time(UnixTime::since_unix_epoch(now)))
         .map_err(|e| refuse(ReleaseError::Attestation(e)))?;
     let doc = attested.document;
-    let refuse = |error| Refused {
+    let root_sha256 = attested.root_sha256;
+    let mut nonce_consumed = false;
+    let refuse = |error, nonce_consumed| Refused {
         error,
-        document: Some(Box::new(doc.clone())),
+        attested: Some(Box::new(AttestedRequest {
+            document: doc.clone(),
+            root_sha256,
+            nonce_consumed,
+        })),
     };
 
     // Resolve names now, because whether a nonce is required is per secret;
@@ -152,12 +181,14 @@ pub fn decide(
         Some(nonce) => {
             nonces
                 .consume(nonce, now)
-                .map_err(|e| refuse(ReleaseError::Nonce(e)))?;
+                .map_err(|e| refuse(ReleaseError::Nonce(e), false))?;
+            nonce_consumed = true;
             nonce.clone()
         }
-        None if nonce_required => return Err(refuse(ReleaseError::NonceMissing)),
+        None if nonce_required => return Err(refuse(ReleaseError::NonceMissing, false)),
         None => Vec::new(),
     };
+    let refuse = |error| refuse(error, nonce_consumed);
 
     let mut resolved = Vec::with_capacity(policies.len());
     for (name, found) in policies {
@@ -193,6 +224,7 @@ pub fn decide(
     let recipient =
         RecipientPublicKey::from_bytes(key).map_err(|e| refuse(ReleaseError::PublicKey(e)))?;
     Ok(Grant {
+        root_sha256,
         recipient,
         nonce,
         secrets: names.to_vec(),

@@ -175,6 +175,7 @@ fn admin_entry(admin: &Admin, action: &str, name: &str, version: Option<u64>) ->
             admin: Some(admin.0.clone()),
             ..Who::default()
         },
+        ..Entry::default()
     }
 }
 

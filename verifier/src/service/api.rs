@@ -123,8 +123,14 @@ async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn challenge(State(state): State<Shared>) -> Response {
-    match state.challenge() {
+async fn challenge(
+    State(state): State<Shared>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let client = connect
+        .map(|c| c.0 .0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    match state.challenge(client) {
         Ok(c) => Json(c).into_response(),
         Err(r) => r.into_response(),
     }
@@ -141,7 +147,7 @@ async fn release(
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {
-            let refusal = body_refusal(rejection);
+            let refusal = state.unlogged(body_refusal(rejection));
             state.metrics.refusal(refusal.reason, None);
             return refusal.into_response();
         }

@@ -1,11 +1,18 @@
-//! Accepting connections: plain TCP or TLS (rustls, ring provider), one
-//! HTTP/1.1 connection per task, bounded in number, with handshake and
-//! header-read timeouts. The peer address is handed to the router as
-//! `ConnectInfo` for the per-address rate limit.
+//! Accepting connections: plain TCP or TLS (rustls, aws-lc-rs provider),
+//! one HTTP/1.1 connection per task, bounded in number in all and per client
+//! address, with handshake and header-read timeouts. The peer address is
+//! handed to the router as `ConnectInfo` for the per-address rate limit.
+//!
+//! The per-address bound is what keeps one address from starving the rest:
+//! without it, a client holding every connection slot open and idle makes
+//! every other client wait. A connection over its address's bound is closed
+//! at once, before any TLS or HTTP work, and counted
+//! (`hermetic_refusals_total{reason="too_many_connections"}`).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -22,6 +29,96 @@ use tower::ServiceExt;
 
 /// How long a TLS handshake or a request head may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on connections open at once per listener.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default bound on connections open at once per client address. An
+/// enclave uses one connection at a time, and all enclaves behind one
+/// parent instance share the parent's address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
+
+/// The key limits are counted under: an IPv4 address, or the /64 prefix of
+/// an IPv6 address (one host is usually given a whole /64, so counting single
+/// IPv6 addresses would let it take as many slots as it likes). IPv4-mapped
+/// IPv6 addresses count as their IPv4 address.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+    }
+}
+
+/// Connection bounds of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once, all addresses together.
+    pub total: usize,
+    /// Connections open at once from one address ([`address_key`]).
+    pub per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            total: DEFAULT_MAX_CONNECTIONS,
+            per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        }
+    }
+}
+
+/// Open connections per address key.
+#[derive(Debug, Default)]
+struct OpenPerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted connection; dropping it uncounts it.
+struct Held {
+    counts: Arc<OpenPerAddress>,
+    key: IpAddr,
+}
+
+impl OpenPerAddress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Each update is one insert or remove: a poisoned map is consistent.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn try_hold(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Held> {
+        let key = address_key(ip);
+        let mut open = self.lock();
+        let n = open.entry(key).or_default();
+        if *n >= max {
+            if *n == 0 {
+                open.remove(&key);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            counts: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.counts.lock();
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Builds a TLS acceptor from PEM files (certificate chain, private key).
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
@@ -46,14 +143,18 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
 }
 
 /// Serves `router` on `listener` until the task is aborted; aborting it
-/// also ends every connection it accepted.
+/// also ends every connection it accepted. `refused` is called with
+/// `too_many_connections` for each connection closed over its address's
+/// bound.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<TlsAcceptor>,
-    max_connections: usize,
+    limits: ConnectionLimits,
+    refused: impl Fn(&'static str) + Send + 'static,
 ) {
-    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    let permits = Arc::new(Semaphore::new(limits.total.max(1)));
+    let per_address = Arc::new(OpenPerAddress::default());
     let mut connections = JoinSet::new();
     loop {
         // Reap finished connections so the set does not grow.
@@ -69,11 +170,19 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(held) = per_address.try_hold(peer.ip(), limits.per_address.max(1)) else {
+            // Dropping the stream closes it; the permit goes back with it.
+            drop(stream);
+            drop(permit);
+            refused("too_many_connections");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let _held = held;
             match tls {
                 Some(acceptor) => {
                     // A failed or slow handshake just drops the connection.
@@ -103,4 +212,33 @@ where
         .keep_alive(true)
         .serve_connection(io, service)
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_counted_by_host_and_ipv6_by_prefix() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("127.0.0.2"), key("127.0.0.2"));
+        assert_ne!(key("127.0.0.1"), key("127.0.0.2"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+    }
+
+    #[test]
+    fn each_address_holds_at_most_its_bound() {
+        let counts = Arc::new(OpenPerAddress::default());
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = counts.try_hold(a, 2).unwrap();
+        let _second = counts.try_hold(a, 2).unwrap();
+        assert!(counts.try_hold(a, 2).is_none());
+        let _other = counts.try_hold(b, 2).unwrap();
+        drop(first);
+        assert!(counts.try_hold(a, 2).is_some());
+        assert_eq!(counts.lock().len(), 2);
+    }
 }

@@ -25,19 +25,25 @@ use tokio::task::JoinHandle;
 
 pub use admin::{token_hash, Deleted, PolicyList, SecretList, Written, ADMIN_ROUTES};
 pub use api::{Limits, PUBLIC_ROUTES};
+pub use listener::{
+    address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+};
 pub use metrics::Metrics;
 pub use rate_limit::RateLimiter;
 pub use refusal::ApiRefusal;
-pub use state::AppState;
+pub use state::{AppState, Unlogged};
 
-use crate::challenge::{NonceBook, DEFAULT_CAPACITY};
+use crate::challenge::{NonceBook, DEFAULT_CAPACITY, DEFAULT_PER_ADDRESS};
 use crate::clock::Clock;
-use crate::log::{AuditLog, Entry, SecretRef, SharedLog, Who};
-use crate::policy::PolicyFile;
+use crate::log::{AuditLog, Entry, SecretRef, SharedLog, Start, Who, ACTION_START};
+use crate::policy::{policy_digest, PolicyFile};
 use crate::store::{write_private, KeySource, MasterKey, Store};
+use state::Shared;
 
 /// File name of the first admin token inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// Default period of `refusal_summary` records.
+pub const DEFAULT_REFUSAL_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Everything `serve` needs; `main.rs` fills it from the command line.
 #[derive(Debug, Clone)]
@@ -47,7 +53,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// A policy file loaded into the store at start.
     pub policy_file: Option<PathBuf>,
-    /// PEM roots to trust instead of the pinned AWS Nitro root (tests, demos).
+    /// PEM roots to trust instead of the pinned AWS Nitro root (tests, demos);
+    /// refused unless the `test-roots` feature is on.
     pub trust_roots: Vec<PathBuf>,
     pub master_key_file: Option<PathBuf>,
     /// The value of `HERMETIC_MASTER_KEY`, if set.
@@ -59,7 +66,17 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: f64,
+    /// Connections open at once per listener.
     pub max_connections: usize,
+    /// Connections open at once per client address (IPv6: per /64).
+    pub max_connections_per_address: usize,
+    /// Challenge nonces remembered at once (issued or used, unexpired).
+    pub max_nonces: usize,
+    /// Unused, unexpired challenge nonces one client address may hold.
+    pub max_nonces_per_address: usize,
+    /// How often release refusals not recorded one by one are summed up in
+    /// a `refusal_summary` record (only when there were any; also on stop).
+    pub refusal_summary_interval: Duration,
 }
 
 impl ServeConfig {
@@ -80,7 +97,11 @@ impl ServeConfig {
             request_timeout: Duration::from_secs(10),
             rate_limit_per_sec: 50.0,
             rate_limit_burst: 100.0,
-            max_connections: 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_nonces: DEFAULT_CAPACITY,
+            max_nonces_per_address: DEFAULT_PER_ADDRESS,
+            refusal_summary_interval: DEFAULT_REFUSAL_SUMMARY_INTERVAL,
         }
     }
 }
@@ -93,6 +114,8 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Log(#[from] crate::log::LogError),
+    #[error("{NO_TEST_ROOTS}")]
+    TestRootsDisabled,
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
@@ -125,6 +148,10 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The refusals counted since the last summary.
+        if let Err(e) = self.state.flush_refusal_summary() {
+            eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e}");
+        }
     }
 
     /// Runs until both listeners end (they do not, unless aborted).
@@ -139,9 +166,20 @@ fn setup(msg: impl Into<String>) -> ServeError {
     ServeError::Setup(msg.into())
 }
 
+/// Whether this build may trust roots other than the pinned AWS Nitro root
+/// (cargo feature `test-roots`; off in the production build).
+pub const TEST_ROOTS_ENABLED: bool = cfg!(feature = "test-roots");
+
+/// The refusal of `--trust-root` by a production build.
+pub const NO_TEST_ROOTS: &str = "--trust-root is not available in this build: a production build \
+(without the `test-roots` cargo feature) trusts only the pinned AWS Nitro Enclaves root";
+
 fn load_verifier(roots: &[PathBuf]) -> Result<Verifier, ServeError> {
     if roots.is_empty() {
         return Verifier::aws().map_err(|e| setup(format!("pinned AWS root: {e}")));
+    }
+    if !TEST_ROOTS_ENABLED {
+        return Err(ServeError::TestRootsDisabled);
     }
     let mut trusted = Vec::new();
     for path in roots {
@@ -182,8 +220,47 @@ fn bootstrap_admin_token(
     Ok(Some(path))
 }
 
+/// The `start` record: the trusted roots, whether any is not the pinned AWS
+/// root, the digest of every stored policy, the version and build.
+fn start_record(verifier: &Verifier, store: &Store) -> Result<Start, ServeError> {
+    let policies = store.policies()?;
+    let digest = policy_digest(policies.iter().map(|(n, p)| (n.as_str(), p)));
+    Ok(Start {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        test_roots_build: TEST_ROOTS_ENABLED,
+        trusted_roots: verifier
+            .roots()
+            .iter()
+            .map(|r| hex::encode(r.sha256()))
+            .collect(),
+        non_aws_root: verifier.roots().iter().any(|r| !r.is_aws_nitro()),
+        policy_digest: hex::encode(digest),
+        policies: policies.len() as u64,
+    })
+}
+
+/// Appends a `refusal_summary` record every `interval` when release
+/// refusals were counted since the last one.
+async fn summarize_refusals(state: Shared, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    loop {
+        ticks.tick().await;
+        let state = state.clone();
+        let flushed = tokio::task::spawn_blocking(move || state.flush_refusal_summary()).await;
+        if let Ok(Err(e)) = flushed {
+            eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e}");
+        }
+    }
+}
+
 /// Opens the data directory and binds both listeners.
 pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running, ServeError> {
+    // Refused before anything is created or opened.
+    if !config.trust_roots.is_empty() && !TEST_ROOTS_ENABLED {
+        return Err(ServeError::TestRootsDisabled);
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| setup(format!("--data-dir {}: {e}", config.data_dir.display())))?;
     #[cfg(unix)]
@@ -242,6 +319,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
                             admin: Some(format!("config:{}", path.display())),
                             ..Who::default()
                         },
+                        ..Entry::default()
                     },
                     clock.now(),
                 )?;
@@ -259,11 +337,32 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         _ => return Err(setup("--tls-cert and --tls-key go together")),
     };
 
+    // What decides releases from now on, as evidence before any release.
+    let start = start_record(&verifier, &store)?;
+    let non_aws_root = start.non_aws_root;
+    let trusted_roots = start.trusted_roots.join(",");
+    let seq = log.append(
+        Entry {
+            action: ACTION_START.into(),
+            verdict: "done".into(),
+            start: Some(start),
+            ..Entry::default()
+        },
+        clock.now(),
+    )?;
+    if non_aws_root {
+        eprintln!(
+            "hermetic-verifier: level=warn event=non_aws_root trusted_roots={trusted_roots} start_record={seq} note=\"documents chaining to a root other than the pinned AWS Nitro root are accepted; never in production\""
+        );
+    }
+
     let state = Arc::new(AppState {
         store,
         log: SharedLog::new(log)?,
-        nonces: NonceBook::new(config.challenge_ttl, DEFAULT_CAPACITY),
+        nonces: NonceBook::new(config.challenge_ttl, config.max_nonces)
+            .with_per_address(config.max_nonces_per_address),
         verifier,
+        unlogged: state::Unlogged::new(clock.now()),
         clock,
         rng,
         metrics: Metrics::default(),
@@ -285,18 +384,32 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     if !admin_addr.ip().is_loopback() {
         eprintln!("hermetic-verifier: level=warn event=admin_not_loopback addr={admin_addr} note=\"the admin API is plain HTTP; bearer tokens cross the network in the clear\"");
     }
+    let connection_limits = ConnectionLimits {
+        total: config.max_connections,
+        per_address: config.max_connections_per_address,
+    };
+    let counter = |state: &Shared| {
+        let state = state.clone();
+        move |reason| state.metrics.refusal(reason, None)
+    };
     let tasks = vec![
         tokio::spawn(listener::serve(
             public,
             api::router(state.clone(), limits),
             tls.clone(),
-            config.max_connections,
+            connection_limits,
+            counter(&state),
         )),
         tokio::spawn(listener::serve(
             admin,
             admin::router(state.clone(), limits),
             None,
-            config.max_connections,
+            connection_limits,
+            counter(&state),
+        )),
+        tokio::spawn(summarize_refusals(
+            state.clone(),
+            config.refusal_summary_interval,
         )),
     ];
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -1,9 +1,10 @@
 //! What the handlers share, and the release path around the pure decision:
 //! parse the request, [`decide`], fetch and seal the granted secrets, log.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use axum::http::StatusCode;
@@ -11,12 +12,13 @@ use hermetic_attestation::Verifier;
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse, WrappedSecret};
 use hermetic_envelope::{seal, ReleaseContext};
 
+use super::listener::address_key;
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
 use super::refusal::ApiRefusal;
-use crate::challenge::NonceBook;
+use crate::challenge::{IssueError, NonceBook};
 use crate::clock::Clock;
-use crate::log::{Entry, SecretRef, SharedLog, Who};
+use crate::log::{Entry, RefusalSummary, SecretRef, SharedLog, Who, ACTION_REFUSAL_SUMMARY};
 use crate::release::{decide, Lookup, ReleaseError};
 use crate::store::Store;
 
@@ -29,6 +31,8 @@ pub struct AppState {
     pub rng: SystemRandom,
     pub metrics: Metrics,
     pub limiter: RateLimiter,
+    /// Release refusals not recorded one by one, for `refusal_summary`.
+    pub unlogged: Unlogged,
 }
 
 pub type Shared = Arc<AppState>;
@@ -37,6 +41,7 @@ fn status_of(error: &ReleaseError) -> StatusCode {
     match error {
         ReleaseError::NoSecretsRequested
         | ReleaseError::TooManySecrets { .. }
+        | ReleaseError::InvalidSecretName { .. }
         | ReleaseError::DuplicateSecret { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::FORBIDDEN,
     }
@@ -55,12 +60,19 @@ impl AppState {
         })
     }
 
-    pub fn challenge(&self) -> Result<ChallengeResponse, ApiRefusal> {
+    /// Issues a challenge to `client` (counted per address: see
+    /// [`address_key`]).
+    pub fn challenge(&self, client: IpAddr) -> Result<ChallengeResponse, ApiRefusal> {
         let (nonce, expires) = self
             .nonces
-            .issue(&self.rng, self.clock.now())
+            .issue_to(&self.rng, self.clock.now(), address_key(client))
             .map_err(|e| {
-                ApiRefusal::new(StatusCode::SERVICE_UNAVAILABLE, e.reason(), e.to_string())
+                let status = match e {
+                    IssueError::TooManyForAddress => StatusCode::TOO_MANY_REQUESTS,
+                    IssueError::Full | IssueError::Rng => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                self.metrics.refusal(e.reason(), None);
+                ApiRefusal::new(status, e.reason(), e.to_string())
             })?;
         self.metrics.challenge();
         let expires_at =
@@ -96,50 +108,19 @@ impl AppState {
     }
 
     fn release_inner(&self, body: &[u8], client: IpAddr) -> Result<ReleaseResponse, ApiRefusal> {
-        let mut who = Who {
-            client: Some(client.to_string()),
-            ..Who::default()
-        };
-        let mut requested: Vec<SecretRef> = Vec::new();
-        let refuse = |who: &Who, requested: &[SecretRef], refusal: ApiRefusal| {
-            // A refusal is answered even if it cannot be logged.
-            let _ = self.audit(Entry {
-                action: "release".into(),
-                verdict: "refused".into(),
-                reason: Some(refusal.reason.into()),
-                secrets: requested.to_vec(),
-                who: who.clone(),
-            });
-            refusal
-        };
-
-        let request: ReleaseRequest = match serde_json::from_slice(body) {
-            Ok(r) => r,
-            Err(e) => {
-                let refusal = ApiRefusal::bad_request(
-                    "bad_request",
-                    format!("the body is not a release request: {e}"),
-                );
-                return Err(refuse(&who, &requested, refusal));
-            }
-        };
-        // Names are logged as asked, bounded so a huge list cannot bloat the log.
-        requested = request
-            .secrets
-            .iter()
-            .take(crate::release::MAX_SECRETS_PER_REQUEST)
-            .map(|n| SecretRef {
-                name: n.chars().take(128).collect(),
-                version: None,
-            })
-            .collect();
-        let document = match request.attestation_document_bytes() {
-            Ok(d) => d,
-            Err(e) => {
-                let refusal = ApiRefusal::bad_request(e.reason(), e.to_string());
-                return Err(refuse(&who, &requested, refusal));
-            }
-        };
+        // Until the document verifies and its nonce is consumed, a refusal is
+        // only counted (metrics, the periodic `refusal_summary` record):
+        // anyone can send such requests, and nothing they sent is logged.
+        let request: ReleaseRequest = serde_json::from_slice(body).map_err(|e| {
+            self.unlogged(ApiRefusal::bad_request(
+                "bad_request",
+                format!("the body is not a release request: {e}"),
+            ))
+        })?;
+        let document = request
+            .attestation_document_bytes()
+            .map_err(|e| self.unlogged(ApiRefusal::bad_request(e.reason(), e.to_string())))?;
+        let client = Some(client.to_string());
         let grant = match decide(
             &self.verifier,
             &document,
@@ -150,24 +131,45 @@ impl AppState {
         ) {
             Ok(g) => g,
             Err(refused) => {
-                if let Some(doc) = &refused.document {
-                    who = Who {
-                        client: who.client.take(),
-                        ..Who::enclave(doc)
-                    };
-                }
                 let refusal = ApiRefusal::new(
                     status_of(&refused.error),
                     refused.error.reason(),
                     refused.error.to_string(),
                 );
-                return Err(refuse(&who, &requested, refusal));
+                return Err(match refused.attested.as_deref() {
+                    // Names were validated before attestation, so they are
+                    // well-formed and at most MAX_SECRETS_PER_REQUEST.
+                    Some(attested) if attested.nonce_consumed => {
+                        let who = Who {
+                            client,
+                            ..Who::attested(&attested.document, &attested.root_sha256, &document)
+                        };
+                        let requested: Vec<SecretRef> = request
+                            .secrets
+                            .iter()
+                            .map(|name| SecretRef {
+                                name: name.clone(),
+                                version: None,
+                            })
+                            .collect();
+                        self.refused(&who, &requested, refusal)
+                    }
+                    _ => self.unlogged(refusal),
+                });
             }
         };
-        who = Who {
-            client: who.client.take(),
-            ..Who::enclave(&grant.document)
+        let who = Who {
+            client,
+            ..Who::attested(&grant.document, &grant.root_sha256, &document)
         };
+        let requested: Vec<SecretRef> = grant
+            .secrets
+            .iter()
+            .map(|name| SecretRef {
+                name: name.clone(),
+                version: None,
+            })
+            .collect();
 
         let mut wrapped = Vec::with_capacity(grant.secrets.len());
         let mut released = Vec::with_capacity(grant.secrets.len());
@@ -177,13 +179,13 @@ impl AppState {
                 Ok(None) => {
                     let error = ReleaseError::UnknownSecret { name: name.clone() };
                     let refusal = ApiRefusal::forbidden(error.reason(), error.to_string());
-                    return Err(refuse(&who, &requested, refusal));
+                    return Err(self.refused(&who, &requested, refusal));
                 }
                 Err(e) => {
                     eprintln!("hermetic-verifier: level=error event=store_read_failed error={e}");
                     let refusal =
                         ApiRefusal::internal("store_error", "the secret store could not be read");
-                    return Err(refuse(&who, &requested, refusal));
+                    return Err(self.refused(&who, &requested, refusal));
                 }
             };
             let context = ReleaseContext::new(name.clone(), version, grant.nonce.clone());
@@ -191,7 +193,7 @@ impl AppState {
                 Ok(sealed) => wrapped.push(WrappedSecret::from(&sealed)),
                 Err(e) => {
                     let refusal = ApiRefusal::forbidden(e.reason(), e.to_string());
-                    return Err(refuse(&who, &requested, refusal));
+                    return Err(self.refused(&who, &requested, refusal));
                 }
             }
             released.push(SecretRef {
@@ -203,10 +205,110 @@ impl AppState {
         self.audit(Entry {
             action: "release".into(),
             verdict: "granted".into(),
-            reason: None,
             secrets: released,
             who,
+            ..Entry::default()
         })?;
         Ok(ReleaseResponse { secrets: wrapped })
+    }
+
+    /// Records a refusal that came after attestation and a consumed nonce,
+    /// then returns it (a refusal is answered even if it cannot be logged).
+    fn refused(&self, who: &Who, requested: &[SecretRef], refusal: ApiRefusal) -> ApiRefusal {
+        let _ = self.audit(Entry {
+            action: "release".into(),
+            verdict: "refused".into(),
+            reason: Some(refusal.reason.into()),
+            secrets: requested.to_vec(),
+            who: who.clone(),
+            ..Entry::default()
+        });
+        refusal
+    }
+
+    /// Counts a release refusal that is not recorded one by one; the next
+    /// `refusal_summary` record carries the count.
+    pub fn unlogged(&self, refusal: ApiRefusal) -> ApiRefusal {
+        self.unlogged.count(refusal.reason);
+        refusal
+    }
+
+    /// Appends a `refusal_summary` record of the counts since the last one,
+    /// if any; returns its sequence number. Called periodically and on stop.
+    /// If the append fails, the counts stay for the next summary.
+    pub fn flush_refusal_summary(&self) -> Result<Option<u64>, crate::log::LogError> {
+        let now = self.clock.now();
+        let Some((since, counts)) = self.unlogged.snapshot() else {
+            return Ok(None);
+        };
+        let summary = RefusalSummary {
+            since: hermetic_attestation::rfc3339_ms(
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
+            ),
+            counts: counts
+                .iter()
+                .map(|(reason, n)| ((*reason).to_owned(), *n))
+                .collect(),
+        };
+        let seq = self.log.append(
+            Entry {
+                action: ACTION_REFUSAL_SUMMARY.into(),
+                verdict: "refused".into(),
+                refusals: Some(summary),
+                ..Entry::default()
+            },
+            now,
+        )?;
+        self.unlogged.settle(&counts, now);
+        Ok(Some(seq))
+    }
+}
+
+/// Release refusals counted since the last `refusal_summary` record.
+#[derive(Debug)]
+pub struct Unlogged {
+    inner: Mutex<UnloggedInner>,
+}
+
+#[derive(Debug)]
+struct UnloggedInner {
+    since: Duration,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl Unlogged {
+    pub fn new(since: Duration) -> Self {
+        Unlogged {
+            inner: Mutex::new(UnloggedInner {
+                since,
+                counts: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, UnloggedInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, reason: &'static str) {
+        *self.lock().counts.entry(reason).or_default() += 1;
+    }
+
+    /// Since when, and the counts so far; `None` when there are none.
+    fn snapshot(&self) -> Option<(Duration, BTreeMap<&'static str, u64>)> {
+        let inner = self.lock();
+        (!inner.counts.is_empty()).then(|| (inner.since, inner.counts.clone()))
+    }
+
+    /// Removes counts that a summary recorded (more may have come since).
+    fn settle(&self, recorded: &BTreeMap<&'static str, u64>, now: Duration) {
+        let mut inner = self.lock();
+        for (reason, n) in recorded {
+            if let Some(count) = inner.counts.get_mut(reason) {
+                *count = count.saturating_sub(*n);
+            }
+        }
+        inner.counts.retain(|_, n| *n > 0);
+        inner.since = now;
     }
 }

@@ -323,6 +323,17 @@ impl Store {
             .collect())
     }
 
+    /// Every stored policy, by name (byte order).
+    pub fn policies(&self) -> Result<Vec<(String, SecretPolicy)>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.policy_names()? {
+            if let Some(policy) = self.policy(&name)? {
+                out.push((name, policy));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn add_token_hash(&self, hash: &[u8; 32], label: &str) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         tx.open_table(TOKENS)

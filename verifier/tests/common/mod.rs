@@ -261,3 +261,36 @@ pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         log,
     }
 }
+
+/// Stops a spawned server with SIGTERM (a clean shutdown) and waits for it.
+pub fn terminate(server: &mut Server) {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = server.child.wait().unwrap();
+    assert!(code.success(), "serve exited with {code}");
+}
+
+/// The records of the audit log in `data`, as JSON values.
+pub fn log_records(data: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(data.join("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["record"].clone())
+        .collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
+}
+
+impl Drop for Server {
+    /// A test that fails half-way leaves no server behind (it would hold the
+    /// test's output pipe open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
