@@ -249,14 +249,24 @@ fn check_against_nitro_cli_json_and_policy() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains(&wrong), "{}", stdout(&o));
 
-    // A set naming only pcr3 cannot vouch for an image.
-    std::fs::write(
-        &pp,
-        format!("[secrets.x]\n[[secrets.x.measurements]]\npcr4 = \"{wrong}\"\n"),
-    )
-    .unwrap();
-    let o = run(&["check", s(&img), "--expect", s(&pp)]);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    // A set naming only pcr4 (or only pcr1) cannot vouch for an image: the
+    // policy itself is refused, saying why.
+    for only in ["pcr4", "pcr1"] {
+        std::fs::write(
+            &pp,
+            format!("[secrets.x]\n[[secrets.x.measurements]]\n{only} = \"{wrong}\"\n"),
+        )
+        .unwrap();
+        let o = run(&["check", s(&img), "--expect", s(&pp)]);
+        assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "secrets.x.measurements[0]: names only {only}, which does not pin the enclave image"
+            )),
+            "{}",
+            stderr(&o)
+        );
+    }
 
     // Malformed expectations are usage errors.
     for bad in [
@@ -543,4 +553,39 @@ fn build_with_custom_metadata() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(&out).unwrap(), before);
+}
+
+#[test]
+fn policy_of_an_unsigned_image_names_pcr0_1_2_and_loads() {
+    let d = tmpdir();
+    std::fs::write(d.path().join("k"), common::bytes(7, 4000)).unwrap();
+    std::fs::write(d.path().join("r0"), common::bytes(8, 2000)).unwrap();
+    let img = d.path().join("unsigned.eif");
+    let o = run(&[
+        "build",
+        "--kernel",
+        s(&d.path().join("k")),
+        "--cmdline",
+        "console=ttyS0",
+        "--ramdisk",
+        s(&d.path().join("r0")),
+        "--output",
+        s(&img),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&["policy", s(&img), "--secret", "app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stanza = stdout(&o);
+    for (k, named) in [
+        ("pcr0", true),
+        ("pcr1", true),
+        ("pcr2", true),
+        ("pcr8", false),
+    ] {
+        assert_eq!(stanza.contains(&format!("{k} = ")), named, "{k}: {stanza}");
+    }
+    let pp = d.path().join("policy.toml");
+    std::fs::write(&pp, &stanza).unwrap();
+    let o = run(&["check", s(&img), "--expect", s(&pp), "--secret", "app"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 }

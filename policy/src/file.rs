@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{check_secret_name, pcr_from_hex, Error, Pcrs, PolicyFile, SecretPolicy};
+use crate::{check_secret_name, pcr_from_hex, pins_image, Error, Pcrs, PolicyFile, SecretPolicy};
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -116,12 +116,7 @@ impl SecretPolicy {
                 })?;
                 pcrs.insert(index, bytes);
             }
-            if pcrs.is_empty() {
-                return Err(Error::EmptyMeasurementSet {
-                    name: name.to_owned(),
-                    set,
-                });
-            }
+            check_set(name, set, &pcrs)?;
             measurements.push(pcrs);
         }
         Ok(SecretPolicy {
@@ -158,13 +153,33 @@ impl SecretPolicy {
     }
 }
 
+/// The rules every allowed set follows: it names a PCR, and it pins the
+/// image.
+fn check_set(name: &str, set: usize, pcrs: &Pcrs) -> Result<(), Error> {
+    if pcrs.is_empty() {
+        return Err(Error::EmptyMeasurementSet {
+            name: name.to_owned(),
+            set,
+        });
+    }
+    if !pins_image(pcrs) {
+        return Err(Error::UnpinnedMeasurementSet {
+            name: name.to_owned(),
+            set,
+            named: pcrs.keys().copied().collect(),
+        });
+    }
+    Ok(())
+}
+
 /// What `hermetic-eif policy` prints: a policy file allowing exactly `set`
 /// for the secret `name`, with every other field at its default. Refuses a
-/// name the verifier would refuse.
+/// name or a set the verifier would refuse.
 pub fn stanza(name: &str, set: Pcrs) -> Result<String, Error> {
     check_secret_name(name).map_err(|reason| Error::BadName {
         name: name.to_owned(),
         reason,
     })?;
+    check_set(name, 0, &set)?;
     Ok(SecretPolicy::allowing(set).to_toml(name))
 }

@@ -14,8 +14,11 @@
 //! ```
 //!
 //! Parsing fails closed: a secret with no measurement set, or a set that
-//! names no PCR, would match every enclave, so it is refused at load time
-//! rather than later. No I/O and no clock: text in, model or [`Error`] out.
+//! names no PCR, would match every enclave, and a set that names neither
+//! PCR0, nor PCR8, nor both PCR1 and PCR2 would match every image built with
+//! the same tooling or started on the same parent ([`pins_image`]); each is
+//! refused at load time rather than later. No I/O and no clock: text in,
+//! model or [`Error`] out.
 
 mod error;
 mod file;
@@ -28,7 +31,7 @@ use std::time::Duration;
 pub use error::Error;
 pub use file::stanza;
 pub use name::check_secret_name;
-pub use pcrs::{mismatches, pcr_from_hex, PcrDiff, Pcrs, PCR_LEN};
+pub use pcrs::{mismatches, pcr_from_hex, pins_image, PcrDiff, Pcrs, PCR_LEN};
 
 /// The verifier's document age limit when a secret names no `max_age_secs`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
@@ -51,8 +54,8 @@ pub struct SecretPolicy {
     pub max_age_secs: Option<u64>,
     pub nonce_required: bool,
     pub allow_debug: bool,
-    /// Allowed sets, none empty; a measurement must match every PCR of at
-    /// least one.
+    /// Allowed sets, each pinning the image ([`pins_image`]); a measurement
+    /// must match every PCR of at least one.
     pub measurements: Vec<Pcrs>,
 }
 

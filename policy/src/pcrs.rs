@@ -20,6 +20,18 @@ pub fn pcr_from_hex(s: &str) -> Option<Vec<u8>> {
     hex::decode(s).ok()
 }
 
+/// Whether an allowed set identifies the enclave image: it names PCR0 (the
+/// whole image), PCR8 (the certificate that signed the image), or both PCR1
+/// and PCR2 (kernel, command line and bootstrap ramdisk; the application
+/// ramdisks), which together cover every measured section
+/// (aws-nitro-enclaves-image-format `eif_hasher.rs`; AWS Nitro Enclaves User
+/// Guide, "Where to get an enclave's measurements"). PCR1 alone is the same
+/// for every image built with the same tooling, and PCR3/PCR4 describe the
+/// parent instance, not the image.
+pub fn pins_image(set: &Pcrs) -> bool {
+    set.contains_key(&0) || set.contains_key(&8) || (set.contains_key(&1) && set.contains_key(&2))
+}
+
 /// One expected PCR that was absent or different.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PcrDiff {

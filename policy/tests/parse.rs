@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use hermetic_policy::{stanza, Error, Pcrs, PolicyFile, SecretPolicy, DEFAULT_MAX_AGE};
+use hermetic_policy::{
+    pins_image, stanza, Error, Pcrs, PolicyFile, SecretPolicy, DEFAULT_MAX_AGE, POLICY_PCRS,
+};
 
 fn pcr(b: u8) -> String {
     hex::encode([b; 48])
@@ -47,13 +49,15 @@ fn every_field_and_every_pcr_round_trips() {
     let text = format!(
         "[secrets.b]\nmax_age_secs = 60\nnonce_required = false\nallow_debug = true\n\
          [[secrets.b.measurements]]\npcr0 = \"{}\"\npcr1 = \"{}\"\npcr2 = \"{}\"\npcr3 = \"{}\"\npcr4 = \"{}\"\npcr8 = \"{}\"\n\
-         [secrets.\"c.v2\"]\n[[secrets.\"c.v2\".measurements]]\npcr4 = \"{}\"\n",
+         [secrets.\"c.v2\"]\n[[secrets.\"c.v2\".measurements]]\npcr1 = \"{}\"\npcr2 = \"{}\"\npcr4 = \"{}\"\n",
         pcr(0),
         pcr(1),
         pcr(2),
         pcr(3),
         pcr(4),
         pcr(8),
+        pcr(7),
+        pcr(6),
         pcr(9)
     );
     let file = PolicyFile::parse(&text).unwrap();
@@ -197,6 +201,97 @@ fn refuses_a_set_naming_no_pcr() {
         )),
         "secrets.a.measurements[1]: names no PCR"
     );
+}
+
+/// A one-secret file whose sets name exactly these PCRs (value: the index).
+fn with_sets(sets: &[&[u8]]) -> String {
+    let mut text = String::from("[secrets.a]\n");
+    for set in sets {
+        text.push_str("[[secrets.a.measurements]]\n");
+        for i in *set {
+            text.push_str(&format!("pcr{i} = \"{}\"\n", pcr(*i)));
+        }
+    }
+    text
+}
+
+#[test]
+fn refuses_a_set_naming_only_pcr1() {
+    // PCR1 is the same for every image built with the same tooling.
+    assert_eq!(
+        refusal(&with_sets(&[&[1]])),
+        "secrets.a.measurements[0]: names only pcr1, which does not pin the enclave image \
+         (pcr1 is shared by every image built with the same tooling, pcr2 by every image with the \
+         same application, pcr3/pcr4 name the parent's role and instance: any image there would \
+         receive the secret); name pcr0, pcr8, or both pcr1 and pcr2"
+    );
+}
+
+#[test]
+fn refuses_a_set_naming_only_the_parent() {
+    for set in [&[3u8][..], &[4], &[3, 4]] {
+        assert_eq!(
+            PolicyFile::parse(&with_sets(&[set])),
+            Err(Error::UnpinnedMeasurementSet {
+                name: "a".into(),
+                set: 0,
+                named: set.to_vec()
+            }),
+            "{set:?}"
+        );
+    }
+}
+
+#[test]
+fn refuses_an_unpinned_set_after_a_good_one_naming_its_index() {
+    let err = PolicyFile::parse(&with_sets(&[&[0, 1, 2], &[1, 3, 4]])).unwrap_err();
+    assert_eq!(
+        err,
+        Error::UnpinnedMeasurementSet {
+            name: "a".into(),
+            set: 1,
+            named: vec![1, 3, 4]
+        }
+    );
+    assert!(
+        err.to_string()
+            .starts_with("secrets.a.measurements[1]: names only pcr1, pcr3, pcr4, which"),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "invalid_policy");
+}
+
+#[test]
+fn a_set_is_accepted_exactly_when_it_names_pcr0_pcr8_or_pcr1_and_pcr2() {
+    // Every non-empty subset of the PCRs the format can name.
+    for mask in 1u32..(1 << POLICY_PCRS.len()) {
+        let set: Vec<u8> = POLICY_PCRS
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| mask & (1 << bit) != 0)
+            .map(|(_, i)| *i)
+            .collect();
+        let pinned = set.contains(&0) || set.contains(&8) || set.contains(&1) && set.contains(&2);
+        let parsed = PolicyFile::parse(&with_sets(&[&set]));
+        assert_eq!(parsed.is_ok(), pinned, "{set:?}: {parsed:?}");
+        let as_pcrs: Pcrs = set.iter().map(|i| (*i, vec![*i; 48])).collect();
+        assert_eq!(pins_image(&as_pcrs), pinned, "{set:?}");
+    }
+}
+
+#[test]
+fn stanza_refuses_a_set_that_does_not_pin_the_image() {
+    assert!(matches!(
+        stanza("a", Pcrs::from([(1, vec![1; 48]), (4, vec![4; 48])])),
+        Err(Error::UnpinnedMeasurementSet { set: 0, .. })
+    ));
+    assert!(matches!(
+        stanza("a", Pcrs::new()),
+        Err(Error::EmptyMeasurementSet { set: 0, .. })
+    ));
+    // What `hermetic-eif policy` passes: PCR0/1/2 (unsigned image), + PCR8.
+    let unsigned: Pcrs = [0, 1, 2].map(|i| (i, vec![i; 48])).into();
+    assert!(PolicyFile::parse(&stanza("a", unsigned).unwrap()).is_ok());
 }
 
 #[test]

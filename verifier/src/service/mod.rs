@@ -37,7 +37,7 @@ use crate::challenge::{NonceBook, DEFAULT_CAPACITY, DEFAULT_PER_ADDRESS};
 use crate::clock::Clock;
 use crate::log::{AuditLog, Entry, SecretRef, SharedLog, Start, Who, ACTION_START};
 use crate::policy::{policy_digest, PolicyFile};
-use crate::store::{write_private, KeySource, MasterKey, Store};
+use crate::store::{write_private, KeySource, MasterKey, Store, StoreError};
 use state::Shared;
 
 /// File name of the first admin token inside the data directory.
@@ -304,7 +304,14 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         let file = PolicyFile::parse(&text)
             .map_err(|e| setup(format!("--config {}: {e}", path.display())))?;
         for (name, policy) in &file.secrets {
-            if store.policy(name)?.as_ref() != Some(policy) {
+            // A stored policy this version refuses to read (one written
+            // before a rule was added) is replaced, not a reason to stop.
+            let stored = match store.policy(name) {
+                Ok(stored) => stored,
+                Err(StoreError::BadPolicy(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            if stored.as_ref() != Some(policy) {
                 store.put_policy(name, policy)?;
                 log.append(
                     Entry {
