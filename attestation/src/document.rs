@@ -4,6 +4,11 @@
 //! the CDDL of §2.2 and the syntactic checks of §3.2.2. Real NSM documents
 //! encode absent optional fields as CBOR `null`, so `null` means "absent" for
 //! `public_key`, `user_data` and `nonce` (and is refused for required fields).
+//! A zero-length byte string is something else: present and empty
+//! (`Some(vec![])`). The NSM signs such fields — real documents carry an
+//! empty `public_key`, `user_data` or `nonce` — and §2.2 allows it
+//! (`? public_key: user_data`, `user_data = bytes .size (0..1024)`), so they
+//! are accepted even though §3.2.2.2 writes `public_key` as 1..1024.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +19,8 @@ use crate::Error;
 
 /// `cert = bytes .size (1..1024)` (§2.2).
 pub const MAX_CERT_LEN: usize = 1024;
-/// `user_data = bytes .size (0..1024)` (§2.2); also used for nonce and
-/// public_key, whose §3.2.2.2 bounds are tighter or equal.
+/// `user_data = bytes .size (0..1024)` (§2.2), the type of `public_key`,
+/// `user_data` and `nonce` alike: each may be 0 to 1024 bytes.
 pub const MAX_USER_DATA_LEN: usize = 1024;
 /// `index = 0..31` (§2.2).
 pub const MAX_PCR_INDEX: u8 = 31;
@@ -35,8 +40,11 @@ pub struct Document {
     pub certificate: Vec<u8>,
     /// DER certificates, root first.
     pub cabundle: Vec<Vec<u8>>,
+    /// `None`: absent (or CBOR `null`); `Some(vec![])`: present and empty.
     pub public_key: Option<Vec<u8>>,
+    /// As `public_key`.
     pub user_data: Option<Vec<u8>>,
+    /// As `public_key`.
     pub nonce: Option<Vec<u8>>,
     /// Signed fields this version does not know (AWS may add fields); they
     /// are reported, not fatal.
@@ -129,9 +137,9 @@ impl Document {
         if cabundle.is_empty() {
             return Err(Error::EmptyCabundle);
         }
-        let public_key = optional_bytes(take("public_key"), "public_key", 1)?;
-        let user_data = optional_bytes(take("user_data"), "user_data", 0)?;
-        let nonce = optional_bytes(take("nonce"), "nonce", 0)?;
+        let public_key = optional_bytes(take("public_key"), "public_key")?;
+        let user_data = optional_bytes(take("user_data"), "user_data")?;
+        let nonce = optional_bytes(take("nonce"), "nonce")?;
 
         Ok(Document {
             module_id,
@@ -215,15 +223,12 @@ fn cert(v: Value, field: &'static str) -> Result<Vec<u8>, Error> {
     }
 }
 
-fn optional_bytes(
-    v: Option<Value>,
-    field: &'static str,
-    min: usize,
-) -> Result<Option<Vec<u8>>, Error> {
+/// Absent or `null`: `None`. A byte string, empty or not: `Some`.
+fn optional_bytes(v: Option<Value>, field: &'static str) -> Result<Option<Vec<u8>>, Error> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bytes(b)) => {
-            check_size(field, b.len(), min, MAX_USER_DATA_LEN)?;
+            check_size(field, b.len(), 0, MAX_USER_DATA_LEN)?;
             Ok(Some(b))
         }
         Some(_) => Err(Error::WrongType {

@@ -553,7 +553,7 @@ fn oversize_optional_fields_are_refused() {
                     _ => "nonce",
                 },
                 len: 1025,
-                min: if field == "public_key" { 1 } else { 0 },
+                min: 0,
                 max: 1024,
             },
         );
@@ -561,17 +561,38 @@ fn oversize_optional_fields_are_refused() {
 }
 
 #[test]
-fn an_empty_public_key_is_refused() {
-    let f = fixture();
-    let bad = f.with_field("public_key", Some(Value::Bytes(vec![])));
-    f.refuse(
-        &bad,
-        Error::FieldSize {
-            field: "public_key",
-            len: 0,
-            min: 1,
-            max: 1024,
-        },
+fn empty_optional_fields_are_present_and_empty() {
+    // Real NSM documents carry zero-length public_key, user_data and nonce
+    // (§2.2: `user_data = bytes .size (0..1024)`); they verify, and decode
+    // as present-and-empty, never as absent.
+    for field in ["public_key", "user_data", "nonce"] {
+        let f = fixture();
+        let bytes = f.with_field(field, Some(Value::Bytes(vec![])));
+        let doc = f
+            .verifier()
+            .verify(&bytes, at(NOW))
+            .unwrap_or_else(|e| panic!("{field}: {e}"))
+            .document;
+        let got = match field {
+            "public_key" => &doc.public_key,
+            "user_data" => &doc.user_data,
+            _ => &doc.nonce,
+        };
+        assert_eq!(got, &Some(vec![]), "{field}");
+        // inspect (the audit view) agrees, with every check passing.
+        let inspection = f.verifier().inspect(&bytes, at(NOW));
+        assert_eq!(inspection.first_error(), None, "{field}");
+        assert_eq!(inspection.document.unwrap(), doc, "{field}");
+    }
+    // All three empty at once, through `Document` and the simulator's signer.
+    let mut f = fixture();
+    f.doc.public_key = Some(vec![]);
+    f.doc.user_data = Some(vec![]);
+    f.doc.nonce = Some(vec![]);
+    let doc = f.verifier().verify(&f.signed(), at(NOW)).unwrap().document;
+    assert_eq!(
+        (doc.public_key, doc.user_data, doc.nonce),
+        (Some(vec![]), Some(vec![]), Some(vec![]))
     );
 }
 

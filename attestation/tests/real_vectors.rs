@@ -99,6 +99,28 @@ fn every_valid_document_verifies_at_its_own_timestamp_and_decodes_as_indexed() {
     }
 }
 
+/// Real documents whose `user_data` and `nonce` are present but zero bytes
+/// long (INDEX.json's `""`, not `null`) decode as present-and-empty.
+#[test]
+fn real_documents_with_empty_fields_decode_them_as_present_and_empty() {
+    let Some(dir) = vectors() else { return };
+    let verifier = Verifier::aws().unwrap();
+    let mut empty_fields = 0;
+    for e in entries(&dir, "valid") {
+        let doc = verifier
+            .verify(&e.bytes, At::DocumentTimestamp)
+            .unwrap()
+            .document;
+        for (key, value) in [("user_data", &doc.user_data), ("nonce", &doc.nonce)] {
+            if e.meta[key] == "" {
+                assert_eq!(value, &Some(vec![]), "{} {key}", e.meta["file"]);
+                empty_fields += 1;
+            }
+        }
+    }
+    assert!(empty_fields >= 2, "the shared vectors hold empty fields");
+}
+
 #[test]
 fn every_valid_document_is_refused_today_because_its_leaf_expired() {
     let Some(dir) = vectors() else { return };

@@ -53,6 +53,8 @@ pub struct AuditReport {
     pub debug_mode: Option<bool>,
     /// PCR index → lower-case hex.
     pub pcrs: BTreeMap<u8, String>,
+    /// Lower-case hex; `""` when present and empty, `None` (JSON `null`)
+    /// when absent. Likewise `user_data` and `nonce`.
     pub public_key: Option<String>,
     pub user_data: Option<String>,
     pub nonce: Option<String>,
@@ -227,7 +229,14 @@ impl AuditReport {
                 ("user_data", &self.user_data),
                 ("nonce", &self.nonce),
             ] {
-                let _ = writeln!(out, "  {name:<11} {}", v.as_deref().unwrap_or("(absent)"));
+                // Present-and-empty is not absent: the NSM signed a
+                // zero-length byte string.
+                let shown = match v.as_deref() {
+                    None => "(absent)",
+                    Some("") => "(present, empty)",
+                    Some(hex) => hex,
+                };
+                let _ = writeln!(out, "  {name:<11} {shown}");
             }
             for f in &self.unknown_fields {
                 let _ = writeln!(out, "  unknown signed field: {f}");

@@ -14,7 +14,8 @@
 //!    that unauthenticated callers cannot probe which names exist);
 //! 5. the document's age against every requested secret's `max_age`;
 //! 6. each secret's policy: debug rule, then its measurement sets;
-//! 7. the document carries a usable public key to seal to.
+//! 7. the document carries a usable public key to seal to (absent and
+//!    present-but-empty are both `public_key_missing`).
 //!
 //! A request is all or nothing: one refused secret refuses the request.
 
@@ -64,7 +65,7 @@ pub enum ReleaseError {
     NoPolicy { name: String },
     #[error("secret {name:?}: {error}")]
     Policy { name: String, error: PolicyError },
-    #[error("the document carries no public key to seal the secrets to")]
+    #[error("the document carries no public key (absent or empty) to seal the secrets to")]
     PublicKeyMissing,
     #[error("the document's public key is unusable: {0}")]
     PublicKey(EnvelopeError),
@@ -217,9 +218,12 @@ pub fn decide(
             })
         })?;
     }
+    // A present-but-empty key (the NSM signs one) is no more usable than
+    // an absent one, and is refused the same way.
     let key = doc
         .public_key
         .as_deref()
+        .filter(|k| !k.is_empty())
         .ok_or_else(|| refuse(ReleaseError::PublicKeyMissing))?;
     let recipient =
         RecipientPublicKey::from_bytes(key).map_err(|e| refuse(ReleaseError::PublicKey(e)))?;
