@@ -122,6 +122,59 @@ impl TryFrom<WrappedSecret> for SealedSecret {
     }
 }
 
+/// The refusal reasons that name a passing condition on the verifier's
+/// side, which the verifier sends and the enclave retries on (with a fresh
+/// challenge). Both sides use these constants, so that a reason cannot be
+/// renamed on one side only.
+pub mod reason {
+    /// The verifier does not know the nonce: it restarted (its nonce book
+    /// is in memory) or another instance answered.
+    pub const NONCE_UNKNOWN: &str = "nonce_unknown";
+    /// The nonce expired before the release arrived.
+    pub const NONCE_EXPIRED: &str = "nonce_expired";
+    /// Too many outstanding challenges.
+    pub const CHALLENGE_CAPACITY: &str = "challenge_capacity";
+    /// Too many unused challenges for this address (every enclave behind
+    /// one parent shares it); they expire.
+    pub const TOO_MANY_OUTSTANDING_NONCES: &str = "too_many_outstanding_nonces";
+    /// The verifier's random number generator failed.
+    pub const RNG_FAILED: &str = "rng_failed";
+    /// Too many requests from this address.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The request took longer than the verifier's time limit.
+    pub const TIMEOUT: &str = "timeout";
+    /// The secret store could not be read.
+    pub const STORE_ERROR: &str = "store_error";
+    /// The audit log could not be written (nothing is released unlogged).
+    pub const AUDIT_LOG_UNAVAILABLE: &str = "audit_log_unavailable";
+    /// The verifier failed inside (a task panicked).
+    pub const INTERNAL_ERROR: &str = "internal_error";
+}
+
+/// Every reason in [`reason`]: a fresh attempt may succeed. Every other
+/// reason the verifier sends is final for this enclave (its measurements,
+/// its document or its request would be refused again).
+pub const TRANSIENT_REASONS: [&str; 10] = [
+    reason::NONCE_UNKNOWN,
+    reason::NONCE_EXPIRED,
+    reason::CHALLENGE_CAPACITY,
+    reason::TOO_MANY_OUTSTANDING_NONCES,
+    reason::RNG_FAILED,
+    reason::RATE_LIMITED,
+    reason::TIMEOUT,
+    reason::STORE_ERROR,
+    reason::AUDIT_LOG_UNAVAILABLE,
+    reason::INTERNAL_ERROR,
+];
+
+/// Whether a refusal with this HTTP status and reason may pass if tried
+/// again with a fresh challenge: a transient reason, rate limiting (429),
+/// or any server-side failure (5xx, including a proxy's answer without a
+/// [`Refusal`] body).
+pub fn is_transient(status: u16, reason: &str) -> bool {
+    status == 429 || status >= 500 || TRANSIENT_REASONS.contains(&reason)
+}
+
 /// Body of every non-2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {

@@ -236,3 +236,47 @@ fn end_to_end_over_json() {
     let plaintext = open(&key, &got, &ReleaseContext::new("db-password", 3, nonce)).unwrap();
     assert_eq!(plaintext.as_slice(), b"s3cret");
 }
+
+#[test]
+fn transient_reasons_are_pinned_and_retried() {
+    use hermetic_envelope::wire::{is_transient, TRANSIENT_REASONS};
+    // The codes are part of the protocol: pinned as the verifier sends them.
+    assert_eq!(
+        TRANSIENT_REASONS,
+        [
+            "nonce_unknown",
+            "nonce_expired",
+            "challenge_capacity",
+            "too_many_outstanding_nonces",
+            "rng_failed",
+            "rate_limited",
+            "timeout",
+            "store_error",
+            "audit_log_unavailable",
+            "internal_error",
+        ]
+    );
+    for reason in TRANSIENT_REASONS {
+        assert!(is_transient(403, reason), "{reason}");
+    }
+    // Server trouble and rate limiting, whatever the body said.
+    assert!(is_transient(502, "http_error"));
+    assert!(is_transient(503, "anything"));
+    assert!(is_transient(429, "anything"));
+    // Final refusals, and a reason spelt the way no verifier sends it.
+    for reason in [
+        "pcr_mismatch",
+        "debug_enclave",
+        "unknown_secret",
+        "no_policy",
+        "nonce_replayed",
+        "untrusted_root",
+        "bad_signature",
+        "public_key_missing",
+        "unknown_nonce",
+    ] {
+        assert!(!is_transient(403, reason), "{reason}");
+    }
+    assert!(!is_transient(400, "bad_request"));
+    assert!(!is_transient(413, "request_too_large"));
+}

@@ -244,9 +244,45 @@ pub struct Deployment {
     pub parent: Proc,
     pub parent_endpoint: String,
     pub capture: PathBuf,
+    restarts: usize,
 }
 
 const START: Duration = Duration::from_secs(30);
+
+/// `hermetic-verifier serve` on `dir/verifier-data` with `dir/policy.toml`,
+/// TLS, the simulated root trusted, both ports chosen by the system; logs
+/// to `dir/NAME.log`. Returns it with its public endpoint and admin URL.
+fn spawn_verifier(dir: &Path, name: &str, tls: &Tls, pki_dir: &Path) -> (Proc, String, String) {
+    let mut cmd = Command::new(bin("hermetic-verifier"));
+    cmd.arg("serve")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.join("verifier-data"))
+        .arg("--config")
+        .arg(dir.join("policy.toml"))
+        .arg("--trust-root")
+        .arg(pki_dir.join("root.pem"))
+        .arg("--tls-cert")
+        .arg(&tls.cert)
+        .arg("--tls-key")
+        .arg(&tls.key);
+    let mut verifier = Proc::spawn(name, cmd, dir);
+    let line = verifier.wait_for("event=listening", START);
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+            .to_string()
+    };
+    let public = field("public=");
+    let endpoint = format!("tcp://{}", public.trim_start_matches("https://"));
+    (verifier, endpoint, field("admin="))
+}
 
 impl Deployment {
     /// Starts the verifier with `policy_toml` as its policy file, trusting
@@ -267,36 +303,8 @@ impl Deployment {
 
         let policy = dir.join("policy.toml");
         fs::write(&policy, policy_toml).unwrap();
-        let data = dir.join("verifier-data");
-        let mut cmd = Command::new(bin("hermetic-verifier"));
-        cmd.arg("serve")
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(&data)
-            .arg("--config")
-            .arg(&policy)
-            .arg("--trust-root")
-            .arg(pki_dir.join("root.pem"))
-            .arg("--tls-cert")
-            .arg(&tls.cert)
-            .arg("--tls-key")
-            .arg(&tls.key);
-        let mut verifier = Proc::spawn("verifier", cmd, dir);
-        let line = verifier.wait_for("event=listening", START);
-        let field = |key: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {line}"))
-                .to_string()
-        };
-        let public = field("public=");
-        let verifier_endpoint = format!("tcp://{}", public.trim_start_matches("https://"));
-        let admin_url = field("admin=");
+        let (verifier, verifier_endpoint, admin_url) =
+            spawn_verifier(dir, "verifier", &tls, &pki_dir);
 
         let capture = dir.join("parent-capture.bin");
         let parent_endpoint = format!("unix://{}", dir.join("parent.sock").display());
@@ -322,6 +330,7 @@ impl Deployment {
             parent,
             parent_endpoint,
             capture,
+            restarts: 0,
         }
     }
 
@@ -365,6 +374,22 @@ impl Deployment {
     /// Stops the verifier (as if it went down).
     pub fn stop_verifier(&mut self) {
         self.verifier.kill();
+    }
+
+    /// Kills the verifier and starts it again on the same data directory
+    /// and policy: the store, the admin token and the audit log carry over,
+    /// the challenges it issued (kept in memory) do not. Its ports change
+    /// (`verifier_endpoint`, `admin_url`); the new process logs to
+    /// `verifier-restart-N.log`. Returns once it listens.
+    pub fn restart_verifier(&mut self) {
+        self.verifier.kill();
+        self.restarts += 1;
+        let name = format!("verifier-restart-{}", self.restarts);
+        let (verifier, endpoint, admin_url) =
+            spawn_verifier(&self.dir, &name, &self.tls, &self.pki_dir);
+        self.verifier = verifier;
+        self.verifier_endpoint = endpoint;
+        self.admin_url = admin_url;
     }
 }
 

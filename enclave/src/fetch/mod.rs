@@ -13,7 +13,7 @@ mod tls;
 
 use std::time::Duration;
 
-use hermetic_envelope::wire::{ChallengeResponse, Refusal, ReleaseRequest, ReleaseResponse};
+use hermetic_envelope::wire::{self, ChallengeResponse, Refusal, ReleaseRequest, ReleaseResponse};
 use hermetic_envelope::{open, EnclaveKey, ReleaseContext, SealedSecret};
 use hermetic_transport::proxy::connect_via;
 use hermetic_transport::{connect, Endpoint};
@@ -89,13 +89,13 @@ impl FetchError {
             | FetchError::Http(_)
             | FetchError::Timeout(_)
             | FetchError::BadAnswer(_) => true,
-            // Overloaded, rate limited, or the nonce expired in transit.
-            FetchError::Refused { status, reason, .. } => {
-                *status >= 500
-                    || *status == 429
-                    || reason == "nonce_expired"
-                    || reason == "unknown_nonce"
-            }
+            // The verifier restarted (its nonce book is in memory) or another
+            // instance answered, the nonce expired in transit, or the
+            // service is overloaded or failing: the reasons it sends for
+            // these are shared with it (`wire::TRANSIENT_REASONS`). A
+            // refusal of this enclave (its PCRs, its document, an unknown
+            // secret) would only be refused again.
+            FetchError::Refused { status, reason, .. } => wire::is_transient(*status, reason),
             // A tampered answer fails to open: a fresh attempt may not be tampered.
             FetchError::Unwrap { .. } | FetchError::Missing(_) | FetchError::Unexpected => true,
             _ => false,
@@ -360,6 +360,51 @@ mod tests {
             open_all(&k, &names(&["a", "b"]), NONCE, twice).unwrap_err(),
             FetchError::Unexpected
         ));
+    }
+
+    fn refused(status: u16, reason: &str) -> FetchError {
+        FetchError::Refused {
+            status,
+            reason: reason.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn retries_the_refusals_the_verifier_sends_for_passing_conditions() {
+        // A verifier restarted between challenge and release answers 403
+        // nonce_unknown; the others are its overload and failure answers.
+        for (status, reason) in [
+            (403, "nonce_unknown"),
+            (403, "nonce_expired"),
+            (429, "rate_limited"),
+            (503, "timeout"),
+            (503, "challenge_capacity"),
+            (500, "store_error"),
+            (500, "audit_log_unavailable"),
+            (502, "http_error"),
+        ] {
+            assert!(refused(status, reason).is_transient(), "{status} {reason}");
+        }
+    }
+
+    #[test]
+    fn does_not_retry_a_final_refusal() {
+        for reason in [
+            "pcr_mismatch",
+            "debug_enclave",
+            "unknown_secret",
+            "no_policy",
+            "untrusted_root",
+            "bad_signature",
+            "chain_expired",
+            "nonce_replayed",
+            "public_key_missing",
+            "unknown_nonce",
+        ] {
+            assert!(!refused(403, reason).is_transient(), "{reason}");
+        }
+        assert!(!refused(400, "bad_request").is_transient());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_lc_rs::rand::SecureRandom;
+use hermetic_envelope::wire::reason;
 
 /// Bytes in a nonce (from the system CSPRNG).
 pub const NONCE_LEN: usize = 32;
@@ -38,8 +39,9 @@ pub enum NonceError {
 impl NonceError {
     pub fn reason(&self) -> &'static str {
         match self {
-            NonceError::Unknown => "nonce_unknown",
-            NonceError::Expired => "nonce_expired",
+            // The enclave retries these two with a fresh challenge.
+            NonceError::Unknown => reason::NONCE_UNKNOWN,
+            NonceError::Expired => reason::NONCE_EXPIRED,
             NonceError::Replayed => "nonce_replayed",
         }
     }
@@ -59,9 +61,9 @@ pub enum IssueError {
 impl IssueError {
     pub fn reason(&self) -> &'static str {
         match self {
-            IssueError::Full => "challenge_capacity",
-            IssueError::TooManyForAddress => "too_many_outstanding_nonces",
-            IssueError::Rng => "rng_failed",
+            IssueError::Full => reason::CHALLENGE_CAPACITY,
+            IssueError::TooManyForAddress => reason::TOO_MANY_OUTSTANDING_NONCES,
+            IssueError::Rng => reason::RNG_FAILED,
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use hermetic_envelope::wire::reason;
 
 use super::refusal::{body_refusal, ApiRefusal, RefusalReason};
 use super::state::Shared;
@@ -56,7 +57,7 @@ pub async fn log_refusals(req: Request, next: Next) -> Response {
     let client = client_ip(&req);
     let response = next.run(req).await;
     if let Some(RefusalReason(reason)) = response.extensions().get::<RefusalReason>() {
-        if *reason != "rate_limited" {
+        if *reason != reason::RATE_LIMITED {
             eprintln!(
                 "hermetic-verifier: level=info event=refused reason={reason} status={} method={method} path={path:?} client={client}",
                 response.status().as_u16()
@@ -78,10 +79,10 @@ pub async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -
     if state.limiter.allow(client_ip(&req), Instant::now()) {
         return next.run(req).await;
     }
-    state.metrics.refusal("rate_limited", None);
+    state.metrics.refusal(reason::RATE_LIMITED, None);
     ApiRefusal::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        reason::RATE_LIMITED,
         "too many requests from this address; slow down",
     )
     .into_response()
@@ -92,7 +93,7 @@ pub async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => ApiRefusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            reason::TIMEOUT,
             "the request took too long",
         )
         .into_response(),
@@ -156,6 +157,8 @@ async fn release(
     match result {
         Ok(Ok(response)) => Json(response).into_response(),
         Ok(Err(refusal)) => refusal.into_response(),
-        Err(_) => ApiRefusal::internal("internal_error", "the release task failed").into_response(),
+        Err(_) => {
+            ApiRefusal::internal(reason::INTERNAL_ERROR, "the release task failed").into_response()
+        }
     }
 }

@@ -11,6 +11,8 @@ mod listener;
 mod metrics;
 mod rate_limit;
 mod refusal;
+#[cfg(test)]
+mod retry_reasons;
 mod state;
 
 use std::net::SocketAddr;

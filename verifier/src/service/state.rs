@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::rand::SystemRandom;
 use axum::http::StatusCode;
 use hermetic_attestation::Verifier;
-use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse, WrappedSecret};
+use hermetic_envelope::wire::{
+    reason, ChallengeResponse, ReleaseRequest, ReleaseResponse, WrappedSecret,
+};
 use hermetic_envelope::{seal, ReleaseContext};
 
 use super::listener::address_key;
@@ -37,13 +39,22 @@ pub struct AppState {
 
 pub type Shared = Arc<AppState>;
 
-fn status_of(error: &ReleaseError) -> StatusCode {
+pub(super) fn status_of(error: &ReleaseError) -> StatusCode {
     match error {
         ReleaseError::NoSecretsRequested
         | ReleaseError::TooManySecrets { .. }
         | ReleaseError::InvalidSecretName { .. }
         | ReleaseError::DuplicateSecret { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::FORBIDDEN,
+    }
+}
+
+/// A challenge that could not be issued: this address holds too many
+/// (429), or the book or its randomness failed (503).
+pub(super) fn issue_status(error: &IssueError) -> StatusCode {
+    match error {
+        IssueError::TooManyForAddress => StatusCode::TOO_MANY_REQUESTS,
+        IssueError::Full | IssueError::Rng => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -54,7 +65,7 @@ impl AppState {
         self.log.append(entry, self.clock.now()).map_err(|e| {
             eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e:?}");
             ApiRefusal::internal(
-                "audit_log_unavailable",
+                reason::AUDIT_LOG_UNAVAILABLE,
                 "the audit log could not be written",
             )
         })
@@ -67,12 +78,8 @@ impl AppState {
             .nonces
             .issue_to(&self.rng, self.clock.now(), address_key(client))
             .map_err(|e| {
-                let status = match e {
-                    IssueError::TooManyForAddress => StatusCode::TOO_MANY_REQUESTS,
-                    IssueError::Full | IssueError::Rng => StatusCode::SERVICE_UNAVAILABLE,
-                };
                 self.metrics.refusal(e.reason(), None);
-                ApiRefusal::new(status, e.reason(), e.to_string())
+                ApiRefusal::new(issue_status(&e), e.reason(), e.to_string())
             })?;
         self.metrics.challenge();
         let expires_at =
@@ -183,8 +190,10 @@ impl AppState {
                 }
                 Err(e) => {
                     eprintln!("hermetic-verifier: level=error event=store_read_failed error={e}");
-                    let refusal =
-                        ApiRefusal::internal("store_error", "the secret store could not be read");
+                    let refusal = ApiRefusal::internal(
+                        reason::STORE_ERROR,
+                        "the secret store could not be read",
+                    );
                     return Err(self.refused(&who, &requested, refusal));
                 }
             };
