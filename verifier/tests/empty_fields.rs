@@ -163,13 +163,27 @@ async fn a_release_to_an_empty_public_key_is_refused_as_missing_and_logged_as_pr
     assert_eq!(reason(&body), "public_key_missing");
     assert_eq!(last_release(&data)["who"].get("public_key_sha256"), None);
 
-    // An empty nonce is present (logged as ""), and is no nonce we issued.
+    // An empty nonce answers no challenge: where one is required it is
+    // missing; where none is, the release goes ahead, bound to the empty
+    // nonce, and the log names it as present and empty.
     let key = Some(enclave.key.public_key_bytes().to_vec());
     let doc = enclave.document_with(good_pcrs(), Some(&[]), now_ms(), key);
     let (status, body) = svc.release(&doc, &[SECRET_NAME]).await;
     assert_eq!(status, 403);
-    assert_eq!(reason(&body), "nonce_unknown");
-    assert_eq!(last_release(&data)["who"]["nonce"], "");
+    assert_eq!(reason(&body), "nonce_missing");
+    svc.admin.put_secret("open", SECRET_VALUE).await.unwrap();
+    svc.admin
+        .put_policy(
+            "open",
+            &policy_toml("open", &good_pcrs(), "nonce_required = false"),
+        )
+        .await
+        .unwrap();
+    let (status, body) = svc.release(&doc, &["open"]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let record = last_release(&data);
+    assert_eq!(record["verdict"], "granted");
+    assert_eq!(record["who"]["nonce"], "");
 
     svc.running.stop().await;
 }

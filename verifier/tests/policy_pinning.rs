@@ -7,11 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
-    config, good_pcrs, policy_toml, reason, spawn, Enclave, Server, Service, SECRET_NAME,
-};
+use common::{config, good_pcrs, policy_toml, spawn, Enclave, Service, SECRET_NAME};
 use hermetic_verifier::client::HttpClient;
 use hermetic_verifier::clock::SystemClock;
 use hermetic_verifier::policy::SecretPolicy;
@@ -24,16 +23,6 @@ fn policy_naming(indices: &[u8], pcrs: &BTreeMap<u8, Vec<u8>>) -> String {
         s.push_str(&format!("pcr{i} = \"{}\"\n", hex::encode(&pcrs[i])));
     }
     s
-}
-
-/// Stops the server even when an assertion fails first.
-struct Stop(Server);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
-    }
 }
 
 #[test]
@@ -90,10 +79,10 @@ async fn the_admin_api_refuses_a_set_that_does_not_pin_the_image() {
     let data = dir.path().join("data");
     let good = dir.path().join("policy.toml");
     std::fs::write(&good, policy_toml(SECRET_NAME, &good_pcrs(), "")).unwrap();
-    let server = Stop(spawn(&data, &["--config".as_ref(), good.as_os_str()]));
+    let server = spawn(&data, &["--config".as_ref(), good.as_os_str()]);
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let authorization = format!("Bearer {}", token.trim());
-    let url = format!("http://{}/admin/v1/policies/{SECRET_NAME}", server.0.admin);
+    let url = format!("http://{}/admin/v1/policies/{SECRET_NAME}", server.admin);
     let http = HttpClient::default();
 
     // The parent's role and instance alone, PCR1 alone, PCR2 alone, and
@@ -165,10 +154,12 @@ async fn the_admin_api_refuses_a_set_that_does_not_pin_the_image() {
     drop(server);
 }
 
-/// A store written before the rule may hold a set naming only PCR1: it
-/// releases nothing, and a `--config` that pins the image replaces it.
+/// A store written before the rule may hold a set naming only PCR1. Such a
+/// policy is never used: the service refuses to start over it (its start
+/// record sums up the policies in force) until a `--config` that pins the
+/// image replaces it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stored_policy_from_before_the_rule_releases_nothing_until_replaced() {
+async fn a_stored_policy_from_before_the_rule_is_refused_until_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let enclave = Enclave::new();
     let root = enclave.write_root(dir.path());
@@ -187,20 +178,19 @@ async fn a_stored_policy_from_before_the_rule_releases_nothing_until_replaced() 
         cfg
     };
 
-    let svc = Service::start(start(None), std::sync::Arc::new(SystemClock)).await;
+    let err = hermetic_verifier::service::start(start(None), Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("a stored policy that pins no image must not be used");
+    assert!(err.to_string().contains(SECRET_NAME), "{err}");
+
+    let good = dir.path().join("policy.toml");
+    std::fs::write(&good, policy_toml(SECRET_NAME, &good_pcrs(), "")).unwrap();
+    let svc = Service::start(start(Some(good)), Arc::new(SystemClock)).await;
     svc.admin
         .put_secret(SECRET_NAME, common::SECRET_VALUE)
         .await
         .unwrap();
-    let n = svc.challenge().await;
-    let (status, body) = svc.release(&enclave.document(&n), &[SECRET_NAME]).await;
-    assert_eq!(status, 403);
-    assert_eq!(reason(&body), "no_policy");
-    svc.running.stop().await;
-
-    let good = dir.path().join("policy.toml");
-    std::fs::write(&good, policy_toml(SECRET_NAME, &good_pcrs(), "")).unwrap();
-    let svc = Service::start(start(Some(good)), std::sync::Arc::new(SystemClock)).await;
     let n = svc.challenge().await;
     let (status, body) = svc.release(&enclave.document(&n), &[SECRET_NAME]).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

@@ -55,7 +55,9 @@ pub enum ReleaseError {
     DuplicateSecret { name: String },
     #[error("attestation refused: {0}")]
     Attestation(hermetic_attestation::Error),
-    #[error("the document carries no nonce, and a requested secret requires one")]
+    #[error(
+        "the document carries no nonce (or an empty one), and a requested secret requires one"
+    )]
     NonceMissing,
     #[error(transparent)]
     Nonce(NonceError),
@@ -178,7 +180,9 @@ pub fn decide(
     let nonce_required = policies
         .iter()
         .any(|(_, l)| !matches!(l, Lookup::Policy(p) if !p.nonce_required));
-    let nonce = match &doc.nonce {
+    // A present-but-empty nonce answers no challenge (ours are 32 bytes):
+    // it is no nonce, for this decision as for the envelope binding.
+    let nonce = match doc.nonce.as_ref().filter(|n| !n.is_empty()) {
         Some(nonce) => {
             nonces
                 .consume(nonce, now)
