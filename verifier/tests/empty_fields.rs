@@ -2,6 +2,9 @@
 //! them, so they verify; they are reported as present and empty (JSON `""`,
 //! text `(present, empty)`), never as absent; the audit log names them the
 //! same way; and a release still needs a usable key (`public_key_missing`).
+//! The release test serves a simulated enclave (its test root trusted), so
+//! it needs the `test-roots` feature; the audit tests run in both builds.
+#![cfg_attr(not(feature = "test-roots"), allow(dead_code, unused_imports))]
 
 mod common;
 
@@ -128,6 +131,7 @@ fn last_release(data: &Path) -> Value {
     serde_json::from_str::<Value>(line).unwrap()["record"]["entry"].clone()
 }
 
+#[cfg(feature = "test-roots")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_to_an_empty_public_key_is_refused_as_missing_and_logged_as_present() {
     let dir = tempfile::tempdir().unwrap();
