@@ -7,7 +7,10 @@
 //!    DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20Poly1305) to the ephemeral key that an
 //!    enclave put into its attestation document, bound to a [`ReleaseContext`] (secret name,
 //!    version and the challenge nonce) — see [`seal`] and [`open`];
-//! 2. the JSON **wire types** of the release API — see [`wire`].
+//! 2. the JSON **wire types** of the release API — see [`wire`];
+//! 3. **value intake**: a secret value sealed by its owner to the verifier's intake key, bound
+//!    to a deployment and a secret name ([`IntakeContext`]) — see [`seal_value`] and
+//!    [`open_value`].
 //!
 //! ```
 //! use hermetic_envelope::{open, seal, EnclaveKey, RecipientPublicKey, ReleaseContext};
@@ -35,6 +38,7 @@
 mod context;
 mod envelope;
 mod error;
+mod intake;
 mod key;
 mod suite;
 pub mod wire;
@@ -45,5 +49,9 @@ mod kat_tests;
 pub use context::{ReleaseContext, CONTEXT_LABEL, MAX_NAME_LEN, MAX_NONCE_LEN};
 pub use envelope::{open, seal, SealedSecret};
 pub use error::EnvelopeError;
+pub use intake::{
+    open_value, seal_value, IntakeContext, SealedValue, ENC_LEN, INTAKE_LABEL, MAX_DEPLOYMENT_LEN,
+    TAG_LEN,
+};
 pub use key::{EnclaveKey, RecipientPublicKey, MIN_IKM_LEN, PUBLIC_KEY_LEN};
 pub use zeroize::Zeroizing;
