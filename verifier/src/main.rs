@@ -47,15 +47,19 @@ enum Command {
     ///
     /// Public API: POST /v1/challenge, POST /v1/release, GET /healthz,
     /// GET /metrics. Admin API (bearer token, --admin-listen):
-    /// /admin/v1/secrets[/NAME[/rotate]], /admin/v1/policies[/NAME].
-    /// Stops on SIGINT or SIGTERM.
+    /// GET /admin/v1/deployment, GET /admin/v1/secrets[/NAME],
+    /// POST /admin/v1/secrets/NAME (create with owners), POST
+    /// /admin/v1/changes (owner-signed statements), GET
+    /// /admin/v1/policies[/NAME]. Stops on SIGINT or SIGTERM.
     ///
     /// Audit log: every start appends a `start` record (the trusted roots'
     /// SHA-256, whether any is not the pinned AWS root, the policy digest,
     /// the version); every release, and every refusal of a verified document
     /// that used up a fresh challenge, is recorded with the root its chain
     /// ended in and the document's SHA-256. Other refused releases are only
-    /// counted (metrics, periodic `refusal_summary` records).
+    /// counted (metrics, periodic `refusal_summary` records). Secret
+    /// creations and owner-approved changes, applied or refused, are
+    /// recorded too.
     ///
     /// The production build (cargo --no-default-features) trusts only the
     /// pinned AWS root and refuses --trust-root.
@@ -63,13 +67,20 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Log(commands::LogCommand),
-    /// Manage secrets through a running service's admin API (values are
-    /// write-only: they can be put, never read back).
+    /// Owner keys (Ed25519, C2SP signed-note format).
     #[command(subcommand)]
-    Secret(commands::SecretCommand),
-    /// Manage release policies through a running service's admin API.
+    Owner(commands::admin::OwnerCommand),
+    /// Create and list secrets through a running service's admin API
+    /// (values are write-only: put by their owners, never read back).
     #[command(subcommand)]
-    Policy(commands::PolicyCommand),
+    Secret(commands::admin::SecretCommand),
+    /// Read release policies; put one as a single owner (--sign).
+    #[command(subcommand)]
+    Policy(commands::admin::PolicyCommand),
+    /// Owner-approved changes: propose a statement, have K owners sign it
+    /// (offline), submit it.
+    #[command(subcommand)]
+    Change(commands::admin::ChangeCommand),
     /// Write a throw-away CA (ca.pem) and a server certificate for the
     /// public API (server.pem, server.key) into DIR, for demos and test
     /// deployments. The enclave pins ca.pem (--verifier-ca). Never
@@ -164,8 +175,10 @@ fn main() -> ExitCode {
         Command::Audit(args) => run_audit(args),
         Command::Serve(args) => commands::serve(args),
         Command::Log(cmd) => commands::log(cmd),
-        Command::Secret(cmd) => commands::secret(cmd),
-        Command::Policy(cmd) => commands::policy(cmd),
+        Command::Owner(cmd) => commands::admin::owner(cmd),
+        Command::Secret(cmd) => commands::admin::secret(cmd),
+        Command::Policy(cmd) => commands::admin::policy(cmd),
+        Command::Change(cmd) => commands::admin::change(cmd),
         Command::DevTls { out, names } => match hermetic_verifier::devtls::generate(&out, &names) {
             Ok(tls) => {
                 println!("CA (pin it in the enclave): {}", tls.ca.display());

@@ -1,6 +1,9 @@
-//! A small HTTP client for the admin API (used by the `secret` and `policy`
-//! subcommands, the tests and the load benchmark). Plain HTTP only: the
-//! admin listener is meant for loopback.
+//! A small HTTP client for the admin API (used by the `secret`, `policy` and
+//! `change` subcommands, the tests and the load benchmark), and the owner's
+//! side of a change ([`change`]: propose, sign). Plain HTTP only: the admin
+//! listener is meant for loopback.
+
+pub mod change;
 
 use std::time::Duration;
 
@@ -14,7 +17,11 @@ use serde::de::DeserializeOwned;
 
 use hermetic_envelope::wire::Refusal;
 
-use crate::service::{Deleted, PolicyList, SecretList, Written};
+use hermetic_approval::StatementFile;
+
+use crate::service::{
+    ChangeApplied, CreateSecret, Created, DeploymentInfo, PolicyList, SecretList,
+};
 use crate::store::SecretInfo;
 
 #[derive(Debug, thiserror::Error)]
@@ -178,31 +185,54 @@ impl AdminClient {
         parse_answer(status, &body)
     }
 
-    pub async fn put_secret(&self, name: &str, value: &[u8]) -> Result<Written, ClientError> {
-        let path = format!("/admin/v1/secrets/{name}");
+    /// `GET /admin/v1/deployment`: the id statements must name and the
+    /// intake key values are sealed to.
+    pub async fn deployment(&self) -> Result<DeploymentInfo, ClientError> {
         self.json(
-            Method::PUT,
-            &path,
-            "application/octet-stream",
-            value.to_vec(),
+            Method::GET,
+            "/admin/v1/deployment",
+            "application/json",
+            Vec::new(),
         )
         .await
     }
 
-    pub async fn rotate_secret(&self, name: &str, value: &[u8]) -> Result<Written, ClientError> {
-        let path = format!("/admin/v1/secrets/{name}/rotate");
+    /// `POST /admin/v1/secrets/NAME`: a new secret and its owner set.
+    pub async fn create_secret(
+        &self,
+        name: &str,
+        owners: &[String],
+        threshold: u32,
+    ) -> Result<Created, ClientError> {
+        let body = CreateSecret {
+            owners: owners.to_vec(),
+            threshold,
+        };
+        let path = format!("/admin/v1/secrets/{name}");
         self.json(
             Method::POST,
             &path,
-            "application/octet-stream",
-            value.to_vec(),
+            "application/json",
+            serde_json::to_vec(&body).unwrap_or_default(),
         )
         .await
     }
 
-    pub async fn delete_secret(&self, name: &str) -> Result<Deleted, ClientError> {
+    /// `POST /admin/v1/changes`: an owner-signed statement file.
+    pub async fn submit_change(&self, file: &StatementFile) -> Result<ChangeApplied, ClientError> {
+        self.json(
+            Method::POST,
+            "/admin/v1/changes",
+            "application/json",
+            file.to_json().into_bytes(),
+        )
+        .await
+    }
+
+    /// `GET /admin/v1/secrets/NAME`: owners, threshold, versions (never a value).
+    pub async fn secret_info(&self, name: &str) -> Result<SecretInfo, ClientError> {
         let path = format!("/admin/v1/secrets/{name}");
-        self.json(Method::DELETE, &path, "application/json", Vec::new())
+        self.json(Method::GET, &path, "application/json", Vec::new())
             .await
     }
 
@@ -216,19 +246,6 @@ impl AdminClient {
             )
             .await?;
         Ok(list.secrets)
-    }
-
-    pub async fn put_policy(&self, name: &str, toml: &str) -> Result<(), ClientError> {
-        let path = format!("/admin/v1/policies/{name}");
-        let _: serde_json::Value = self
-            .json(
-                Method::PUT,
-                &path,
-                "application/toml",
-                toml.as_bytes().to_vec(),
-            )
-            .await?;
-        Ok(())
     }
 
     pub async fn get_policy(&self, name: &str) -> Result<String, ClientError> {

@@ -1,5 +1,8 @@
-//! The `serve`, `log`, `secret` and `policy` subcommands: arguments, and
-//! the calls into the library. (`audit` lives in main.rs.)
+//! The `serve` and `log` subcommands: arguments, and the calls into the
+//! library. (`audit` lives in main.rs; the admin and owner commands in
+//! admin.rs.)
+
+pub mod admin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hermetic_verifier::client::AdminClient;
 use hermetic_verifier::clock::SystemClock;
-use hermetic_verifier::policy::PolicyFile;
 use hermetic_verifier::service::{self, ServeConfig};
 use hermetic_verifier::store::MASTER_KEY_ENV;
 
@@ -35,12 +36,18 @@ pub struct ServeArgs {
     /// admin token; created (mode 0700) if missing.
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
-    /// A policy file ([secrets.NAME] sections, the format `hermetic-eif
-    /// policy` writes). Its policies are loaded into the store at start,
-    /// replacing stored ones of the same name; without it, policies are put
-    /// through the admin API.
-    #[arg(long = "config", value_name = "FILE")]
+    /// No longer accepted: loading a policy file at start let an operator
+    /// change who receives a secret without its owners. Policies change only
+    /// by owner-approved statements (`change propose policy`, or `policy put
+    /// --sign KEY`).
+    #[arg(long = "config", value_name = "FILE", hide = true)]
     policy_file: Option<PathBuf>,
+    /// The deployment id of a new store (default: generated,
+    /// hermetic-<32 hex>). Every change statement names it, so an approval
+    /// cannot be replayed on another verifier. Set once: a different value
+    /// for an existing store stops the start.
+    #[arg(long, value_name = "ID")]
+    deployment: Option<String>,
     /// Trust this root certificate (PEM) INSTEAD of the pinned AWS Nitro
     /// root: only for simulated enclaves (tests, demos). Repeatable. Every
     /// start record and release record in the audit log names the root, and
@@ -107,11 +114,22 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     if !args.trust_roots.is_empty() && !service::TEST_ROOTS_ENABLED {
         return fail(2, service::NO_TEST_ROOTS);
     }
+    if let Some(path) = &args.policy_file {
+        return fail(
+            2,
+            format!(
+                "--config {}: policies are no longer loaded at start; they change only by statements signed by each secret's owners (`hermetic-verifier change propose policy NAME --file {}`, or `policy put --file {} --sign KEY`)",
+                path.display(),
+                path.display(),
+                path.display()
+            ),
+        );
+    }
     let config = ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
         data_dir: args.data_dir,
-        policy_file: args.policy_file,
+        deployment: args.deployment,
         trust_roots: args.trust_roots,
         master_key_file: args.master_key_file,
         master_key_env: std::env::var(MASTER_KEY_ENV).ok(),
@@ -280,214 +298,3 @@ pub fn log(cmd: LogCommand) -> ExitCode {
     }
 }
 
-#[derive(Args)]
-pub struct AdminArgs {
-    /// Base URL of the admin API.
-    #[arg(
-        long,
-        env = "HERMETIC_ADMIN_URL",
-        default_value = "http://127.0.0.1:8444"
-    )]
-    admin_url: String,
-    /// File holding an admin bearer token (e.g. DATA_DIR/admin.token).
-    #[arg(long, env = "HERMETIC_ADMIN_TOKEN_FILE", value_name = "FILE")]
-    token_file: PathBuf,
-}
-
-impl AdminArgs {
-    fn client(&self) -> Result<AdminClient, String> {
-        let token = std::fs::read_to_string(&self.token_file)
-            .map_err(|e| format!("--token-file {}: {e}", self.token_file.display()))?;
-        Ok(AdminClient::new(&self.admin_url, token.trim()))
-    }
-}
-
-#[derive(Subcommand)]
-pub enum SecretCommand {
-    /// Store a secret (a new version if it exists) from a file, - for stdin.
-    Put {
-        /// Secret name (A-Z, a-z, 0-9, '-', '_', '.'; at most 128).
-        name: String,
-        /// File holding the value (raw bytes, at most the server's body
-        /// limit), or - for standard input.
-        #[arg(long, value_name = "FILE")]
-        value_file: PathBuf,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// Store a new version of an existing secret.
-    Rotate {
-        /// Name of an existing secret.
-        name: String,
-        /// File holding the new value, or - for standard input.
-        #[arg(long, value_name = "FILE")]
-        value_file: PathBuf,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// Delete every version of a secret.
-    Delete {
-        /// Name of the secret.
-        name: String,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// List secret names and versions (never values).
-    List {
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum PolicyCommand {
-    /// Put the policy of NAME from a policy file; without NAME, put every
-    /// [secrets.NAME] in the file.
-    Put {
-        /// The secret whose [secrets.NAME] section to put.
-        name: Option<String>,
-        /// A policy file in the shared format (see `serve --config`).
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// Print the policy of NAME (TOML).
-    Get {
-        /// Name of the secret.
-        name: String,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// List the names that have a policy.
-    List {
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-}
-
-fn read_value(path: &PathBuf) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let result = if path.as_os_str() == "-" {
-        std::io::stdin().lock().read_to_end(&mut buf)
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf))
-    };
-    result.map_err(|e| format!("--value-file {}: {e}", path.display()))?;
-    Ok(buf)
-}
-
-fn run_client<F: std::future::Future<Output = Result<(), String>>>(f: F) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
-    };
-    match runtime.block_on(f) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(1, e),
-    }
-}
-
-pub fn secret(cmd: SecretCommand) -> ExitCode {
-    run_client(async move {
-        match cmd {
-            SecretCommand::Put {
-                name,
-                value_file,
-                admin,
-            } => {
-                let value = read_value(&value_file)?;
-                let w = admin
-                    .client()?
-                    .put_secret(&name, &value)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                println!("{} version {}", w.name, w.version);
-            }
-            SecretCommand::Rotate {
-                name,
-                value_file,
-                admin,
-            } => {
-                let value = read_value(&value_file)?;
-                let w = admin
-                    .client()?
-                    .rotate_secret(&name, &value)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                println!("{} version {}", w.name, w.version);
-            }
-            SecretCommand::Delete { name, admin } => {
-                let d = admin
-                    .client()?
-                    .delete_secret(&name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                println!("{} deleted (versions {:?})", d.name, d.deleted_versions);
-            }
-            SecretCommand::List { admin } => {
-                let list = admin
-                    .client()?
-                    .list_secrets()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                for s in list {
-                    let policy = if s.has_policy { "policy" } else { "NO POLICY" };
-                    println!(
-                        "{}\tlatest {}\tversions {:?}\t{policy}",
-                        s.name, s.latest_version, s.versions
-                    );
-                }
-            }
-        }
-        Ok(())
-    })
-}
-
-pub fn policy(cmd: PolicyCommand) -> ExitCode {
-    run_client(async move {
-        match cmd {
-            PolicyCommand::Put { name, file, admin } => {
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| format!("--file {}: {e}", file.display()))?;
-                let parsed =
-                    PolicyFile::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-                let names: Vec<String> = match name {
-                    Some(n) => vec![n],
-                    None => parsed.secrets.keys().cloned().collect(),
-                };
-                let client = admin.client()?;
-                for n in names {
-                    client
-                        .put_policy(&n, &text)
-                        .await
-                        .map_err(|e| format!("{n}: {e}"))?;
-                    println!("policy {n} stored");
-                }
-            }
-            PolicyCommand::Get { name, admin } => {
-                let text = admin
-                    .client()?
-                    .get_policy(&name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                print!("{text}");
-            }
-            PolicyCommand::List { admin } => {
-                for n in admin
-                    .client()?
-                    .list_policies()
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    println!("{n}");
-                }
-            }
-        }
-        Ok(())
-    })
-}

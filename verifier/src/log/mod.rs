@@ -1,4 +1,5 @@
-//! The audit log: every release, refusal and admin edit, appended to
+//! The audit log: every release, refusal, secret creation and owner-approved
+//! change (applied or refused), appended to
 //! `DIR/audit.jsonl` as a hash chain.
 //!
 //! Each line is `{"record": {...}, "hash": HEX}` where `hash` is SHA-256 of
@@ -149,12 +150,47 @@ pub struct SecretRef {
     pub version: Option<u64>,
 }
 
+/// What a `secret_create`, `change_applied` or `change_refused` record says
+/// about an owner-approved change. Public keys, key ids, hashes and policies
+/// only: never a value, sealed or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRecord {
+    /// `policy`, `value`, `owners` or `delete` (absent for `secret_create`
+    /// and for a statement too malformed to name one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The change version: the statement's (0 for `secret_create`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// SHA-256 of the submitted note (statement text and signature lines),
+    /// hex: an auditor holding the statement file can match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_sha256: Option<String>,
+    /// The statement's content-sha256, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+    /// The approving owners' key ids, `name+hhhhhhhh`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// The owner set's verifier keys, after `secret_create` or an `owners`
+    /// change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+    /// For a `policy` change: the full TOML the owners signed (PCR values
+    /// included), so the log alone says what was allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
 /// What the caller logs. (`..Entry::default()` fills the optional parts.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// `release`, `start`, `refusal_summary` or an admin action such as
-    /// `secret_put`, `policy_put`.
+    /// `release`, `start`, `refusal_summary`, `secret_create`,
+    /// `change_applied` or `change_refused`.
     pub action: String,
     /// `granted`, `refused` or `done`.
     pub verdict: String,
@@ -170,6 +206,9 @@ pub struct Entry {
     /// Only in `refusal_summary` records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusals: Option<RefusalSummary>,
+    /// Owner-approved change details (`secret_create`, `change_*` records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeRecord>,
 }
 
 /// An entry as chained into the log.

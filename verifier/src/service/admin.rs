@@ -1,8 +1,10 @@
 //! The admin routes, on their own listener. Every `/admin/v1` route needs
 //! `Authorization: Bearer TOKEN`; the store keeps only SHA-256(TOKEN).
 //!
-//! The store is write-only to people: secrets can be put, rotated, deleted
-//! and listed (names and versions), and no route ever returns a value.
+//! The admin token can create a secret with its owner set, list, read
+//! policies and submit owner-signed change statements; it cannot change a
+//! value, a policy or an owner set by itself (the old write routes answer 403
+//! `owner_approval_required`). No route ever returns a value.
 
 use aws_lc_rs::digest::{digest, SHA256};
 use axum::body::Bytes;
@@ -11,27 +13,37 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::api::{self, Limits};
+use super::changes::{store_refusal, CreateSecret};
 use super::refusal::{body_refusal, ApiRefusal};
 use super::state::Shared;
-use crate::log::{Entry, SecretRef, Who};
-use crate::policy::{check_secret_name, PolicyFile};
+use crate::log::{ChangeRecord, Entry, SecretRef, Who};
+use crate::policy::check_secret_name;
 use crate::store::{SecretInfo, StoreError};
 
 /// Every admin route (method, path template). A test walks all of them.
 pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/admin/v1/deployment"),
     ("GET", "/admin/v1/secrets"),
     ("GET", "/admin/v1/secrets/{name}"),
+    ("POST", "/admin/v1/secrets/{name}"),
+    ("POST", "/admin/v1/changes"),
+    ("GET", "/admin/v1/policies"),
+    ("GET", "/admin/v1/policies/{name}"),
+];
+
+/// The routes through which the admin token alone used to change a secret.
+/// Each now answers 403 `owner_approval_required` (after authentication),
+/// and the attempt is logged.
+pub const RETIRED_ADMIN_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/admin/v1/secrets/{name}"),
     ("POST", "/admin/v1/secrets/{name}/rotate"),
     ("DELETE", "/admin/v1/secrets/{name}"),
-    ("GET", "/admin/v1/policies"),
-    ("GET", "/admin/v1/policies/{name}"),
     ("PUT", "/admin/v1/policies/{name}"),
     ("DELETE", "/admin/v1/policies/{name}"),
 ];
@@ -39,20 +51,6 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
 /// The authenticated caller, for the audit log.
 #[derive(Debug, Clone)]
 struct Admin(String);
-
-/// Answer to put and rotate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Written {
-    pub name: String,
-    pub version: u64,
-}
-
-/// Answer to delete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deleted {
-    pub name: String,
-    pub deleted_versions: Vec<u64>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretList {
@@ -66,16 +64,26 @@ pub struct PolicyList {
 
 pub fn router(state: Shared, limits: Limits) -> Router {
     let admin = Router::new()
+        .route("/admin/v1/deployment", get(deployment))
         .route("/admin/v1/secrets", get(list_secrets))
         .route(
             "/admin/v1/secrets/{name}",
-            get(secret_info).put(put_secret).delete(delete_secret),
+            get(secret_info)
+                .post(create_secret)
+                .put(owner_approval_required)
+                .delete(owner_approval_required),
         )
-        .route("/admin/v1/secrets/{name}/rotate", post(rotate_secret))
+        .route(
+            "/admin/v1/secrets/{name}/rotate",
+            any(owner_approval_required),
+        )
+        .route("/admin/v1/changes", post(submit_change))
         .route("/admin/v1/policies", get(list_policies))
         .route(
             "/admin/v1/policies/{name}",
-            get(get_policy).put(put_policy).delete(delete_policy),
+            get(get_policy)
+                .put(owner_approval_required)
+                .delete(owner_approval_required),
         )
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -139,20 +147,6 @@ fn check_name(name: &str) -> Result<(), ApiRefusal> {
     check_secret_name(name).map_err(|m| ApiRefusal::bad_request("invalid_name", m))
 }
 
-fn store_refusal(e: StoreError) -> ApiRefusal {
-    match e {
-        StoreError::NotFound(name) => ApiRefusal::new(
-            StatusCode::NOT_FOUND,
-            "unknown_secret",
-            format!("no secret named {name:?}"),
-        ),
-        other => {
-            eprintln!("hermetic-verifier: level=error event=store_failed error={other}");
-            ApiRefusal::internal("store_error", "the store could not complete the request")
-        }
-    }
-}
-
 /// Runs a blocking store call off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiRefusal> + Send + 'static,
@@ -162,23 +156,6 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|_| Err(ApiRefusal::internal("internal_error", "the task failed")))
 }
 
-fn admin_entry(admin: &Admin, action: &str, name: &str, version: Option<u64>) -> Entry {
-    Entry {
-        action: action.into(),
-        verdict: "done".into(),
-        reason: None,
-        secrets: vec![SecretRef {
-            name: name.into(),
-            version,
-        }],
-        who: Who {
-            admin: Some(admin.0.clone()),
-            ..Who::default()
-        },
-        ..Entry::default()
-    }
-}
-
 fn respond<T: Serialize>(status: StatusCode, result: Result<T, ApiRefusal>) -> Response {
     match result {
         Ok(body) => (status, Json(body)).into_response(),
@@ -186,9 +163,16 @@ fn respond<T: Serialize>(status: StatusCode, result: Result<T, ApiRefusal>) -> R
     }
 }
 
+async fn deployment(State(state): State<Shared>) -> Response {
+    respond(StatusCode::OK, Ok(state.deployment_info()))
+}
+
 async fn list_secrets(State(state): State<Shared>) -> Response {
     let result = blocking(move || {
-        let secrets = state.store.list_secrets().map_err(store_refusal)?;
+        let secrets = state
+            .store
+            .list_secrets()
+            .map_err(|e| store_refusal(&e))?;
         Ok(SecretList { secrets })
     })
     .await;
@@ -201,19 +185,18 @@ async fn secret_info(State(state): State<Shared>, Path(name): Path<String>) -> R
         state
             .store
             .secret_info(&name)
-            .map_err(store_refusal)?
-            .ok_or_else(|| store_refusal(StoreError::NotFound(name)))
+            .map_err(|e| store_refusal(&e))?
+            .ok_or_else(|| store_refusal(&StoreError::NotFound(name)))
     })
     .await;
     respond(StatusCode::OK, result)
 }
 
-async fn write_secret(
-    state: Shared,
-    admin: Admin,
-    name: String,
+async fn create_secret(
+    State(state): State<Shared>,
+    Extension(admin): Extension<Admin>,
+    Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-    rotate: bool,
 ) -> Response {
     let body = match body {
         Ok(b) => b,
@@ -221,71 +204,75 @@ async fn write_secret(
     };
     let result = blocking(move || {
         check_name(&name)?;
-        if body.is_empty() {
-            return Err(ApiRefusal::bad_request(
-                "empty_value",
-                "a secret value is at least one byte",
-            ));
-        }
-        let version = if rotate {
-            state.store.rotate_secret(&name, &body)
-        } else {
-            state.store.put_secret(&name, &body)
-        }
-        .map_err(store_refusal)?;
-        let action = if rotate {
-            "secret_rotate"
-        } else {
-            "secret_put"
-        };
-        state.audit(admin_entry(&admin, action, &name, Some(version)))?;
-        eprintln!("hermetic-verifier: level=info event={action} name={name} version={version}");
-        Ok(Written { name, version })
+        let request: CreateSecret = serde_json::from_slice(&body).map_err(|e| {
+            ApiRefusal::bad_request(
+                "bad_request",
+                format!("expected {{\"owners\": [VERIFIER_KEY...], \"threshold\": K}}: {e}"),
+            )
+        })?;
+        state.create_secret(&name, &request, &admin.0)
     })
     .await;
+    respond(StatusCode::CREATED, result)
+}
+
+async fn submit_change(
+    State(state): State<Shared>,
+    Extension(admin): Extension<Admin>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return body_refusal(rejection).into_response(),
+    };
+    let result = blocking(move || state.submit_change(&body, &admin.0)).await;
     respond(StatusCode::OK, result)
 }
 
-async fn put_secret(
-    State(state): State<Shared>,
-    Extension(admin): Extension<Admin>,
-    Path(name): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    write_secret(state, admin, name, body, false).await
-}
-
-async fn rotate_secret(
-    State(state): State<Shared>,
-    Extension(admin): Extension<Admin>,
-    Path(name): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    write_secret(state, admin, name, body, true).await
-}
-
-async fn delete_secret(
+/// The old write routes: the admin token alone no longer changes who
+/// receives a secret. The attempt is logged (name only if it is valid).
+async fn owner_approval_required(
     State(state): State<Shared>,
     Extension(admin): Extension<Admin>,
     Path(name): Path<String>,
 ) -> Response {
-    let result = blocking(move || {
-        check_name(&name)?;
-        let deleted_versions = state.store.delete_secret(&name).map_err(store_refusal)?;
-        state.audit(admin_entry(&admin, "secret_delete", &name, None))?;
-        eprintln!("hermetic-verifier: level=info event=secret_delete name={name}");
-        Ok(Deleted {
-            name,
-            deleted_versions,
-        })
+    let refusal = ApiRefusal::forbidden(
+        "owner_approval_required",
+        "values, policies and owners change only by statements signed by the secret's owners: \
+         see `hermetic-verifier change propose|sign|submit`",
+    );
+    let logged = refusal.clone();
+    let _ = blocking(move || {
+        let _ = state.audit(Entry {
+            action: "change_refused".into(),
+            verdict: "refused".into(),
+            reason: Some(logged.reason.into()),
+            secrets: check_secret_name(&name)
+                .ok()
+                .map(|()| SecretRef {
+                    name: name.clone(),
+                    version: None,
+                })
+                .into_iter()
+                .collect(),
+            who: Who {
+                admin: Some(admin.0),
+                ..Who::default()
+            },
+            change: Some(ChangeRecord::default()),
+        });
+        Ok(())
     })
     .await;
-    respond(StatusCode::OK, result)
+    refusal.into_response()
 }
 
 async fn list_policies(State(state): State<Shared>) -> Response {
     let result = blocking(move || {
-        let policies = state.store.policy_names().map_err(store_refusal)?;
+        let policies = state
+            .store
+            .policy_names()
+            .map_err(|e| store_refusal(&e))?;
         Ok(PolicyList { policies })
     })
     .await;
@@ -306,7 +293,7 @@ async fn get_policy(State(state): State<Shared>, Path(name): Path<String>) -> Re
         let policy = state
             .store
             .policy(&name)
-            .map_err(store_refusal)?
+            .map_err(|e| store_refusal(&e))?
             .ok_or_else(|| no_policy(&name))?;
         Ok(policy.to_toml(&name))
     })
@@ -315,55 +302,4 @@ async fn get_policy(State(state): State<Shared>, Path(name): Path<String>) -> Re
         Ok(text) => ([(header::CONTENT_TYPE, "application/toml")], text).into_response(),
         Err(r) => r.into_response(),
     }
-}
-
-async fn put_policy(
-    State(state): State<Shared>,
-    Extension(admin): Extension<Admin>,
-    Path(name): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return body_refusal(rejection).into_response(),
-    };
-    let result = blocking(move || {
-        check_name(&name)?;
-        let text = std::str::from_utf8(&body)
-            .map_err(|_| ApiRefusal::bad_request("invalid_policy", "the policy is not UTF-8"))?;
-        let mut file = PolicyFile::parse(text)
-            .map_err(|e| ApiRefusal::bad_request(e.reason(), e.to_string()))?;
-        let policy = file.secrets.remove(&name).ok_or_else(|| {
-            ApiRefusal::bad_request(
-                "invalid_policy",
-                format!("the policy file has no [secrets.{name}]"),
-            )
-        })?;
-        state
-            .store
-            .put_policy(&name, &policy)
-            .map_err(store_refusal)?;
-        state.audit(admin_entry(&admin, "policy_put", &name, None))?;
-        eprintln!("hermetic-verifier: level=info event=policy_put name={name}");
-        Ok(serde_json::json!({ "name": name }))
-    })
-    .await;
-    respond(StatusCode::OK, result)
-}
-
-async fn delete_policy(
-    State(state): State<Shared>,
-    Extension(admin): Extension<Admin>,
-    Path(name): Path<String>,
-) -> Response {
-    let result = blocking(move || {
-        check_name(&name)?;
-        if !state.store.delete_policy(&name).map_err(store_refusal)? {
-            return Err(no_policy(&name));
-        }
-        state.audit(admin_entry(&admin, "policy_delete", &name, None))?;
-        Ok(serde_json::json!({ "name": name }))
-    })
-    .await;
-    respond(StatusCode::OK, result)
 }

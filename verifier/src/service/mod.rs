@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+mod changes;
 mod listener;
 mod metrics;
 mod rate_limit;
@@ -25,7 +26,8 @@ use hermetic_attestation::{TrustedRoot, Verifier};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use admin::{token_hash, Deleted, PolicyList, SecretList, Written, ADMIN_ROUTES};
+pub use admin::{token_hash, PolicyList, SecretList, ADMIN_ROUTES, RETIRED_ADMIN_ROUTES};
+pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
 pub use api::{Limits, PUBLIC_ROUTES};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
@@ -53,8 +55,9 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// A policy file loaded into the store at start.
-    pub policy_file: Option<PathBuf>,
+    /// The deployment id of a new store (generated when `None`); an
+    /// existing store keeps its own, and a different value is a start error.
+    pub deployment: Option<String>,
     /// PEM roots to trust instead of the pinned AWS Nitro root (tests, demos);
     /// refused unless the `test-roots` feature is on.
     pub trust_roots: Vec<PathBuf>,
@@ -88,7 +91,7 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
             data_dir: data_dir.into(),
-            policy_file: None,
+            deployment: None,
             trust_roots: Vec::new(),
             master_key_file: None,
             master_key_env: None,
@@ -291,53 +294,14 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             eprintln!("hermetic-verifier: level=info event=master_key_loaded source=env")
         }
     }
-    let store = Store::open(&config.data_dir, &key)?;
+    let store = Store::open(&config.data_dir, &key, config.deployment.as_deref())?;
     drop(key);
-    let mut log = AuditLog::open(&config.data_dir)?;
+    let intake = store.intake_key()?;
+    let log = AuditLog::open(&config.data_dir)?;
     if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
         eprintln!(
             "hermetic-verifier: level=info event=admin_token_created path={}",
             path.display()
-        );
-    }
-    if let Some(path) = &config.policy_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| setup(format!("--config {}: {e}", path.display())))?;
-        let file = PolicyFile::parse(&text)
-            .map_err(|e| setup(format!("--config {}: {e}", path.display())))?;
-        for (name, policy) in &file.secrets {
-            // A stored policy this version refuses to read (one written
-            // before a rule was added) is replaced, not a reason to stop.
-            let stored = match store.policy(name) {
-                Ok(stored) => stored,
-                Err(StoreError::BadPolicy(_)) => None,
-                Err(e) => return Err(e.into()),
-            };
-            if stored.as_ref() != Some(policy) {
-                store.put_policy(name, policy)?;
-                log.append(
-                    Entry {
-                        action: "policy_put".into(),
-                        verdict: "done".into(),
-                        reason: None,
-                        secrets: vec![SecretRef {
-                            name: name.clone(),
-                            version: None,
-                        }],
-                        who: Who {
-                            admin: Some(format!("config:{}", path.display())),
-                            ..Who::default()
-                        },
-                        ..Entry::default()
-                    },
-                    clock.now(),
-                )?;
-            }
-        }
-        eprintln!(
-            "hermetic-verifier: level=info event=policy_file_loaded path={} secrets={}",
-            path.display(),
-            file.secrets.len()
         );
     }
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -364,9 +328,13 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             "hermetic-verifier: level=warn event=non_aws_root trusted_roots={trusted_roots} start_record={seq} note=\"documents chaining to a root other than the pinned AWS Nitro root are accepted; never in production\""
         );
     }
-
+    eprintln!(
+        "hermetic-verifier: level=info event=deployment id={}",
+        store.deployment()
+    );
     let state = Arc::new(AppState {
         store,
+        intake,
         log: SharedLog::new(log)?,
         nonces: NonceBook::new(config.challenge_ttl, config.max_nonces)
             .with_per_address(config.max_nonces_per_address),

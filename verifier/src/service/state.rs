@@ -12,7 +12,7 @@ use hermetic_attestation::Verifier;
 use hermetic_envelope::wire::{
     reason, ChallengeResponse, ReleaseRequest, ReleaseResponse, WrappedSecret,
 };
-use hermetic_envelope::{seal, ReleaseContext};
+use hermetic_envelope::{seal, EnclaveKey, ReleaseContext};
 
 use super::listener::address_key;
 use super::metrics::Metrics;
@@ -26,6 +26,9 @@ use crate::store::Store;
 
 pub struct AppState {
     pub store: Store,
+    /// The X25519 key owners seal values to; opened only to apply an
+    /// approved value change.
+    pub intake: EnclaveKey,
     pub log: SharedLog,
     pub nonces: NonceBook,
     pub verifier: Verifier,

@@ -7,17 +7,29 @@
 //! so the API acknowledges only what survives a crash.
 //!
 //! A secret's versions only grow: deleting a secret keeps a tombstone with
-//! its last version, so a secret re-created under the same name never reuses
-//! a (name, version) pair that an enclave may already have seen.
+//! its last value version and its last change version, so a secret
+//! re-created under the same name never reuses a (name, version) pair that an
+//! enclave may already have seen, and no statement approved for the old
+//! secret can be replayed on the new one.
+//!
+//! Secrets change only through [`Store::apply_change`]: the caller's
+//! decision (the owners' K-of-N check, made on the state read inside the
+//! same write transaction) and its audit record run before the commit, so
+//! two submissions can never both pass against the same version.
+//!
+//! The store also keeps the deployment id (generated once, when the store is
+//! created) and the X25519 intake key that owners seal values to (its seed
+//! AES-GCM-sealed under the master key, like values).
 
 mod master_key;
 mod sealing;
 
 use std::path::Path;
 
-use aws_lc_rs::rand::SystemRandom;
-use hermetic_envelope::Zeroizing;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use hermetic_approval::{check_deployment_id, key_label, OwnerSet};
+use hermetic_envelope::{EnclaveKey, Zeroizing};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 pub(crate) use master_key::write_private;
 pub use master_key::{KeySource, MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE, MASTER_KEY_LEN};
@@ -28,8 +40,11 @@ use sealing::Sealer;
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "hermetic.redb";
 
-/// name → (last version ever issued, live).
+/// name → (last value version ever issued, live). A live secret was created
+/// and not deleted; it may have no value yet.
 const SECRETS: TableDefinition<&str, (u64, bool)> = TableDefinition::new("secrets");
+/// name → (change version, canonical owner-set text; empty once deleted).
+const OWNERS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("secret_owners");
 /// (name, version) → nonce || AES-256-GCM ciphertext || tag.
 const VALUES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("secret_values");
 /// name → policy TOML (one `[secrets.NAME]`).
@@ -41,6 +56,11 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const KEY_CHECK: &str = "master_key_check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"hermetic master key check";
+const DEPLOYMENT: &str = "deployment";
+/// The intake key's 32-byte seed, sealed like a value under (this name,
+/// version 0); secret values start at version 1, so no value ever shares it.
+const INTAKE_KEY: &str = "intake_key_seed";
+const INTAKE_SEED_LEN: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -54,14 +74,26 @@ pub enum StoreError {
     Crypto(&'static str),
     #[error("no secret named {0:?}")]
     NotFound(String),
+    #[error("a secret named {0:?} exists")]
+    Exists(String),
     #[error("stored policy for {0:?} is unreadable")]
     BadPolicy(String),
+    #[error("stored owner set for {0:?} is unreadable")]
+    BadOwners(String),
+    #[error("{0:?} has no owner set (it was stored before owner sets existed): it cannot be changed")]
+    NoOwners(String),
+    #[error("this store belongs to deployment {stored:?}, not {given:?} (a deployment id is set once, when the store is created)")]
+    DeploymentMismatch { stored: String, given: String },
+    #[error("invalid deployment id {id:?}: {reason}")]
+    BadDeployment { id: String, reason: &'static str },
 }
 
 impl StoreError {
     pub fn reason(&self) -> &'static str {
         match self {
             StoreError::NotFound(_) => "unknown_secret",
+            StoreError::Exists(_) => "secret_exists",
+            StoreError::NoOwners(_) => "no_owners",
             _ => "store_error",
         }
     }
@@ -78,15 +110,59 @@ pub type SecretValue = Zeroizing<Vec<u8>>;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecretInfo {
     pub name: String,
+    /// The last value version ever issued under this name (0: none yet).
     pub latest_version: u64,
+    /// The value versions held.
     pub versions: Vec<u64>,
     pub has_policy: bool,
+    /// The owners' signed-note verifier keys.
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// How many distinct owners must sign a change.
+    #[serde(default)]
+    pub threshold: u32,
+    /// The change version: 0 at creation, then the version of the last applied
+    /// change; a statement must name a greater one.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// What an owner-approved change is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretState {
+    pub owners: OwnerSet,
+    /// The change version.
+    pub version: u64,
+}
+
+/// A change to apply, already approved by the caller.
+pub enum StoreChange {
+    /// Replace the release policy.
+    Policy(SecretPolicy),
+    /// Store a new value version (encrypted under the master key here).
+    Value(SecretValue),
+    /// Replace the owner set.
+    Owners(OwnerSet),
+    /// Delete every value version, the policy and the owners (versions are kept).
+    Delete,
+}
+
+/// What [`Store::apply_change`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The secret's change version now.
+    pub version: u64,
+    /// For a value change: the new value version.
+    pub value_version: Option<u64>,
+    /// For a delete: the value versions removed.
+    pub deleted_versions: Vec<u64>,
 }
 
 pub struct Store {
     db: Database,
     sealer: Sealer,
     rng: SystemRandom,
+    deployment: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -97,22 +173,54 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) `DIR/hermetic.redb`; refuses a master key that
-    /// does not open the store's check value.
-    pub fn open(data_dir: &Path, key: &MasterKey) -> Result<Store, StoreError> {
+    /// does not open the store's check value. `deployment` sets the
+    /// deployment id of a new store (generated, `hermetic-<32 hex>`, when
+    /// `None`); for an existing store it must be `None` or the stored id.
+    pub fn open(
+        data_dir: &Path,
+        key: &MasterKey,
+        deployment: Option<&str>,
+    ) -> Result<Store, StoreError> {
+        if let Some(id) = deployment {
+            check_deployment_id(id).map_err(|reason| StoreError::BadDeployment {
+                id: id.to_owned(),
+                reason,
+            })?;
+        }
         let db = Database::create(data_dir.join(STORE_FILE)).map_err(db)?;
-        let store = Store {
+        let mut store = Store {
             db,
             sealer: Sealer::new(key)?,
             rng: SystemRandom::new(),
+            deployment: String::new(),
         };
-        store.init()?;
+        store.deployment = store.init(deployment)?;
         Ok(store)
     }
 
-    fn init(&self) -> Result<(), StoreError> {
+    /// This deployment's id (part of every change statement).
+    pub fn deployment(&self) -> &str {
+        &self.deployment
+    }
+
+    /// The intake key owners seal values to (decrypted from the store).
+    pub fn intake_key(&self) -> Result<EnclaveKey, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let meta = tx.open_table(META).map_err(db)?;
+        let sealed = meta
+            .get(INTAKE_KEY)
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Db("the intake key is missing".into()))?;
+        let seed = self.sealer.open(INTAKE_KEY, 0, sealed.value())?;
+        EnclaveKey::from_ikm(&seed).map_err(|_| StoreError::Crypto("the intake key seed is unusable"))
+    }
+
+    fn init(&self, deployment: Option<&str>) -> Result<String, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
+        let id;
         {
             tx.open_table(SECRETS).map_err(db)?;
+            tx.open_table(OWNERS).map_err(db)?;
             tx.open_table(VALUES).map_err(db)?;
             tx.open_table(POLICIES).map_err(db)?;
             tx.open_table(TOKENS).map_err(db)?;
@@ -136,22 +244,49 @@ impl Store {
                     meta.insert(KEY_CHECK, sealed.as_slice()).map_err(db)?;
                 }
             }
+            let stored = meta
+                .get(DEPLOYMENT)
+                .map_err(db)?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            id = match (stored, deployment) {
+                (Some(stored), Some(given)) if stored != given => {
+                    return Err(StoreError::DeploymentMismatch {
+                        stored,
+                        given: given.to_owned(),
+                    })
+                }
+                (Some(stored), _) => stored,
+                (None, given) => {
+                    let id = match given {
+                        Some(given) => given.to_owned(),
+                        None => {
+                            let mut bytes = [0u8; 16];
+                            self.rng.fill(&mut bytes).map_err(|_| {
+                                StoreError::Crypto("the random number generator failed")
+                            })?;
+                            format!("hermetic-{}", hex::encode(bytes))
+                        }
+                    };
+                    meta.insert(DEPLOYMENT, id.as_bytes()).map_err(db)?;
+                    id
+                }
+            };
+            if meta.get(INTAKE_KEY).map_err(db)?.is_none() {
+                let mut seed = Zeroizing::new([0u8; INTAKE_SEED_LEN]);
+                self.rng
+                    .fill(&mut seed[..])
+                    .map_err(|_| StoreError::Crypto("the random number generator failed"))?;
+                let sealed = self.sealer.seal(INTAKE_KEY, 0, &seed[..], &self.rng)?;
+                meta.insert(INTAKE_KEY, sealed.as_slice()).map_err(db)?;
+            }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        Ok(id)
     }
 
-    /// Stores `value` as a new version of `name` (version 1, or one past the
-    /// last version ever issued) and returns that version once committed.
-    pub fn put_secret(&self, name: &str, value: &[u8]) -> Result<u64, StoreError> {
-        self.write_version(name, value, false)
-    }
-
-    /// Like [`Store::put_secret`], but only for a secret that exists.
-    pub fn rotate_secret(&self, name: &str, value: &[u8]) -> Result<u64, StoreError> {
-        self.write_version(name, value, true)
-    }
-
-    fn write_version(&self, name: &str, value: &[u8], must_exist: bool) -> Result<u64, StoreError> {
+    /// Creates `name` with its owner set (change version 0, or the version
+    /// a deleted secret of that name reached). Refuses a live secret.
+    pub fn create_secret(&self, name: &str, owners: &OwnerSet) -> Result<u64, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
         let version;
         {
@@ -161,45 +296,121 @@ impl Store {
                 .map_err(db)?
                 .map(|v| v.value())
                 .unwrap_or((0, false));
-            if must_exist && !live {
-                return Err(StoreError::NotFound(name.to_owned()));
+            if live {
+                return Err(StoreError::Exists(name.to_owned()));
             }
-            version = last + 1;
-            let sealed = self.sealer.seal(name, version, value, &self.rng)?;
-            let mut values = tx.open_table(VALUES).map_err(db)?;
-            values
-                .insert((name, version), sealed.as_slice())
-                .map_err(db)?;
-            secrets.insert(name, (version, true)).map_err(db)?;
+            let mut table = tx.open_table(OWNERS).map_err(db)?;
+            version = table.get(name).map_err(db)?.map(|v| v.value().0).unwrap_or(0);
+            let text = owners.to_text();
+            table.insert(name, (version, text.as_str())).map_err(db)?;
+            secrets.insert(name, (last, true)).map_err(db)?;
         }
         tx.commit().map_err(db)?;
         Ok(version)
     }
 
-    /// Deletes every version of `name` (keeping its version counter) and
-    /// returns the versions that were removed.
-    pub fn delete_secret(&self, name: &str) -> Result<Vec<u64>, StoreError> {
+    /// The owner set and change version of a live secret.
+    pub fn secret_state(&self, name: &str) -> Result<Option<SecretState>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let secrets = tx.open_table(SECRETS).map_err(db)?;
+        if !matches!(secrets.get(name).map_err(db)?.map(|v| v.value()), Some((_, true))) {
+            return Ok(None);
+        }
+        let owners = tx.open_table(OWNERS).map_err(db)?;
+        let (version, text) = owners
+            .get(name)
+            .map_err(db)?
+            .map(|v| (v.value().0, v.value().1.to_owned()))
+            .unwrap_or_default();
+        let owners = parse_owners(name, &text)?;
+        Ok(Some(SecretState { owners, version }))
+    }
+
+    /// Applies one change to the live secret `name`, in one write
+    /// transaction: `decide` sees the state read inside it and returns the
+    /// new change version, the change and whatever it wants to keep (or
+    /// refuses); `record` sees that and what will be committed, and runs
+    /// before the commit (the audit record), so a change is never committed
+    /// unless `record` succeeded.
+    pub fn apply_change<T, E: From<StoreError>>(
+        &self,
+        name: &str,
+        decide: impl FnOnce(&SecretState) -> Result<(u64, StoreChange, T), E>,
+        record: impl FnOnce(&T, &Applied) -> Result<(), E>,
+    ) -> Result<(Applied, T), E> {
         let tx = self.db.begin_write().map_err(db)?;
-        let removed;
-        {
+        let applied = {
             let mut secrets = tx.open_table(SECRETS).map_err(db)?;
             let Some((last, true)) = secrets.get(name).map_err(db)?.map(|v| v.value()) else {
-                return Err(StoreError::NotFound(name.to_owned()));
+                return Err(StoreError::NotFound(name.to_owned()).into());
             };
-            let mut values = tx.open_table(VALUES).map_err(db)?;
-            let versions: Vec<u64> = values
-                .range((name, 0)..=(name, u64::MAX))
+            let mut owners_table = tx.open_table(OWNERS).map_err(db)?;
+            let (current, text) = owners_table
+                .get(name)
                 .map_err(db)?
-                .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
-                .collect();
-            for v in &versions {
-                values.remove((name, *v)).map_err(db)?;
+                .map(|v| (v.value().0, v.value().1.to_owned()))
+                .unwrap_or_default();
+            let owners = parse_owners(name, &text)?;
+            let (version, change, kept) = decide(&SecretState {
+                owners: owners.clone(),
+                version: current,
+            })?;
+            if version <= current {
+                // The decision must have checked this; never let a version go back.
+                return Err(StoreError::Db(format!(
+                    "{name}: change version {version} is not above {current}"
+                ))
+                .into());
             }
-            secrets.insert(name, (last, false)).map_err(db)?;
-            removed = versions;
-        }
+            let mut applied = Applied {
+                version,
+                value_version: None,
+                deleted_versions: Vec::new(),
+            };
+            match change {
+                StoreChange::Policy(policy) => {
+                    let text = policy.to_toml(name);
+                    tx.open_table(POLICIES)
+                        .map_err(db)?
+                        .insert(name, text.as_str())
+                        .map_err(db)?;
+                    owners_table
+                        .insert(name, (version, owners.to_text().as_str()))
+                        .map_err(db)?;
+                }
+                StoreChange::Value(value) => {
+                    let value_version = last + 1;
+                    let sealed = self.sealer.seal(name, value_version, &value, &self.rng)?;
+                    tx.open_table(VALUES)
+                        .map_err(db)?
+                        .insert((name, value_version), sealed.as_slice())
+                        .map_err(db)?;
+                    secrets.insert(name, (value_version, true)).map_err(db)?;
+                    owners_table
+                        .insert(name, (version, owners.to_text().as_str()))
+                        .map_err(db)?;
+                    applied.value_version = Some(value_version);
+                }
+                StoreChange::Owners(new) => {
+                    owners_table
+                        .insert(name, (version, new.to_text().as_str()))
+                        .map_err(db)?;
+                }
+                StoreChange::Delete => {
+                    applied.deleted_versions = remove_values(&tx, name)?;
+                    tx.open_table(POLICIES)
+                        .map_err(db)?
+                        .remove(name)
+                        .map_err(db)?;
+                    secrets.insert(name, (last, false)).map_err(db)?;
+                    owners_table.insert(name, (version, "")).map_err(db)?;
+                }
+            }
+            (applied, kept)
+        };
+        record(&applied.1, &applied.0)?;
         tx.commit().map_err(db)?;
-        Ok(removed)
+        Ok(applied)
     }
 
     /// Metadata of a live secret.
@@ -221,11 +432,29 @@ impl Store {
             .get(name)
             .map_err(db)?
             .is_some();
+        let (version, text) = tx
+            .open_table(OWNERS)
+            .map_err(db)?
+            .get(name)
+            .map_err(db)?
+            .map(|v| (v.value().0, v.value().1.to_owned()))
+            .unwrap_or_default();
+        let (owners, threshold) = match parse_owners(name, &text) {
+            Ok(set) => (
+                set.owners().iter().map(ToString::to_string).collect(),
+                set.threshold(),
+            ),
+            Err(StoreError::NoOwners(_)) => (Vec::new(), 0),
+            Err(e) => return Err(e),
+        };
         Ok(Some(SecretInfo {
             name: name.to_owned(),
             latest_version: last,
             versions,
             has_policy,
+            owners,
+            threshold,
+            version,
         }))
     }
 
@@ -268,36 +497,13 @@ impl Store {
             return Ok(None);
         };
         let values = tx.open_table(VALUES).map_err(db)?;
-        let sealed = values
-            .get((name, version))
-            .map_err(db)?
-            .ok_or_else(|| StoreError::Db(format!("{name} v{version}: value missing")))?;
+        // A secret created (or re-created) without a value yet has none at
+        // its last value version.
+        let Some(sealed) = values.get((name, version)).map_err(db)? else {
+            return Ok(None);
+        };
         let plain = self.sealer.open(name, version, sealed.value())?;
         Ok(Some((version, plain)))
-    }
-
-    /// Replaces the policy of `name` (the secret need not exist yet).
-    pub fn put_policy(&self, name: &str, policy: &SecretPolicy) -> Result<(), StoreError> {
-        let text = policy.to_toml(name);
-        let tx = self.db.begin_write().map_err(db)?;
-        tx.open_table(POLICIES)
-            .map_err(db)?
-            .insert(name, text.as_str())
-            .map_err(db)?;
-        tx.commit().map_err(db)
-    }
-
-    /// Removes the policy of `name`; returns whether there was one.
-    pub fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
-        let existed = tx
-            .open_table(POLICIES)
-            .map_err(db)?
-            .remove(name)
-            .map_err(db)?
-            .is_some();
-        tx.commit().map_err(db)?;
-        Ok(existed)
     }
 
     pub fn policy(&self, name: &str) -> Result<Option<SecretPolicy>, StoreError> {
@@ -359,6 +565,32 @@ impl Store {
     }
 }
 
+fn parse_owners(name: &str, text: &str) -> Result<OwnerSet, StoreError> {
+    if text.is_empty() {
+        return Err(StoreError::NoOwners(name.to_owned()));
+    }
+    OwnerSet::parse(text).map_err(|_| StoreError::BadOwners(name.to_owned()))
+}
+
+/// Removes every value version of `name`; returns the versions removed.
+fn remove_values(tx: &WriteTransaction, name: &str) -> Result<Vec<u64>, StoreError> {
+    let mut values = tx.open_table(VALUES).map_err(db)?;
+    let versions: Vec<u64> = values
+        .range((name, 0)..=(name, u64::MAX))
+        .map_err(db)?
+        .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
+        .collect();
+    for v in &versions {
+        values.remove((name, *v)).map_err(db)?;
+    }
+    Ok(versions)
+}
+
+/// The owners of a secret as log labels (`name+hhhhhhhh`).
+pub fn owner_labels(owners: &OwnerSet) -> Vec<String> {
+    owners.owners().iter().map(key_label).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,43 +631,111 @@ mod tests {
         assert_eq!(format!("{k:?}"), "MasterKey(<redacted>)");
     }
 
+    fn owners() -> OwnerSet {
+        let signer = hermetic_tlog::note::Signer::generate("alice").unwrap();
+        OwnerSet::new(vec![signer.verifier_key()], 1).unwrap()
+    }
+
+    fn change(store: &Store, name: &str, version: u64, c: StoreChange) -> Result<Applied, StoreError> {
+        store
+            .apply_change(name, |_| Ok((version, c, ())), |_, _| Ok(()))
+            .map(|(applied, ())| applied)
+    }
+
+    fn value(store: &Store, name: &str, version: u64, v: &[u8]) -> Applied {
+        change(store, name, version, StoreChange::Value(Zeroizing::new(v.to_vec()))).unwrap()
+    }
+
     #[test]
     fn versions_grow_and_survive_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &key(1)).unwrap();
-        assert_eq!(store.put_secret("a", b"one").unwrap(), 1);
-        assert_eq!(store.rotate_secret("a", b"two").unwrap(), 2);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        let owners = owners();
+        assert_eq!(store.create_secret("a", &owners).unwrap(), 0);
         assert_eq!(
-            store.rotate_secret("b", b"x"),
-            Err(StoreError::NotFound("b".into()))
+            store.create_secret("a", &owners),
+            Err(StoreError::Exists("a".into()))
         );
-        let (v, value) = store.latest_secret("a").unwrap().unwrap();
-        assert_eq!((v, value.as_slice()), (2, &b"two"[..]));
-        assert_eq!(store.delete_secret("a").unwrap(), vec![1, 2]);
+        // Created, no value yet.
         assert_eq!(store.latest_secret("a").unwrap(), None);
+        assert_eq!(value(&store, "a", 1, b"one").value_version, Some(1));
+        assert_eq!(value(&store, "a", 2, b"two").value_version, Some(2));
+        let (v, got) = store.latest_secret("a").unwrap().unwrap();
+        assert_eq!((v, got.as_slice()), (2, &b"two"[..]));
+        let state = store.secret_state("a").unwrap().unwrap();
+        assert_eq!((state.version, state.owners), (2, owners.clone()));
+        // A decision that would not raise the version is never committed.
+        assert!(change(&store, "a", 2, StoreChange::Delete).is_err());
+        // Nor one whose record fails.
+        assert!(store
+            .apply_change(
+                "a",
+                |_| Ok((3, StoreChange::Delete, ())),
+                |_, _| Err(StoreError::Io("log down".into()))
+            )
+            .is_err());
+        assert_eq!(store.secret_state("a").unwrap().unwrap().version, 2);
+
+        let deleted = change(&store, "a", 3, StoreChange::Delete).unwrap();
+        assert_eq!(deleted.deleted_versions, vec![1, 2]);
+        assert_eq!(store.latest_secret("a").unwrap(), None);
+        assert_eq!(store.secret_state("a").unwrap(), None);
         assert!(store.list_secrets().unwrap().is_empty());
-        // Re-created: the version counter does not restart.
-        assert_eq!(store.put_secret("a", b"three").unwrap(), 3);
+        // Re-created: neither the value versions nor the change versions restart.
+        assert_eq!(store.create_secret("a", &owners).unwrap(), 3);
+        assert_eq!(value(&store, "a", 4, b"three").value_version, Some(3));
+        let info = store.secret_info("a").unwrap().unwrap();
+        assert_eq!((info.version, info.versions, info.threshold), (4, vec![3], 1));
+        assert_eq!(info.owners, vec![owners.owners()[0].to_string()]);
+    }
+
+    #[test]
+    fn deployment_id_is_set_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            store.deployment().to_owned()
+        };
+        assert!(id.starts_with("hermetic-") && id.len() == 9 + 32, "{id}");
+        let store = Store::open(dir.path(), &key(1), Some(&id)).unwrap();
+        let public = store.intake_key().unwrap().public_key_bytes();
+        drop(store);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(store.deployment(), id);
+        assert_eq!(store.intake_key().unwrap().public_key_bytes(), public);
+        drop(store);
+        assert!(matches!(
+            Store::open(dir.path(), &key(1), Some("other")),
+            Err(StoreError::DeploymentMismatch { .. })
+        ));
+        let fresh = tempfile::tempdir().unwrap();
+        let store = Store::open(fresh.path(), &key(1), Some("prod-eu-1")).unwrap();
+        assert_eq!(store.deployment(), "prod-eu-1");
+        assert_ne!(store.intake_key().unwrap().public_key_bytes(), public);
+        drop(store);
+        assert!(matches!(
+            Store::open(tempfile::tempdir().unwrap().path(), &key(1), Some("bad id")),
+            Err(StoreError::BadDeployment { .. })
+        ));
     }
 
     #[test]
     fn values_are_encrypted_and_bound_to_the_master_key() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), &key(1)).unwrap();
-            store
-                .put_secret("a", b"plaintext-marker-0123456789")
-                .unwrap();
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            store.create_secret("a", &owners()).unwrap();
+            value(&store, "a", 1, b"plaintext-marker-0123456789");
         }
         let raw = std::fs::read(dir.path().join(STORE_FILE)).unwrap();
         assert!(!raw
             .windows(b"plaintext-marker".len())
             .any(|w| w == b"plaintext-marker"));
         assert!(matches!(
-            Store::open(dir.path(), &key(2)),
+            Store::open(dir.path(), &key(2), None),
             Err(StoreError::MasterKey(_))
         ));
-        let store = Store::open(dir.path(), &key(1)).unwrap();
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
         assert_eq!(store.latest_secret("a").unwrap().unwrap().0, 1);
     }
 }

@@ -1,0 +1,386 @@
+//! Creating secrets and applying owner-approved changes: the glue between the
+//! pure K-of-N check (`hermetic-approval`), the store and the audit log.
+//!
+//! A submitted change is checked inside the store's write transaction (so two
+//! submissions never both pass against one version), its `change_applied`
+//! record is appended and synced before the transaction commits, and every
+//! refusal is answered with its reason and logged as `change_refused`.
+
+use aws_lc_rs::digest::{digest, SHA256};
+use axum::http::StatusCode;
+use hermetic_approval::{
+    approver_labels, check, key_label, statement_of, Action, Content, OwnerSet, Reason, Refusal,
+    Statement, StatementFile,
+};
+use hermetic_envelope::{open_value, IntakeContext, SealedValue};
+use serde::{Deserialize, Serialize};
+
+use super::refusal::ApiRefusal;
+use super::state::AppState;
+use crate::log::{ChangeRecord, Entry, SecretRef, Who};
+use crate::store::{Applied, StoreChange, StoreError};
+
+/// Body of `POST /admin/v1/secrets/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSecret {
+    /// Signed-note verifier keys of the owners.
+    pub owners: Vec<String>,
+    /// How many distinct owners must sign each change.
+    pub threshold: u32,
+}
+
+/// Answer to a create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    pub name: String,
+    pub version: u64,
+    pub owners: Vec<String>,
+    pub threshold: u32,
+}
+
+/// Answer to an applied change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeApplied {
+    pub name: String,
+    pub action: String,
+    /// The secret's change version now.
+    pub version: u64,
+    /// For a value change: the new value version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_version: Option<u64>,
+    /// For a delete: the value versions removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_versions: Vec<u64>,
+    /// `name+hhhhhhhh` of each approving owner.
+    pub approvers: Vec<String>,
+    /// SHA-256 of the submitted note, as logged.
+    pub statement_sha256: String,
+}
+
+/// `GET /admin/v1/deployment`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentInfo {
+    /// Every change statement must name it.
+    pub deployment: String,
+    /// The X25519 key that values are sealed to (`change propose value`),
+    /// standard base64.
+    pub intake_public_key: String,
+}
+
+/// Why a change was not applied.
+#[derive(Debug)]
+enum NotApplied {
+    Refused(Refusal),
+    /// The sealed value does not open with this deployment's intake key for
+    /// this secret (sealed for another verifier or another secret).
+    SealedValue,
+    Store(StoreError),
+    /// The change record could not be written, so nothing was committed.
+    Log(ApiRefusal),
+}
+
+impl From<StoreError> for NotApplied {
+    fn from(e: StoreError) -> Self {
+        NotApplied::Store(e)
+    }
+}
+
+impl From<Refusal> for NotApplied {
+    fn from(r: Refusal) -> Self {
+        NotApplied::Refused(r)
+    }
+}
+
+fn approval_refusal(refusal: &Refusal) -> ApiRefusal {
+    let reason = refusal.reason();
+    let status = match reason {
+        Reason::MalformedStatement
+        | Reason::InvalidPolicy
+        | Reason::InvalidOwnerSet
+        | Reason::InvalidContent => StatusCode::BAD_REQUEST,
+        _ => StatusCode::FORBIDDEN,
+    };
+    ApiRefusal::new(status, reason.as_str(), refusal.to_string())
+}
+
+pub(super) fn store_refusal(e: &StoreError) -> ApiRefusal {
+    match e {
+        StoreError::NotFound(name) => ApiRefusal::new(
+            StatusCode::NOT_FOUND,
+            "unknown_secret",
+            format!("no secret named {name:?}"),
+        ),
+        StoreError::Exists(name) => ApiRefusal::new(
+            StatusCode::CONFLICT,
+            "secret_exists",
+            format!("a secret named {name:?} exists; its owners change it"),
+        ),
+        StoreError::NoOwners(_) => ApiRefusal::forbidden("no_owners", e.to_string()),
+        other => {
+            eprintln!("hermetic-verifier: level=error event=store_failed error={other}");
+            ApiRefusal::internal("store_error", "the store could not complete the request")
+        }
+    }
+}
+
+impl NotApplied {
+    fn refusal(&self) -> ApiRefusal {
+        match self {
+            NotApplied::Refused(r) => approval_refusal(r),
+            NotApplied::SealedValue => ApiRefusal::forbidden(
+                "sealed_value_unreadable",
+                "the sealed value does not open with this deployment's intake key for this secret",
+            ),
+            NotApplied::Store(e) => store_refusal(e),
+            NotApplied::Log(r) => r.clone(),
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(digest(&SHA256, bytes))
+}
+
+impl AppState {
+    /// `GET /admin/v1/deployment`.
+    pub fn deployment_info(&self) -> DeploymentInfo {
+        use base64::Engine as _;
+        DeploymentInfo {
+            deployment: self.store.deployment().to_owned(),
+            intake_public_key: base64::engine::general_purpose::STANDARD
+                .encode(self.intake.public_key_bytes()),
+        }
+    }
+
+    /// Creates `name` with its owner set. The admin token can do this and
+    /// nothing more: every later change needs the owners.
+    pub fn create_secret(
+        &self,
+        name: &str,
+        request: &CreateSecret,
+        admin: &str,
+    ) -> Result<Created, ApiRefusal> {
+        let owners = OwnerSet::from_strings(&request.owners, request.threshold)
+            .map_err(|e| approval_refusal(&Refusal::OwnerSet(e)))?;
+        let version = self
+            .store
+            .create_secret(name, &owners)
+            .map_err(|e| store_refusal(&e))?;
+        let owner_keys: Vec<String> = owners.owners().iter().map(ToString::to_string).collect();
+        self.audit(Entry {
+            action: "secret_create".into(),
+            verdict: "done".into(),
+            reason: None,
+            secrets: vec![SecretRef {
+                name: name.to_owned(),
+                version: None,
+            }],
+            who: admin_who(admin),
+            change: Some(ChangeRecord {
+                version: Some(version),
+                owners: owner_keys.clone(),
+                threshold: Some(owners.threshold()),
+                ..ChangeRecord::default()
+            }),
+            ..Entry::default()
+        })?;
+        eprintln!(
+            "hermetic-verifier: level=info event=secret_create name={name} owners={} threshold={}",
+            owners
+                .owners()
+                .iter()
+                .map(key_label)
+                .collect::<Vec<_>>()
+                .join(","),
+            owners.threshold()
+        );
+        Ok(Created {
+            name: name.to_owned(),
+            version,
+            owners: owner_keys,
+            threshold: owners.threshold(),
+        })
+    }
+
+    /// `POST /admin/v1/changes`: checks the statement file in `body` against
+    /// the secret's owners and applies it, or refuses with a reason. Both
+    /// outcomes are logged.
+    pub fn submit_change(&self, body: &[u8], admin: &str) -> Result<ChangeApplied, ApiRefusal> {
+        let file = StatementFile::from_json(body);
+        // What is logged as the statement's hash: the note when the file
+        // parses, else the whole body (bounded either way).
+        let statement_sha256 = match &file {
+            Ok(f) => sha256_hex(f.statement.as_bytes()),
+            Err(_) => sha256_hex(body),
+        };
+        let mut parsed: Option<Statement> = None;
+        let result = file
+            .map_err(NotApplied::from)
+            .and_then(|file| {
+                let statement = statement_of(file.statement.as_bytes())?;
+                parsed = Some(statement.clone());
+                self.apply(&file, &statement, &statement_sha256, admin)
+            });
+        match result {
+            Ok(applied) => Ok(applied),
+            Err(not_applied) => {
+                let refusal = not_applied.refusal();
+                if !matches!(not_applied, NotApplied::Log(_)) {
+                    self.log_refused(&refusal, parsed.as_ref(), &statement_sha256, admin);
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    fn apply(
+        &self,
+        file: &StatementFile,
+        statement: &Statement,
+        statement_sha256: &str,
+        admin: &str,
+    ) -> Result<ChangeApplied, NotApplied> {
+        let deployment = self.store.deployment();
+        if statement.deployment != deployment {
+            // Before looking the secret up: a statement for another verifier
+            // says so, whatever secrets exist here.
+            return Err(Refusal::WrongDeployment {
+                statement: statement.deployment.clone(),
+                expected: deployment.to_owned(),
+            }
+            .into());
+        }
+        let content = file.content_bytes(statement.action)?;
+        let name = statement.secret.as_str();
+        let (applied, ok) = self.store.apply_change(
+            name,
+            |state| {
+                let ok = check(
+                    file.statement.as_bytes(),
+                    &content,
+                    deployment,
+                    name,
+                    &state.owners,
+                    state.version,
+                )?;
+                let change = match &ok.content {
+                    Content::Policy { policy, .. } => StoreChange::Policy(policy.clone()),
+                    Content::Value { sealed } => {
+                        let sealed =
+                            SealedValue::from_bytes(sealed).map_err(|_| NotApplied::SealedValue)?;
+                        let value =
+                            open_value(&self.intake, &sealed, &IntakeContext::new(deployment, name))
+                                .map_err(|_| NotApplied::SealedValue)?;
+                        StoreChange::Value(value)
+                    }
+                    Content::Owners(set) => StoreChange::Owners(set.clone()),
+                    Content::Delete => StoreChange::Delete,
+                };
+                Ok((ok.statement.version, change, ok))
+            },
+            |ok, applied| {
+                self.audit(applied_entry(ok, applied, statement_sha256, admin))
+                    .map(|_| ())
+                    .map_err(NotApplied::Log)
+            },
+        )?;
+        let approvers = approver_labels(&ok.approvers);
+        eprintln!(
+            "hermetic-verifier: level=info event=change_applied name={name} action={} version={} approvers={}",
+            ok.statement.action,
+            applied.version,
+            approvers.join(",")
+        );
+        Ok(ChangeApplied {
+            name: name.to_owned(),
+            action: ok.statement.action.to_string(),
+            version: applied.version,
+            value_version: applied.value_version,
+            deleted_versions: applied.deleted_versions,
+            approvers,
+            statement_sha256: statement_sha256.to_owned(),
+        })
+    }
+
+    fn log_refused(
+        &self,
+        refusal: &ApiRefusal,
+        statement: Option<&Statement>,
+        statement_sha256: &str,
+        admin: &str,
+    ) {
+        // Names come only from a statement that parsed (a validated name);
+        // everything else in the record has a fixed size.
+        let entry = Entry {
+            action: "change_refused".into(),
+            verdict: "refused".into(),
+            reason: Some(refusal.reason.into()),
+            secrets: statement
+                .map(|s| SecretRef {
+                    name: s.secret.clone(),
+                    version: None,
+                })
+                .into_iter()
+                .collect(),
+            who: admin_who(admin),
+            change: Some(ChangeRecord {
+                action: statement.map(|s| s.action.to_string()),
+                version: statement.map(|s| s.version),
+                statement_sha256: Some(statement_sha256.to_owned()),
+                ..ChangeRecord::default()
+            }),
+            ..Entry::default()
+        };
+        // A refusal is answered even if it cannot be logged.
+        let _ = self.audit(entry);
+    }
+}
+
+fn admin_who(admin: &str) -> Who {
+    Who {
+        admin: Some(admin.to_owned()),
+        ..Who::default()
+    }
+}
+
+fn applied_entry(
+    ok: &hermetic_approval::Approved,
+    applied: &Applied,
+    statement_sha256: &str,
+    admin: &str,
+) -> Entry {
+    let statement = &ok.statement;
+    let mut change = ChangeRecord {
+        action: Some(statement.action.to_string()),
+        version: Some(statement.version),
+        statement_sha256: Some(statement_sha256.to_owned()),
+        content_sha256: Some(hex::encode(statement.content_sha256)),
+        approvers: approver_labels(&ok.approvers),
+        ..ChangeRecord::default()
+    };
+    match &ok.content {
+        Content::Policy { toml, .. } => change.policy = Some(toml.clone()),
+        Content::Owners(set) => {
+            change.owners = set.owners().iter().map(ToString::to_string).collect();
+            change.threshold = Some(set.threshold());
+        }
+        Content::Value { .. } | Content::Delete => {}
+    }
+    let version = match statement.action {
+        Action::Value => applied.value_version,
+        _ => None,
+    };
+    Entry {
+        action: "change_applied".into(),
+        verdict: "done".into(),
+        reason: None,
+        secrets: vec![SecretRef {
+            name: statement.secret.clone(),
+            version,
+        }],
+        who: admin_who(admin),
+        change: Some(change),
+        ..Entry::default()
+    }
+}
