@@ -139,6 +139,16 @@ pub fn check(
             NoteError::BadSignature { name, key_id } => Refusal::BadSignature {
                 owner: format!("{name}+{key_id:08x}"),
             },
+            // Signed, but by no owner: name the first signer.
+            NoteError::NoKnownSignature => match note::parse(note_bytes) {
+                Ok(parsed) if !parsed.signatures.is_empty() => Refusal::UnknownOwner {
+                    signer: format!(
+                        "{}+{:08x}",
+                        parsed.signatures[0].name, parsed.signatures[0].key_id
+                    ),
+                },
+                _ => Refusal::MalformedNote(NoteError::NoKnownSignature),
+            },
             other => Refusal::MalformedNote(other),
         })?;
         if let Some(sig) = opened.unverified.first() {

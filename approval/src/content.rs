@@ -13,10 +13,15 @@ const SEALED_OVERHEAD: usize = 32 + 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     /// The new policy, and its TOML exactly as the owners signed it (for the log).
-    Policy { policy: SecretPolicy, toml: String },
+    Policy {
+        policy: SecretPolicy,
+        toml: String,
+    },
     /// `enc || ciphertext` of the value sealed to the verifier's intake key; only the
     /// verifier opens it.
-    Value { sealed: Vec<u8> },
+    Value {
+        sealed: Vec<u8>,
+    },
     Owners(OwnerSet),
     Delete,
 }

@@ -62,8 +62,9 @@ impl StatementFile {
         if bytes.len() > MAX_FILE_LEN {
             return Err(Refusal::MalformedFile("the statement file is too large"));
         }
-        serde_json::from_slice(bytes)
-            .map_err(|_| Refusal::MalformedFile("not a statement file (JSON: statement, content, sealed_value)"))
+        serde_json::from_slice(bytes).map_err(|_| {
+            Refusal::MalformedFile("not a statement file (JSON: statement, content, sealed_value)")
+        })
     }
 
     pub fn to_json(&self) -> String {

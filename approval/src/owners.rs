@@ -23,7 +23,9 @@ pub struct OwnerSet {
 pub enum OwnerSetError {
     #[error("an owner set has 1 to {MAX_OWNERS} owners, not {0}")]
     Count(usize),
-    #[error("the threshold must be between 1 and the number of owners ({owners}), not {threshold}")]
+    #[error(
+        "the threshold must be between 1 and the number of owners ({owners}), not {threshold}"
+    )]
     Threshold { threshold: u64, owners: usize },
     #[error("{0} is listed twice (the same public key counts as one owner, whatever its name)")]
     Duplicate(String),
@@ -115,7 +117,9 @@ impl OwnerSet {
         let (last, keys) = lines.split_last().expect("split yields one item at least");
         let threshold = last
             .strip_prefix("threshold ")
-            .filter(|n| !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|n| {
+                !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+            })
             .and_then(|n| n.parse::<u32>().ok())
             .ok_or(not_canonical(lines.len(), "the last line is `threshold K`"))?;
         let mut owners = Vec::with_capacity(keys.len());

@@ -42,7 +42,12 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 4] = [Action::Policy, Action::Value, Action::Owners, Action::Delete];
+    pub const ALL: [Action; 4] = [
+        Action::Policy,
+        Action::Value,
+        Action::Owners,
+        Action::Delete,
+    ];
 
     /// The word used in the statement.
     pub fn as_str(self) -> &'static str {
@@ -64,10 +69,7 @@ impl fmt::Display for Action {
 impl FromStr for Action {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or(())
+        Action::ALL.into_iter().find(|a| a.as_str() == s).ok_or(())
     }
 }
 
@@ -75,9 +77,8 @@ impl FromStr for Action {
 /// secret name (`A-Z a-z 0-9 - _ .`, 1 to 128), so it can sit in a statement line, a URL
 /// and a log field without quoting.
 pub fn check_deployment_id(id: &str) -> Result<(), &'static str> {
-    check_secret_name(id).map_err(|_| {
-        "a deployment id is 1 to 128 characters of A-Z, a-z, 0-9, '-', '_' and '.'"
-    })
+    check_secret_name(id)
+        .map_err(|_| "a deployment id is 1 to 128 characters of A-Z, a-z, 0-9, '-', '_' and '.'")
 }
 
 /// SHA-256 of a statement's content (the bytes submitted beside the note).
@@ -177,15 +178,16 @@ impl Statement {
                 .ok_or(malformed(i + 1, "unexpected key or missing value"))
         };
         let deployment = field(1, "deployment")?;
-        check_deployment_id(deployment)
-            .map_err(|_| malformed(2, "invalid deployment id"))?;
+        check_deployment_id(deployment).map_err(|_| malformed(2, "invalid deployment id"))?;
         let secret = field(2, "secret")?;
         check_secret_name(secret).map_err(|_| malformed(3, "invalid secret name"))?;
         let action = field(3, "action")?
             .parse::<Action>()
             .map_err(|_| malformed(4, "the action is one of policy, value, owners, delete"))?;
-        let version = parse_decimal(field(4, "version")?)
-            .ok_or(malformed(5, "the version is a decimal number without leading zeros"))?;
+        let version = parse_decimal(field(4, "version")?).ok_or(malformed(
+            5,
+            "the version is a decimal number without leading zeros",
+        ))?;
         let hash = field(5, "content-sha256")?;
         let mut content_sha256 = [0u8; 32];
         if hash.len() != 64
@@ -209,7 +211,13 @@ mod tests {
     use super::*;
 
     fn sample() -> Statement {
-        Statement::new("hermetic-0123", "db-password", Action::Policy, 7, b"content")
+        Statement::new(
+            "hermetic-0123",
+            "db-password",
+            Action::Policy,
+            7,
+            b"content",
+        )
     }
 
     #[test]
@@ -244,11 +252,11 @@ mod tests {
         let good = sample().to_text();
         let hash = hex::encode(content_sha256(b"content"));
         let bad: Vec<String> = vec![
-            good.trim_end().to_owned(),                         // no final newline
-            format!("{good}\n"),                                // extra blank line
-            format!("{good}extra line\n"),                      // extra line
+            good.trim_end().to_owned(),    // no final newline
+            format!("{good}\n"),           // extra blank line
+            format!("{good}extra line\n"), // extra line
             good.replace("hermetic-change/v1", "hermetic-change/v2"),
-            good.replace("deployment ", "deployment  "),        // double space
+            good.replace("deployment ", "deployment  "), // double space
             good.replace("secret db-password", "secret db password"),
             good.replace("secret db-password", "secret db/password"),
             good.replace("secret db-password", "secret "),
@@ -261,11 +269,14 @@ mod tests {
             good.replace(&hash, &hash.to_uppercase()),
             good.replace(&hash, &hash[..63]),
             good.replace('\n', "\r\n"),
-            good.replace("version 7\n", "version 7 \n"),       // trailing space
+            good.replace("version 7\n", "version 7 \n"), // trailing space
             {
                 // lines swapped
                 let l: Vec<&str> = good.lines().collect();
-                format!("{}\n{}\n{}\n{}\n{}\n{}\n", l[0], l[2], l[1], l[3], l[4], l[5])
+                format!(
+                    "{}\n{}\n{}\n{}\n{}\n{}\n",
+                    l[0], l[2], l[1], l[3], l[4], l[5]
+                )
             },
             format!("{good}{}", "x".repeat(MAX_STATEMENT_LEN)),
             String::new(),
