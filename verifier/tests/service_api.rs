@@ -2,6 +2,8 @@
 //! every refusal by reason, admin authentication, write-only secrets,
 //! restart, limits. Tests that serve a simulated enclave trust its test
 //! root, so they need the `test-roots` feature; the rest run in both builds.
+//! Secrets are created with one owner and changed by that owner's signed
+//! statements (the K-of-N cases are in owners.rs).
 #![cfg_attr(not(feature = "test-roots"), allow(dead_code, unused_imports))]
 
 mod common;
@@ -17,7 +19,7 @@ use common::{
 use hermetic_envelope::wire::ReleaseResponse;
 use hermetic_envelope::{open, ReleaseContext, SealedSecret};
 use hermetic_verifier::clock::{ManualClock, SystemClock};
-use hermetic_verifier::service::{ADMIN_ROUTES, PUBLIC_ROUTES};
+use hermetic_verifier::service::{ADMIN_ROUTES, PUBLIC_ROUTES, RETIRED_ADMIN_ROUTES};
 use hyper::Method;
 
 #[cfg(feature = "test-roots")]
@@ -28,19 +30,12 @@ async fn seeded(
 ) -> Service {
     let root = enclave.write_root(dir);
     let svc = Service::start(config(dir, Some(root)), clock).await;
-    let written = svc
-        .admin
-        .put_secret(SECRET_NAME, SECRET_VALUE)
-        .await
-        .unwrap();
-    assert_eq!(written.version, 1);
-    svc.admin
-        .put_policy(
-            SECRET_NAME,
-            &policy_toml(SECRET_NAME, &good_pcrs(), "max_age_secs = 120"),
-        )
-        .await
-        .unwrap();
+    svc.seed(
+        SECRET_NAME,
+        Some(policy_toml(SECRET_NAME, &good_pcrs(), "max_age_secs = 120")),
+        SECRET_VALUE,
+    )
+    .await;
     svc
 }
 
@@ -77,13 +72,10 @@ async fn releases_to_a_simulated_enclave_that_matches_the_policy() {
     );
     assert!(!String::from_utf8_lossy(&body).contains(std::str::from_utf8(SECRET_VALUE).unwrap()));
 
-    // Rotation: the next release carries version 2 and the new value.
-    let w = svc
-        .admin
-        .rotate_secret(SECRET_NAME, b"rotated value")
-        .await
-        .unwrap();
-    assert_eq!(w.version, 2);
+    // A new value (approved by the owner): the next release carries
+    // version 2 and the new value.
+    let w = svc.put_value(SECRET_NAME, b"rotated value").await;
+    assert_eq!(w.value_version, Some(2));
     let nonce = svc.challenge().await;
     let (status, body) = svc.release(&enclave.document(&nonce), &[SECRET_NAME]).await;
     assert_eq!(status, 200);
@@ -105,19 +97,19 @@ async fn releases_to_a_simulated_enclave_that_matches_the_policy() {
     assert!(metrics.contains("hermetic_refusals_total{reason=\"nonce_replayed\"} 1"));
     assert!(metrics.contains("hermetic_release_duration_seconds_count 3"));
 
-    // The audit log holds the start, the edits and both releases, intact.
+    // The audit log holds the start, the changes and both releases, intact.
     // The replay consumed no nonce: it is only counted, and the count is
     // recorded in a `refusal_summary` on stop.
     let data = dir.path().join("data");
     let intact = hermetic_verifier::log::verify(&data).unwrap().unwrap();
-    assert_eq!(intact.records, 6); // start, put, policy, release, rotate, release
+    assert_eq!(intact.records, 7); // start, create, policy, value, release, value, release
     let log = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
     assert!(log.contains("\"verdict\":\"granted\""));
     assert!(!log.contains("nonce_replayed"));
     assert!(!log.contains("correct horse"), "values never reach the log");
     svc.running.stop().await;
     let intact = hermetic_verifier::log::verify(&data).unwrap().unwrap();
-    assert_eq!(intact.records, 7);
+    assert_eq!(intact.records, 8);
     let last: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(data.join("audit.jsonl"))
             .unwrap()
@@ -179,7 +171,7 @@ async fn refuses_every_policy_failure_with_its_reason() {
     );
 
     // A secret with no policy is refused (fail closed).
-    svc.admin.put_secret("orphan", b"x").await.unwrap();
+    svc.seed("orphan", None, b"x").await;
     let n = svc.challenge().await;
     expect(
         svc.release(&enclave.document(&n), &["orphan"]).await,
@@ -241,14 +233,12 @@ async fn aws_only_service_refuses_a_simulated_document() {
     let dir = tempfile::tempdir().unwrap();
     let enclave = Enclave::new();
     let svc = Service::start(config(dir.path(), None), Arc::new(SystemClock)).await;
-    svc.admin
-        .put_secret(SECRET_NAME, SECRET_VALUE)
-        .await
-        .unwrap();
-    svc.admin
-        .put_policy(SECRET_NAME, &policy_toml(SECRET_NAME, &good_pcrs(), ""))
-        .await
-        .unwrap();
+    svc.seed(
+        SECRET_NAME,
+        Some(policy_toml(SECRET_NAME, &good_pcrs(), "")),
+        SECRET_VALUE,
+    )
+    .await;
     let n = svc.challenge().await;
     let (status, body) = svc.release(&enclave.document(&n), &[SECRET_NAME]).await;
     assert_eq!((status, reason(&body).as_str()), (403, "untrusted_root"));
@@ -264,7 +254,7 @@ async fn admin_routes_need_a_valid_token() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Service::start(config(dir.path(), None), Arc::new(SystemClock)).await;
     let mut checked = 0;
-    for (method, path) in ADMIN_ROUTES {
+    for (method, path) in ADMIN_ROUTES.iter().chain(RETIRED_ADMIN_ROUTES) {
         if *path == "/healthz" {
             continue;
         }
@@ -288,11 +278,15 @@ async fn admin_routes_need_a_valid_token() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 3 * (ADMIN_ROUTES.len() - 1));
+    assert_eq!(
+        checked,
+        3 * (ADMIN_ROUTES.len() - 1 + RETIRED_ADMIN_ROUTES.len())
+    );
     // Nothing was written.
     assert!(svc.admin.list_secrets().await.unwrap().is_empty());
     // The right token works, and the file holding it is private.
-    assert!(svc.admin.put_secret("x", b"v").await.is_ok());
+    let owner = svc.owner.verifier_key().to_string();
+    assert!(svc.admin.create_secret("x", &[owner], 1).await.is_ok());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -330,21 +324,33 @@ async fn no_route_returns_a_secret_value() {
     let auth = format!("Bearer {}", svc.token);
 
     let mut walked = Vec::new();
-    // DELETE routes last, so the secret exists while everything else is read.
     let mut routes: Vec<_> = ADMIN_ROUTES.iter().map(|r| (true, *r)).collect();
     routes.extend(PUBLIC_ROUTES.iter().map(|r| (false, *r)));
-    routes.sort_by_key(|(_, (m, _))| *m == "DELETE");
     for (is_admin, (method, path)) in routes {
+        // POST /admin/v1/secrets/{name} creates: a new name.
+        let concrete_path = if (method, path) == ("POST", "/admin/v1/secrets/{name}") {
+            path.replace("{name}", "walk-new")
+        } else {
+            concrete(path)
+        };
         let url = if is_admin {
-            svc.admin_url(&concrete(path))
+            svc.admin_url(&concrete_path)
         } else {
             svc.public_url(path)
         };
         let body = match (method, path) {
-            ("PUT", p) if p.contains("policies") => {
-                policy_toml(SECRET_NAME, &good_pcrs(), "").into_bytes()
+            ("POST", "/admin/v1/secrets/{name}") => serde_json::to_vec(&serde_json::json!({
+                "owners": [svc.owner.verifier_key().to_string()],
+                "threshold": 1,
+            }))
+            .unwrap(),
+            // A real, signed value change carrying the second value (sealed).
+            ("POST", "/admin/v1/changes") => {
+                let file =
+                    common::propose(&svc.admin, &common::value_change(SECRET_NAME, &other_value))
+                        .await;
+                common::sign_by(&file, &[&svc.owner]).to_json().into_bytes()
             }
-            ("PUT", _) | ("POST", "/admin/v1/secrets/{name}/rotate") => other_value.clone(),
             ("POST", "/v1/release") => {
                 let n = svc.challenge().await;
                 let req = hermetic_envelope::wire::ReleaseRequest::new(
@@ -373,6 +379,28 @@ async fn no_route_returns_a_secret_value() {
             );
         }
         walked.push((method, path));
+    }
+    // The retired write routes refuse with a reason, and return nothing.
+    for (method, path) in RETIRED_ADMIN_ROUTES {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, response) = svc
+            .http
+            .send(
+                m,
+                &svc.admin_url(&concrete(path)),
+                &[("authorization", &auth)],
+                other_value.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (status.as_u16(), reason(&response).as_str()),
+            (403, "owner_approval_required"),
+            "{method} {path}"
+        );
+        for needle in &forbidden {
+            assert!(!contains(&response, needle), "{method} {path}");
+        }
     }
     assert_eq!(walked.len(), ADMIN_ROUTES.len() + PUBLIC_ROUTES.len());
     // Anything else is a 404/405 refusal, not a value.
@@ -403,16 +431,19 @@ async fn the_store_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let enclave = Enclave::new();
     let svc = seeded(&enclave, dir.path(), Arc::new(SystemClock)).await;
-    svc.admin
-        .rotate_secret(SECRET_NAME, b"v2 value")
-        .await
-        .unwrap();
+    svc.put_value(SECRET_NAME, b"v2 value").await;
+    let deployment = svc.admin.deployment().await.unwrap();
     let token = svc.token.clone();
     svc.running.stop().await;
 
     let root = dir.path().join("test-root.pem");
     let svc = Service::start(config(dir.path(), Some(root)), Arc::new(SystemClock)).await;
     assert_eq!(svc.token, token, "no new token once one exists");
+    assert_eq!(
+        svc.admin.deployment().await.unwrap(),
+        deployment,
+        "the deployment id and intake key survive"
+    );
     let list = svc.admin.list_secrets().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(
@@ -420,19 +451,20 @@ async fn the_store_survives_a_restart() {
         (2, vec![1, 2])
     );
     assert!(list[0].has_policy);
+    assert_eq!(list[0].version, 3, "create 0, policy 1, value 2, value 3");
     let n = svc.challenge().await;
     let (status, body) = svc.release(&enclave.document(&n), &[SECRET_NAME]).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(open_released(&enclave, &body, &n)[0].2, b"v2 value");
     svc.running.stop().await;
-    // start, put, policy, rotate; start, release. Both starts trusted the
-    // test root, and the release ended in it: each is flagged.
+    // start, create, policy, value, value; start, release. Both starts
+    // trusted the test root, and the release ended in it: each is flagged.
     let intact = hermetic_verifier::log::verify(&dir.path().join("data"))
         .unwrap()
         .unwrap();
-    assert_eq!(intact.records, 6);
-    assert_eq!(intact.non_aws_root_starts, vec![1, 5]);
-    assert_eq!(intact.non_aws_root_releases, vec![6]);
+    assert_eq!(intact.records, 7);
+    assert_eq!(intact.non_aws_root_starts, vec![1, 6]);
+    assert_eq!(intact.non_aws_root_releases, vec![7]);
     assert!(intact.unknown_root_releases.is_empty());
 }
 
@@ -537,39 +569,4 @@ async fn challenge_is_fresh_and_expires_after_the_ttl() {
         );
     }
     svc.running.stop().await;
-}
-
-#[cfg(feature = "test-roots")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_policy_file_given_at_start_is_enforced_and_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let enclave = Enclave::new();
-    let root = enclave.write_root(dir.path());
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_toml(SECRET_NAME, &good_pcrs(), "")).unwrap();
-    let mut cfg = config(dir.path(), Some(root.clone()));
-    cfg.policy_file = Some(policy.clone());
-    let svc = Service::start(cfg, Arc::new(SystemClock)).await;
-    svc.admin
-        .put_secret(SECRET_NAME, SECRET_VALUE)
-        .await
-        .unwrap();
-    let n = svc.challenge().await;
-    let (status, body) = svc.release(&enclave.document(&n), &[SECRET_NAME]).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    svc.running.stop().await;
-
-    // A policy that would match any enclave stops the service from starting.
-    std::fs::write(
-        &policy,
-        format!("[secrets.{SECRET_NAME}]\nallow_debug = true\n"),
-    )
-    .unwrap();
-    let mut cfg = config(dir.path(), Some(root));
-    cfg.policy_file = Some(policy);
-    let err = hermetic_verifier::service::start(cfg, Arc::new(SystemClock))
-        .await
-        .err()
-        .expect("an invalid policy file must be refused");
-    assert!(err.to_string().contains("no [[measurements]] set"), "{err}");
 }

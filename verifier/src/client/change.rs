@@ -14,14 +14,22 @@ use hermetic_tlog::note::{self, NoteError};
 /// What a statement will change.
 pub enum Proposal {
     /// `toml` is a policy file holding `[secrets.NAME]` (other stanzas are ignored).
-    Policy { name: String, toml: String },
+    Policy {
+        name: String,
+        toml: String,
+    },
     /// The value is sealed to the intake key here and never written anywhere.
     Value {
         name: String,
         value: Zeroizing<Vec<u8>>,
     },
-    Owners { name: String, owners: OwnerSet },
-    Delete { name: String },
+    Owners {
+        name: String,
+        owners: OwnerSet,
+    },
+    Delete {
+        name: String,
+    },
 }
 
 impl Proposal {
@@ -114,8 +122,11 @@ pub fn propose(
 pub enum SignError {
     /// The file is not a well-formed statement whose content matches it;
     /// an owner should not sign it.
-    #[error("{}: {0}", .0.reason())]
-    Refused(#[from] Refusal),
+    #[error("{}: {refusal}", refusal.reason())]
+    Refused {
+        #[from]
+        refusal: Refusal,
+    },
     #[error("signing: {0}")]
     Note(#[from] NoteError),
 }
@@ -123,7 +134,10 @@ pub enum SignError {
 /// Checks that the file is a statement whose content is what it names and
 /// is valid for its action, then adds `signer`'s signature (a key that
 /// already signed is not added twice). No network.
-pub fn sign(file: &StatementFile, signer: &Signer) -> Result<(StatementFile, Statement), SignError> {
+pub fn sign(
+    file: &StatementFile,
+    signer: &Signer,
+) -> Result<(StatementFile, Statement), SignError> {
     let statement = statement_of(file.statement.as_bytes())?;
     let content = file.content_bytes(statement.action)?;
     let actual = hermetic_approval::content_sha256(&content);
@@ -158,8 +172,12 @@ pub fn describe(file: &StatementFile, statement: &Statement) -> String {
             out.push_str("--- content ---\n");
             out.push_str(file.content.as_deref().unwrap_or(""));
         }
-        Action::Value => out.push_str("--- content: a value sealed to the deployment's intake key ---\n"),
-        Action::Delete => out.push_str("--- deletes every value version, the policy and the owners ---\n"),
+        Action::Value => {
+            out.push_str("--- content: a value sealed to the deployment's intake key ---\n")
+        }
+        Action::Delete => {
+            out.push_str("--- deletes every value version, the policy and the owners ---\n")
+        }
     }
     out
 }

@@ -120,7 +120,8 @@ pub fn owner(cmd: OwnerCommand) -> ExitCode {
 
 fn keygen(out: &Path, name: &str) -> Outcome {
     let signer = Signer::generate(name).map_err(|e| refused(format!("--name {name:?}: {e}")))?;
-    change::write_private_key(out, &signer).map_err(|e| io(format!("--out {}: {e}", out.display())))?;
+    change::write_private_key(out, &signer)
+        .map_err(|e| io(format!("--out {}: {e}", out.display())))?;
     println!("{}", signer.verifier_key());
     Ok(())
 }
@@ -129,8 +130,12 @@ fn load_signer(path: &Path) -> Result<Signer, Failure> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| io(format!("--key {}: {e}", path.display())))?,
     );
-    Signer::from_private_key(text.trim())
-        .map_err(|e| refused(format!("--key {}: not an owner private key ({e})", path.display())))
+    Signer::from_private_key(text.trim()).map_err(|e| {
+        refused(format!(
+            "--key {}: not an owner private key ({e})",
+            path.display()
+        ))
+    })
 }
 
 // ---------------------------------------------------------------- secret
@@ -300,9 +305,10 @@ pub enum PolicyCommand {
 }
 
 fn read_policy_file(file: &Path) -> Result<(String, PolicyFile), Failure> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| io(format!("--file {}: {e}", file.display())))?;
-    let parsed = PolicyFile::parse(&text).map_err(|e| refused(format!("{}: {e}", file.display())))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| io(format!("--file {}: {e}", file.display())))?;
+    let parsed =
+        PolicyFile::parse(&text).map_err(|e| refused(format!("{}: {e}", file.display())))?;
     Ok((text, parsed))
 }
 
@@ -497,7 +503,13 @@ async fn propose(what: ProposeCommand) -> Outcome {
             token_file: token_file.clone(),
         };
         let client = admin.client()?;
-        build(&client, &proposal, common.deployment.as_deref(), common.version).await?
+        build(
+            &client,
+            &proposal,
+            common.deployment.as_deref(),
+            common.version,
+        )
+        .await?
     } else {
         let deployment = common.deployment.as_deref().unwrap_or_default();
         let version = common.version.unwrap_or_default();
@@ -506,8 +518,8 @@ async fn propose(what: ProposeCommand) -> Outcome {
     };
     change::write_atomic(&common.out, file.to_json().as_bytes())
         .map_err(|e| io(format!("--out {}: {e}", common.out.display())))?;
-    let statement = hermetic_approval::statement_of(file.statement.as_bytes())
-        .map_err(|e| refused(e))?;
+    let statement =
+        hermetic_approval::statement_of(file.statement.as_bytes()).map_err(|e| refused(e))?;
     println!(
         "{}: {} {} version {} for deployment {}; sign it with `hermetic-verifier change sign {} --key KEY`",
         common.out.display(),

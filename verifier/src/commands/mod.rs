@@ -297,4 +297,3 @@ pub fn log(cmd: LogCommand) -> ExitCode {
         },
     }
 }
-

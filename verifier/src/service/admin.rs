@@ -169,10 +169,7 @@ async fn deployment(State(state): State<Shared>) -> Response {
 
 async fn list_secrets(State(state): State<Shared>) -> Response {
     let result = blocking(move || {
-        let secrets = state
-            .store
-            .list_secrets()
-            .map_err(|e| store_refusal(&e))?;
+        let secrets = state.store.list_secrets().map_err(|e| store_refusal(&e))?;
         Ok(SecretList { secrets })
     })
     .await;
@@ -260,6 +257,7 @@ async fn owner_approval_required(
                 ..Who::default()
             },
             change: Some(ChangeRecord::default()),
+            ..Entry::default()
         });
         Ok(())
     })
@@ -269,10 +267,7 @@ async fn owner_approval_required(
 
 async fn list_policies(State(state): State<Shared>) -> Response {
     let result = blocking(move || {
-        let policies = state
-            .store
-            .policy_names()
-            .map_err(|e| store_refusal(&e))?;
+        let policies = state.store.policy_names().map_err(|e| store_refusal(&e))?;
         Ok(PolicyList { policies })
     })
     .await;

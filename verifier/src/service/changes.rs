@@ -215,13 +215,11 @@ impl AppState {
             Err(_) => sha256_hex(body),
         };
         let mut parsed: Option<Statement> = None;
-        let result = file
-            .map_err(NotApplied::from)
-            .and_then(|file| {
-                let statement = statement_of(file.statement.as_bytes())?;
-                parsed = Some(statement.clone());
-                self.apply(&file, &statement, &statement_sha256, admin)
-            });
+        let result = file.map_err(NotApplied::from).and_then(|file| {
+            let statement = statement_of(file.statement.as_bytes())?;
+            parsed = Some(statement.clone());
+            self.apply(&file, &statement, &statement_sha256, admin)
+        });
         match result {
             Ok(applied) => Ok(applied),
             Err(not_applied) => {
@@ -269,9 +267,12 @@ impl AppState {
                     Content::Value { sealed } => {
                         let sealed =
                             SealedValue::from_bytes(sealed).map_err(|_| NotApplied::SealedValue)?;
-                        let value =
-                            open_value(&self.intake, &sealed, &IntakeContext::new(deployment, name))
-                                .map_err(|_| NotApplied::SealedValue)?;
+                        let value = open_value(
+                            &self.intake,
+                            &sealed,
+                            &IntakeContext::new(deployment, name),
+                        )
+                        .map_err(|_| NotApplied::SealedValue)?;
                         StoreChange::Value(value)
                     }
                     Content::Owners(set) => StoreChange::Owners(set.clone()),

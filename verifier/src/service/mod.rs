@@ -27,11 +27,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use admin::{token_hash, PolicyList, SecretList, ADMIN_ROUTES, RETIRED_ADMIN_ROUTES};
-pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
 pub use api::{Limits, PUBLIC_ROUTES};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
 };
+pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
 pub use metrics::Metrics;
 pub use rate_limit::RateLimiter;
 pub use refusal::ApiRefusal;
@@ -39,9 +39,9 @@ pub use state::{AppState, Unlogged};
 
 use crate::challenge::{NonceBook, DEFAULT_CAPACITY, DEFAULT_PER_ADDRESS};
 use crate::clock::Clock;
-use crate::log::{AuditLog, Entry, SecretRef, SharedLog, Start, Who, ACTION_START};
-use crate::policy::{policy_digest, PolicyFile};
-use crate::store::{write_private, KeySource, MasterKey, Store, StoreError};
+use crate::log::{AuditLog, Entry, SharedLog, Start, ACTION_START};
+use crate::policy::policy_digest;
+use crate::store::{write_private, KeySource, MasterKey, Store};
 use state::Shared;
 
 /// File name of the first admin token inside the data directory.
@@ -297,7 +297,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let store = Store::open(&config.data_dir, &key, config.deployment.as_deref())?;
     drop(key);
     let intake = store.intake_key()?;
-    let log = AuditLog::open(&config.data_dir)?;
+    let mut log = AuditLog::open(&config.data_dir)?;
     if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
         eprintln!(
             "hermetic-verifier: level=info event=admin_token_created path={}",

@@ -80,7 +80,9 @@ pub enum StoreError {
     BadPolicy(String),
     #[error("stored owner set for {0:?} is unreadable")]
     BadOwners(String),
-    #[error("{0:?} has no owner set (it was stored before owner sets existed): it cannot be changed")]
+    #[error(
+        "{0:?} has no owner set (it was stored before owner sets existed): it cannot be changed"
+    )]
     NoOwners(String),
     #[error("this store belongs to deployment {stored:?}, not {given:?} (a deployment id is set once, when the store is created)")]
     DeploymentMismatch { stored: String, given: String },
@@ -212,7 +214,8 @@ impl Store {
             .map_err(db)?
             .ok_or_else(|| StoreError::Db("the intake key is missing".into()))?;
         let seed = self.sealer.open(INTAKE_KEY, 0, sealed.value())?;
-        EnclaveKey::from_ikm(&seed).map_err(|_| StoreError::Crypto("the intake key seed is unusable"))
+        EnclaveKey::from_ikm(&seed)
+            .map_err(|_| StoreError::Crypto("the intake key seed is unusable"))
     }
 
     fn init(&self, deployment: Option<&str>) -> Result<String, StoreError> {
@@ -300,7 +303,11 @@ impl Store {
                 return Err(StoreError::Exists(name.to_owned()));
             }
             let mut table = tx.open_table(OWNERS).map_err(db)?;
-            version = table.get(name).map_err(db)?.map(|v| v.value().0).unwrap_or(0);
+            version = table
+                .get(name)
+                .map_err(db)?
+                .map(|v| v.value().0)
+                .unwrap_or(0);
             let text = owners.to_text();
             table.insert(name, (version, text.as_str())).map_err(db)?;
             secrets.insert(name, (last, true)).map_err(db)?;
@@ -313,7 +320,10 @@ impl Store {
     pub fn secret_state(&self, name: &str) -> Result<Option<SecretState>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let secrets = tx.open_table(SECRETS).map_err(db)?;
-        if !matches!(secrets.get(name).map_err(db)?.map(|v| v.value()), Some((_, true))) {
+        if !matches!(
+            secrets.get(name).map_err(db)?.map(|v| v.value()),
+            Some((_, true))
+        ) {
             return Ok(None);
         }
         let owners = tx.open_table(OWNERS).map_err(db)?;
@@ -636,14 +646,25 @@ mod tests {
         OwnerSet::new(vec![signer.verifier_key()], 1).unwrap()
     }
 
-    fn change(store: &Store, name: &str, version: u64, c: StoreChange) -> Result<Applied, StoreError> {
+    fn change(
+        store: &Store,
+        name: &str,
+        version: u64,
+        c: StoreChange,
+    ) -> Result<Applied, StoreError> {
         store
             .apply_change(name, |_| Ok((version, c, ())), |_, _| Ok(()))
             .map(|(applied, ())| applied)
     }
 
     fn value(store: &Store, name: &str, version: u64, v: &[u8]) -> Applied {
-        change(store, name, version, StoreChange::Value(Zeroizing::new(v.to_vec()))).unwrap()
+        change(
+            store,
+            name,
+            version,
+            StoreChange::Value(Zeroizing::new(v.to_vec())),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -685,7 +706,10 @@ mod tests {
         assert_eq!(store.create_secret("a", &owners).unwrap(), 3);
         assert_eq!(value(&store, "a", 4, b"three").value_version, Some(3));
         let info = store.secret_info("a").unwrap().unwrap();
-        assert_eq!((info.version, info.versions, info.threshold), (4, vec![3], 1));
+        assert_eq!(
+            (info.version, info.versions, info.threshold),
+            (4, vec![3], 1)
+        );
         assert_eq!(info.owners, vec![owners.owners()[0].to_string()]);
     }
 

@@ -10,12 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::SystemRandom;
+use hermetic_approval::{OwnerSet, Signer, StatementFile};
 use hermetic_attestation::simulator::{Leaf, TestPki};
 use hermetic_attestation::Document;
 use hermetic_envelope::EnclaveKey;
-use hermetic_verifier::client::{AdminClient, HttpClient};
+use hermetic_envelope::{RecipientPublicKey, Zeroizing};
+use hermetic_verifier::client::change::{self, Proposal};
+use hermetic_verifier::client::{AdminClient, ClientError, HttpClient};
 use hermetic_verifier::clock::Clock;
-use hermetic_verifier::service::{self, Running, ServeConfig};
+use hermetic_verifier::service::{self, ChangeApplied, Running, ServeConfig};
 
 pub const SECRET_NAME: &str = "db-password";
 pub const SECRET_VALUE: &[u8] = b"correct horse battery staple 7f3a9c";
@@ -120,6 +124,81 @@ pub fn policy_toml(name: &str, pcrs: &BTreeMap<u8, Vec<u8>>, extra: &str) -> Str
     s
 }
 
+/// An unsigned statement file for `proposal`, built as `change propose`
+/// does: the deployment and next version asked from the service, a value
+/// sealed to its intake key.
+pub async fn propose(admin: &AdminClient, proposal: &Proposal) -> StatementFile {
+    use base64::Engine as _;
+    let info = admin.deployment().await.unwrap();
+    let version = admin.secret_info(proposal.name()).await.unwrap().version + 1;
+    let intake = base64::engine::general_purpose::STANDARD
+        .decode(&info.intake_public_key)
+        .unwrap();
+    let intake = RecipientPublicKey::from_bytes(&intake).unwrap();
+    change::propose(
+        proposal,
+        &info.deployment,
+        version,
+        Some(&intake),
+        &SystemRandom::new(),
+    )
+    .unwrap()
+}
+
+/// Each signer signs the file in turn (as `change sign` does).
+pub fn sign_by(file: &StatementFile, signers: &[&Signer]) -> StatementFile {
+    signers
+        .iter()
+        .fold(file.clone(), |f, s| change::sign(&f, s).unwrap().0)
+}
+
+/// Propose, sign by `signers`, submit.
+pub async fn owner_change(
+    admin: &AdminClient,
+    proposal: Proposal,
+    signers: &[&Signer],
+) -> Result<ChangeApplied, ClientError> {
+    let file = sign_by(&propose(admin, &proposal).await, signers);
+    admin.submit_change(&file).await
+}
+
+pub fn policy_change(name: &str, toml: String) -> Proposal {
+    Proposal::Policy {
+        name: name.into(),
+        toml,
+    }
+}
+
+pub fn value_change(name: &str, value: &[u8]) -> Proposal {
+    Proposal::Value {
+        name: name.into(),
+        value: Zeroizing::new(value.to_vec()),
+    }
+}
+
+/// Creates `name` owned by `owner` alone (K=1), puts its policy (when
+/// given) and its value by owner-approved changes.
+pub async fn create_owned(
+    admin: &AdminClient,
+    owner: &Signer,
+    name: &str,
+    policy: Option<String>,
+    value: &[u8],
+) {
+    let owners = OwnerSet::new(vec![owner.verifier_key()], 1).unwrap();
+    let keys: Vec<String> = owners.owners().iter().map(ToString::to_string).collect();
+    admin.create_secret(name, &keys, 1).await.unwrap();
+    if let Some(policy) = policy {
+        owner_change(admin, policy_change(name, policy), &[owner])
+            .await
+            .unwrap();
+    }
+    let applied = owner_change(admin, value_change(name, value), &[owner])
+        .await
+        .unwrap();
+    assert_eq!(applied.value_version, Some(1));
+}
+
 pub fn config(dir: &Path, trust_root: Option<PathBuf>) -> ServeConfig {
     let mut c = ServeConfig::new(dir.join("data"));
     c.listen = "127.0.0.1:0".parse().unwrap();
@@ -133,6 +212,8 @@ pub struct Service {
     pub admin: AdminClient,
     pub http: HttpClient,
     pub token: String,
+    /// The one owner of the secrets the tests create.
+    pub owner: Signer,
 }
 
 impl Service {
@@ -149,7 +230,20 @@ impl Service {
             admin,
             http: HttpClient::default(),
             token,
+            owner: Signer::generate("owner").unwrap(),
         }
+    }
+
+    /// Creates `name` owned by [`Service::owner`] with a policy and a value.
+    pub async fn seed(&self, name: &str, policy: Option<String>, value: &[u8]) {
+        create_owned(&self.admin, &self.owner, name, policy, value).await
+    }
+
+    /// A new value for `name`, approved by [`Service::owner`].
+    pub async fn put_value(&self, name: &str, value: &[u8]) -> ChangeApplied {
+        owner_change(&self.admin, value_change(name, value), &[&self.owner])
+            .await
+            .unwrap()
     }
 
     pub fn public_url(&self, path: &str) -> String {
