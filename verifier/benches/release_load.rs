@@ -14,10 +14,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hermetic_approval::Signer;
 use hermetic_attestation::simulator::TestPki;
 use hermetic_attestation::Document;
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest};
-use hermetic_envelope::EnclaveKey;
+use hermetic_envelope::{EnclaveKey, Zeroizing};
+use hermetic_verifier::client::change::{self, Proposal};
 use hermetic_verifier::client::{AdminClient, HttpClient};
 use hermetic_verifier::clock::SystemClock;
 use hermetic_verifier::service::{self, ServeConfig};
@@ -73,8 +75,10 @@ async fn run(releases: usize, concurrency: usize) {
     let running = service::start(config, Arc::new(SystemClock)).await.unwrap();
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", running.admin_addr), token.trim());
+    // One owner creates the secret and approves its policy and value.
+    let owner = Signer::generate("bench-owner").unwrap();
     admin
-        .put_secret("db-password", b"bench secret value")
+        .create_secret("db-password", &[owner.verifier_key().to_string()], 1)
         .await
         .unwrap();
     let mut policy =
@@ -83,7 +87,20 @@ async fn run(releases: usize, concurrency: usize) {
     for i in [0u8, 1, 2, 8] {
         policy.push_str(&format!("pcr{i} = \"{}\"\n", hex::encode(&pcrs[&i])));
     }
-    admin.put_policy("db-password", &policy).await.unwrap();
+    for proposal in [
+        Proposal::Policy {
+            name: "db-password".into(),
+            toml: policy,
+        },
+        Proposal::Value {
+            name: "db-password".into(),
+            value: Zeroizing::new(b"bench secret value".to_vec()),
+        },
+    ] {
+        let file = admin.propose(&proposal, None, None).await.unwrap();
+        let (signed, _) = change::sign(&file, &owner).unwrap();
+        admin.submit_change(&signed).await.unwrap();
+    }
 
     // Challenges and signed documents, prepared up front.
     let http = HttpClient::new(Duration::from_secs(30));

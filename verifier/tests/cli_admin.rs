@@ -1,5 +1,6 @@
 //! The admin client subcommands against the real binary: what a demo
-//! script runs (`secret put/list/rotate/delete`, `policy put/get/list`).
+//! script runs (`owner keygen`, `secret create/put/list/show`, `policy
+//! put/get/list` with one owner's key).
 
 mod common;
 
@@ -21,6 +22,10 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 #[test]
 fn secret_and_policy_subcommands() {
     let dir = tempfile::tempdir().unwrap();
@@ -31,20 +36,70 @@ fn secret_and_policy_subcommands() {
     let value = dir.path().join("value");
     std::fs::write(&value, b"s3cr3t-demo-value").unwrap();
     let value = value.to_str().unwrap();
+    let key = dir.path().join("owner.key");
+    let o = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args(["owner", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let owner = stdout(&o).trim().to_owned();
+    assert!(owner.starts_with("owner+"), "{owner}");
+    let key = key.to_str().unwrap();
 
     let o = cli(
-        &["secret", "put", "db-password", "--value-file", value],
+        &[
+            "secret",
+            "create",
+            "db-password",
+            "--owner",
+            &owner,
+            "--threshold",
+            "1",
+        ],
         &admin,
         &token,
     );
-    assert!(o.status.success(), "{o:?}");
-    assert_eq!(stdout(&o), "db-password version 1\n");
+    assert_eq!(
+        stdout(&o),
+        "db-password created: 1 of 1 owners, version 0\n",
+        "{o:?}"
+    );
     let o = cli(
-        &["secret", "rotate", "db-password", "--value-file", value],
+        &[
+            "secret",
+            "put",
+            "db-password",
+            "--value-file",
+            value,
+            "--sign",
+            key,
+        ],
         &admin,
         &token,
     );
-    assert_eq!(stdout(&o), "db-password version 2\n");
+    assert_eq!(
+        stdout(&o),
+        "db-password value version 1 (change version 1)\n",
+        "{o:?}"
+    );
+    let o = cli(
+        &[
+            "secret",
+            "put",
+            "db-password",
+            "--value-file",
+            value,
+            "--sign",
+            key,
+        ],
+        &admin,
+        &token,
+    );
+    assert_eq!(
+        stdout(&o),
+        "db-password value version 2 (change version 2)\n"
+    );
 
     let policy = dir.path().join("policy.toml");
     std::fs::write(
@@ -53,11 +108,22 @@ fn secret_and_policy_subcommands() {
     )
     .unwrap();
     let o = cli(
-        &["policy", "put", "--file", policy.to_str().unwrap()],
+        &[
+            "policy",
+            "put",
+            "--file",
+            policy.to_str().unwrap(),
+            "--sign",
+            key,
+        ],
         &admin,
         &token,
     );
-    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        stdout(&o),
+        "policy db-password applied (version 3)\n",
+        "{o:?}"
+    );
     let o = cli(&["policy", "get", "db-password"], &admin, &token);
     assert!(stdout(&o).contains("max_age_secs = 60"), "{}", stdout(&o));
     assert_eq!(
@@ -66,38 +132,65 @@ fn secret_and_policy_subcommands() {
     );
 
     let listed = stdout(&cli(&["secret", "list"], &admin, &token));
-    assert!(
-        listed.starts_with("db-password\tlatest 2\tversions [1, 2]\tpolicy"),
-        "{listed}"
+    assert_eq!(
+        listed,
+        "db-password\tlatest 2\tversions [1, 2]\tpolicy\tversion 3\towners 1 of 1\n"
     );
-    assert!(!listed.contains("s3cr3t"));
+    let shown = stdout(&cli(&["secret", "show", "db-password"], &admin, &token));
+    assert!(shown.contains(&format!("owner: {owner}\n")), "{shown}");
+    assert!(!listed.contains("s3cr3t") && !shown.contains("s3cr3t"));
 
     // A wrong token is refused with exit 1 and the reason.
     let bad = dir.path().join("bad.token");
     std::fs::write(&bad, "nope").unwrap();
     let o = cli(&["secret", "list"], &admin, &bad);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unauthorized"));
+    assert!(stderr(&o).contains("unauthorized"));
 
     // An invalid policy (no measurement set) is refused by the client
-    // before it is sent; an unknown secret cannot be rotated.
+    // before it is sent; an unknown secret has no value to change.
     std::fs::write(&policy, "[secrets.x]\nallow_debug = true\n").unwrap();
     let o = cli(
-        &["policy", "put", "--file", policy.to_str().unwrap()],
+        &[
+            "policy",
+            "put",
+            "--file",
+            policy.to_str().unwrap(),
+            "--sign",
+            key,
+        ],
         &admin,
         &token,
     );
     assert_eq!(o.status.code(), Some(1));
     let o = cli(
-        &["secret", "rotate", "nope", "--value-file", value],
+        &[
+            "secret",
+            "put",
+            "nope",
+            "--value-file",
+            value,
+            "--sign",
+            key,
+        ],
         &admin,
         &token,
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown_secret"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown_secret"), "{}", stderr(&o));
+    // The removed commands are gone; without --sign, put says why (usage, 2).
+    for args in [
+        &["secret", "rotate", "db-password", "--value-file", value][..],
+        &["secret", "delete", "db-password"][..],
+        &["secret", "put", "db-password", "--value-file", value][..],
+    ] {
+        let o = cli(args, &admin, &token);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+    }
+    // An unreachable service is an I/O error (2).
+    let o = cli(&["secret", "list"], "http://127.0.0.1:1", &token);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
 
-    let o = cli(&["secret", "delete", "db-password"], &admin, &token);
-    assert_eq!(stdout(&o), "db-password deleted (versions [1, 2])\n");
-    assert_eq!(stdout(&cli(&["secret", "list"], &admin, &token)), "");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
@@ -112,6 +205,10 @@ fn secret_and_policy_subcommands() {
         "{log}"
     );
     assert!(log.contains("event=admin_token_created"), "{log}");
+    assert!(
+        log.contains("event=change_applied name=db-password action=policy"),
+        "{log}"
+    );
     let token = std::fs::read_to_string(&token).unwrap();
     assert!(
         !log.contains("s3cr3t") && !log.contains(token.trim()),

@@ -1,5 +1,6 @@
-//! Durability: the real binary is SIGKILLed while puts are in flight; after
-//! a restart every acknowledged secret is listed and still opens to its value.
+//! Durability: the real binary is SIGKILLed while owner-approved value
+//! changes are in flight; after a restart every acknowledged secret is listed
+//! and still opens to its value.
 
 mod common;
 
@@ -7,7 +8,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{good_pcrs, policy_toml, spawn, Enclave};
+use common::{good_pcrs, owner_change, policy_change, policy_toml, spawn, value_change, Enclave};
+use hermetic_approval::Signer;
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
 use hermetic_envelope::{open, ReleaseContext, SealedSecret};
 use hermetic_verifier::client::{AdminClient, HttpClient};
@@ -27,12 +29,16 @@ async fn acknowledged_puts_survive_sigkill() {
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
 
+    let owner = Arc::new(Signer::generate("owner").unwrap());
+    let owner_key = owner.verifier_key().to_string();
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let stop_at = Instant::now() + Duration::from_secs(20);
     let mut writers = Vec::new();
     for w in 0..4 {
         let admin = admin.clone();
         let acked = acked.clone();
+        let owner = owner.clone();
+        let owner_key = owner_key.clone();
         writers.push(tokio::spawn(async move {
             for i in 0..10_000 {
                 if Instant::now() > stop_at {
@@ -40,12 +46,19 @@ async fn acknowledged_puts_survive_sigkill() {
                 }
                 let name = format!("w{w}-s{i}");
                 let value = format!("value of {name} {}", "x".repeat(i % 64)).into_bytes();
-                match admin.put_secret(&name, &value).await {
-                    Ok(written) => {
-                        assert_eq!(written.version, 1);
+                if admin
+                    .create_secret(&name, std::slice::from_ref(&owner_key), 1)
+                    .await
+                    .is_err()
+                {
+                    break; // the server is gone
+                }
+                match owner_change(&admin, value_change(&name, &value), &[&owner]).await {
+                    Ok(applied) => {
+                        assert_eq!(applied.value_version, Some(1));
                         acked.lock().unwrap().push((name, value));
                     }
-                    Err(_) => break, // the server is gone
+                    Err(_) => break,
                 }
             }
         }));
@@ -84,10 +97,13 @@ async fn acknowledged_puts_survive_sigkill() {
     // The values themselves survived: release a few to the simulated enclave.
     let http = HttpClient::default();
     for (name, value) in [&acked[0], &acked[acked.len() / 2], &acked[acked.len() - 1]] {
-        admin
-            .put_policy(name, &policy_toml(name, &good_pcrs(), ""))
-            .await
-            .unwrap();
+        owner_change(
+            &admin,
+            policy_change(name, policy_toml(name, &good_pcrs(), "")),
+            &[&owner],
+        )
+        .await
+        .unwrap();
         let (_, body) = http
             .send(
                 Method::POST,

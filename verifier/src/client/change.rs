@@ -64,6 +64,12 @@ pub enum ProposeError {
     NoIntakeKey,
     #[error("an empty value cannot be stored")]
     EmptyValue,
+    #[error("{0}")]
+    Client(#[from] super::ClientError),
+    #[error("wrong_deployment: the service at this URL is deployment {service}, not {given}")]
+    WrongDeployment { service: String, given: String },
+    #[error("the service's intake key is not a base64 X25519 public key")]
+    BadIntakeKey,
 }
 
 /// The policy content for `name`: its stanza of a policy file, validated

@@ -197,6 +197,44 @@ impl AdminClient {
         .await
     }
 
+    /// An unsigned statement file for `proposal`, naming this service's
+    /// deployment (checked against `deployment` when given) and `version`
+    /// (default: the secret's current version + 1); a value is sealed to the
+    /// service's intake key.
+    pub async fn propose(
+        &self,
+        proposal: &change::Proposal,
+        deployment: Option<&str>,
+        version: Option<u64>,
+    ) -> Result<StatementFile, change::ProposeError> {
+        use base64::Engine as _;
+        let info = self.deployment().await?;
+        if let Some(given) = deployment {
+            if given != info.deployment {
+                return Err(change::ProposeError::WrongDeployment {
+                    service: info.deployment,
+                    given: given.to_owned(),
+                });
+            }
+        }
+        let version = match version {
+            Some(v) => v,
+            None => self.secret_info(proposal.name()).await?.version + 1,
+        };
+        let intake = base64::engine::general_purpose::STANDARD
+            .decode(&info.intake_public_key)
+            .ok()
+            .and_then(|bytes| hermetic_envelope::RecipientPublicKey::from_bytes(&bytes).ok())
+            .ok_or(change::ProposeError::BadIntakeKey)?;
+        change::propose(
+            proposal,
+            &info.deployment,
+            version,
+            Some(&intake),
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+    }
+
     /// `POST /admin/v1/secrets/NAME`: a new secret and its owner set.
     pub async fn create_secret(
         &self,

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use aws_lc_rs::rand::SystemRandom;
 use clap::{Args, Subcommand};
 use hermetic_approval::{key_label, OwnerSet, Signer, StatementFile, MAX_FILE_LEN};
-use hermetic_envelope::{RecipientPublicKey, Zeroizing};
-use hermetic_verifier::client::change::{self, Proposal};
+use hermetic_envelope::Zeroizing;
+use hermetic_verifier::client::change::{self, Proposal, ProposeError};
 use hermetic_verifier::client::{AdminClient, ClientError};
 use hermetic_verifier::policy::PolicyFile;
 use hermetic_verifier::service::ChangeApplied;
@@ -514,12 +514,11 @@ async fn propose(what: ProposeCommand) -> Outcome {
         let deployment = common.deployment.as_deref().unwrap_or_default();
         let version = common.version.unwrap_or_default();
         change::propose(&proposal, deployment, version, None, &SystemRandom::new())
-            .map_err(|e| refused(e))?
+            .map_err(refused)?
     };
     change::write_atomic(&common.out, file.to_json().as_bytes())
         .map_err(|e| io(format!("--out {}: {e}", common.out.display())))?;
-    let statement =
-        hermetic_approval::statement_of(file.statement.as_bytes()).map_err(|e| refused(e))?;
+    let statement = hermetic_approval::statement_of(file.statement.as_bytes()).map_err(refused)?;
     println!(
         "{}: {} {} version {} for deployment {}; sign it with `hermetic-verifier change sign {} --key KEY`",
         common.out.display(),
@@ -539,35 +538,13 @@ async fn build(
     deployment: Option<&str>,
     version: Option<u64>,
 ) -> Result<StatementFile, Failure> {
-    let info = client.deployment().await?;
-    if let Some(given) = deployment {
-        if given != info.deployment {
-            return Err(refused(format!(
-                "wrong_deployment: the service at this URL is deployment {}, not {given}",
-                info.deployment
-            )));
-        }
-    }
-    let version = match version {
-        Some(v) => v,
-        None => client.secret_info(proposal.name()).await?.version + 1,
-    };
-    let intake = {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&info.intake_public_key)
-            .map_err(|_| refused("the service's intake key is not base64"))?;
-        RecipientPublicKey::from_bytes(&bytes)
-            .map_err(|e| refused(format!("the service's intake key: {e}")))?
-    };
-    change::propose(
-        proposal,
-        &info.deployment,
-        version,
-        Some(&intake),
-        &SystemRandom::new(),
-    )
-    .map_err(|e| refused(e))
+    client
+        .propose(proposal, deployment, version)
+        .await
+        .map_err(|e| match e {
+            ProposeError::Client(c) => Failure::from(c),
+            other => refused(other),
+        })
 }
 
 fn read_statement(path: &Path) -> Result<StatementFile, Failure> {
@@ -601,7 +578,7 @@ async fn propose_sign_submit(
     signer: &Signer,
 ) -> Result<ChangeApplied, Failure> {
     let file = build(client, &proposal, None, None).await?;
-    let (signed, _) = change::sign(&file, signer).map_err(|e| refused(e))?;
+    let (signed, _) = change::sign(&file, signer).map_err(refused)?;
     Ok(client.submit_change(&signed).await?)
 }
 

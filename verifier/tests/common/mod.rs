@@ -10,12 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::rand::SystemRandom;
 use hermetic_approval::{OwnerSet, Signer, StatementFile};
 use hermetic_attestation::simulator::{Leaf, TestPki};
 use hermetic_attestation::Document;
 use hermetic_envelope::EnclaveKey;
-use hermetic_envelope::{RecipientPublicKey, Zeroizing};
+use hermetic_envelope::Zeroizing;
 use hermetic_verifier::client::change::{self, Proposal};
 use hermetic_verifier::client::{AdminClient, ClientError, HttpClient};
 use hermetic_verifier::clock::Clock;
@@ -128,21 +127,21 @@ pub fn policy_toml(name: &str, pcrs: &BTreeMap<u8, Vec<u8>>, extra: &str) -> Str
 /// does: the deployment and next version asked from the service, a value
 /// sealed to its intake key.
 pub async fn propose(admin: &AdminClient, proposal: &Proposal) -> StatementFile {
-    use base64::Engine as _;
-    let info = admin.deployment().await.unwrap();
-    let version = admin.secret_info(proposal.name()).await.unwrap().version + 1;
-    let intake = base64::engine::general_purpose::STANDARD
-        .decode(&info.intake_public_key)
-        .unwrap();
-    let intake = RecipientPublicKey::from_bytes(&intake).unwrap();
-    change::propose(
-        proposal,
-        &info.deployment,
-        version,
-        Some(&intake),
-        &SystemRandom::new(),
-    )
-    .unwrap()
+    try_propose(admin, proposal).await.unwrap()
+}
+
+/// [`propose`], passing the service's errors on.
+pub async fn try_propose(
+    admin: &AdminClient,
+    proposal: &Proposal,
+) -> Result<StatementFile, ClientError> {
+    admin
+        .propose(proposal, None, None)
+        .await
+        .map_err(|e| match e {
+            change::ProposeError::Client(c) => c,
+            other => panic!("{other}"),
+        })
 }
 
 /// Each signer signs the file in turn (as `change sign` does).
@@ -158,7 +157,7 @@ pub async fn owner_change(
     proposal: Proposal,
     signers: &[&Signer],
 ) -> Result<ChangeApplied, ClientError> {
-    let file = sign_by(&propose(admin, &proposal).await, signers);
+    let file = sign_by(&try_propose(admin, &proposal).await?, signers);
     admin.submit_change(&file).await
 }
 
@@ -304,6 +303,14 @@ pub struct Server {
     pub admin: SocketAddr,
     /// Every line the server wrote to stderr so far.
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failing test must not leave the service running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Spawns the real binary on ephemeral loopback ports (rate limit off).
