@@ -245,12 +245,15 @@ pub struct Deployment {
     pub parent_endpoint: String,
     pub capture: PathBuf,
     restarts: usize,
+    /// The one owner's private key (`owner keygen`): it approves every
+    /// policy and value change.
+    pub owner_key: PathBuf,
 }
 
 const START: Duration = Duration::from_secs(30);
 
-/// `hermetic-verifier serve` on `dir/verifier-data` with `dir/policy.toml`,
-/// TLS, the simulated root trusted, both ports chosen by the system; logs
+/// `hermetic-verifier serve` on `dir/verifier-data`, TLS, the simulated
+/// root trusted, both ports chosen by the system; logs
 /// to `dir/NAME.log`. Returns it with its public endpoint and admin URL.
 fn spawn_verifier(dir: &Path, name: &str, tls: &Tls, pki_dir: &Path) -> (Proc, String, String) {
     let mut cmd = Command::new(bin("hermetic-verifier"));
@@ -263,8 +266,6 @@ fn spawn_verifier(dir: &Path, name: &str, tls: &Tls, pki_dir: &Path) -> (Proc, S
             "--data-dir",
         ])
         .arg(dir.join("verifier-data"))
-        .arg("--config")
-        .arg(dir.join("policy.toml"))
         .arg("--trust-root")
         .arg(pki_dir.join("root.pem"))
         .arg("--tls-cert")
@@ -285,8 +286,10 @@ fn spawn_verifier(dir: &Path, name: &str, tls: &Tls, pki_dir: &Path) -> (Proc, S
 }
 
 impl Deployment {
-    /// Starts the verifier with `policy_toml` as its policy file, trusting
-    /// the simulated NSM's test root, and a parent allowed to reach it.
+    /// Starts the verifier trusting the simulated NSM's test root, creates
+    /// each secret of `policy_toml` with one owner (K=1) and sets its policy
+    /// by that owner's signed statement, then starts a parent allowed to
+    /// reach the verifier.
     pub fn start(dir: &Path, policy_toml: &str) -> Deployment {
         let tls = make_tls(dir, "verifier");
         let pki_dir = dir.join("sim-pki");
@@ -305,6 +308,46 @@ impl Deployment {
         fs::write(&policy, policy_toml).unwrap();
         let (verifier, verifier_endpoint, admin_url) =
             spawn_verifier(dir, "verifier", &tls, &pki_dir);
+        let data = dir.join("verifier-data");
+        let token_file = data.join("admin.token");
+        let verifier_cli = |args: &[&str]| {
+            let mut cmd = Command::new(bin("hermetic-verifier"));
+            cmd.args(args)
+                .env("HERMETIC_ADMIN_URL", &admin_url)
+                .env("HERMETIC_ADMIN_TOKEN_FILE", &token_file);
+            let out = run(cmd, START);
+            assert!(
+                out.status.success(),
+                "hermetic-verifier {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let owner_key = dir.join("owner.key");
+        let owner = verifier_cli(&["owner", "keygen", "--out", owner_key.to_str().unwrap()]);
+        for name in policy_toml.lines().filter_map(|l| {
+            l.strip_prefix("[secrets.")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .filter(|n| !n.contains('.'))
+        }) {
+            verifier_cli(&[
+                "secret",
+                "create",
+                name,
+                "--owner",
+                owner.trim(),
+                "--threshold",
+                "1",
+            ]);
+        }
+        verifier_cli(&[
+            "policy",
+            "put",
+            "--file",
+            policy.to_str().unwrap(),
+            "--sign",
+            owner_key.to_str().unwrap(),
+        ]);
 
         let capture = dir.join("parent-capture.bin");
         let parent_endpoint = format!("unix://{}", dir.join("parent.sock").display());
@@ -331,6 +374,7 @@ impl Deployment {
             parent_endpoint,
             capture,
             restarts: 0,
+            owner_key,
         }
     }
 
@@ -338,13 +382,16 @@ impl Deployment {
         self.dir.join("verifier-data").join("admin.token")
     }
 
-    /// `hermetic-verifier secret put NAME` through the admin API.
+    /// `hermetic-verifier secret put NAME --sign OWNER_KEY`: a value change
+    /// the owner approves, sealed to the verifier's intake key.
     pub fn put_secret(&self, name: &str, value: &[u8]) {
         let file = self.dir.join(format!("{name}.value"));
         fs::write(&file, value).unwrap();
         let mut cmd = Command::new(bin("hermetic-verifier"));
         cmd.args(["secret", "put", name, "--value-file"])
             .arg(&file)
+            .arg("--sign")
+            .arg(&self.owner_key)
             .args(["--admin-url", &self.admin_url, "--token-file"])
             .arg(self.token_file());
         let out = run(cmd, START);
