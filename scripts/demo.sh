@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # hermetic, the whole flow on one machine: a verifier (TLS on loopback, an
-# embedded store), a parent proxy (Unix socket standing in for vsock) and a
-# simulated Nitro enclave that fetches a secret and hands it to its
-# workload; then an enclave with the wrong image is refused, and the audit
-# log is checked. Everything it starts is stopped on exit.
+# embedded store), a secret created with one owner whose signed statements
+# set its policy and value, a parent proxy (Unix socket standing in for
+# vsock) and a simulated Nitro enclave that fetches the secret and hands it
+# to its workload; then the admin token alone fails to let another image in,
+# an enclave with the wrong image is refused, and the audit log is checked.
+# Everything it starts is stopped on exit.
 #
 # usage: scripts/demo.sh            (DEMO_DIR=... keeps the files there)
 set -euo pipefail
@@ -52,8 +54,8 @@ echo "test root: $work/sim-pki/root.pem"
 say "Create a development CA and TLS certificate for the verifier"
 run hermetic-verifier dev-tls --out "$work/tls"
 
-say "Start the verifier (embedded store, policy file, TLS)"
-hermetic-verifier serve --data-dir "$work/verifier" --config "$work/policy.toml" \
+say "Start the verifier (embedded store, TLS)"
+hermetic-verifier serve --data-dir "$work/verifier" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --trust-root "$work/sim-pki/root.pem" \
   --tls-cert "$work/tls/server.pem" --tls-key "$work/tls/server.key" \
@@ -64,13 +66,26 @@ echo "$line"
 public=$(sed -n 's/.*public=https:\/\/\([^ ]*\).*/\1/p' <<< "$line")
 admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<< "$line")
 
-say "An operator puts the secret (write-only: no API returns it)"
+export HERMETIC_ADMIN_URL="$admin" HERMETIC_ADMIN_TOKEN_FILE="$work/verifier/admin.token"
+
+say "The secret's owner makes a signing key; the admin creates the secret with that owner"
+owner=$(run hermetic-verifier owner keygen --name demo-owner --out "$work/owner.key")
+echo "owner key (public): $owner"
+run hermetic-verifier secret create demo-db-password --owner "$owner" --threshold 1
+
+say "The owner proposes the policy, signs it (offline) and submits it"
+run hermetic-verifier change propose policy demo-db-password --file "$work/policy.toml" \
+  --out "$work/policy-change.json"
+run hermetic-verifier change sign "$work/policy-change.json" --key "$work/owner.key"
+run hermetic-verifier change submit "$work/policy-change.json"
+
+say "The owner puts the value (sealed to the verifier's intake key; no API returns it)"
 printf 'hunter2-%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" > "$work/secret.value"
 run hermetic-verifier secret put demo-db-password --value-file "$work/secret.value" \
-  --admin-url "$admin" --token-file "$work/verifier/admin.token"
+  --sign "$work/owner.key"
 expected=$(sha256sum < "$work/secret.value" | cut -d' ' -f1)
 rm -f "$work/secret.value"
-run hermetic-verifier secret list --admin-url "$admin" --token-file "$work/verifier/admin.token"
+run hermetic-verifier secret list
 
 say "Start the parent proxy (the untrusted relay; allow-listed to the verifier)"
 hermetic-parent --listen "unix://$work/parent.sock" --allow "tcp://$public" \
@@ -85,7 +100,7 @@ say "The enclave (simulated NSM, PCRs of app.eif) fetches the secret and starts 
 run hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
   --via "unix://$work/parent.sock" --verifier "tcp://$public" --verifier-ca "$work/tls/ca.pem" \
   --secret demo-db-password -- sh -c "$workload" | tee "$work/workload.out"
-grep -q "$expected" "$work/workload.out" && echo "(the hash matches the secret the operator put)"
+grep -q "$expected" "$work/workload.out" && echo "(the hash matches the value the owner put)"
 
 say "What the parent saw: TLS records and byte counts only"
 tail -n 1 "$work/parent.log"
@@ -94,11 +109,22 @@ if grep -a -q -e "demo-db-password" -e "HTTP/1.1" "$work/parent-capture.bin"; th
 fi
 echo "capture: $(wc -c < "$work/parent-capture.bin") bytes, no secret name, no HTTP, no secret"
 
-say "An enclave built from a different image is refused"
+say "The admin token alone cannot let another image in (issue 10, finding 1)"
 printf 'demo init + application v1 + backdoor\n' > "$work/ramdisk-evil.cpio"
 hermetic-eif build --kernel "$work/kernel.bin" --cmdline "console=ttyS0" \
   --ramdisk "$work/ramdisk-evil.cpio" --output "$work/evil.eif" > /dev/null
 hermetic-eif describe "$work/evil.eif" --format json > "$work/evil.json"
+hermetic-eif policy "$work/evil.eif" --secret demo-db-password > "$work/evil-policy.toml"
+set +e
+run hermetic-verifier change propose policy demo-db-password --file "$work/evil-policy.toml" \
+  --out "$work/evil-change.json" > /dev/null
+run hermetic-verifier change submit "$work/evil-change.json"
+status=$?
+set -e
+echo "submit exit status: $status (refused: no owner signed it)"
+[ "$status" -eq 1 ]
+
+say "An enclave built from that other image is refused"
 set +e
 hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/evil.json" \
   --via "unix://$work/parent.sock" --verifier "tcp://$public" --verifier-ca "$work/tls/ca.pem" \
@@ -117,8 +143,10 @@ run hermetic-verifier audit "$work/doc.cbor" --root "$work/sim-pki/root.pem" \
 echo "(without --root the same document is refused: only the AWS root is trusted)"
 hermetic-verifier audit "$work/doc.cbor" --format json | grep -m1 '"reason"' || true
 
-say "The audit log: each start (with the roots it trusts), every release and attested refusal, hash-chained; log verify flags the test root"
+say "The audit log: each start (with the roots it trusts), every change (with its approvers and policy), release and attested refusal, hash-chained; log verify flags the test root"
 cut -c1-200 "$work/verifier/audit.jsonl"
+echo "the applied changes (action, version, statement hash, approvers, policy with its PCRs):"
+grep '"change_applied"' "$work/verifier/audit.jsonl" | grep -o '"change":{.*' | cut -c1-400
 run hermetic-verifier log verify --data-dir "$work/verifier"
 
 say "Done: stopping the verifier and the parent"
