@@ -8,10 +8,13 @@
 //! - [`release`]: the release decision, a pure function (document bytes,
 //!   policies, nonce book, time in; grant or typed refusal out);
 //! - [`challenge`]: single-use challenge nonces;
-//! - [`store`]: the embedded store (redb), secrets encrypted at rest;
+//! - [`store`]: the embedded store (redb), secrets encrypted at rest, owner
+//!   sets and change versions, the deployment id and intake key;
 //! - [`log`]: the hash-chained audit log and its verifier;
-//! - [`service`]: `serve`, the HTTP edges around the above;
-//! - [`client`]: the admin API client used by the CLI;
+//! - [`service`]: `serve`, the HTTP edges around the above, and applying
+//!   owner-approved changes (checked by `hermetic-approval`);
+//! - [`client`]: the admin API client used by the CLI, and the owner's side
+//!   of a change (propose, sign);
 //! - [`clock`]: the injected source of "now";
 //! - [`audit`]: the offline audit report.
 

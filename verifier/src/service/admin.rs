@@ -21,7 +21,7 @@ use super::api::{self, Limits};
 use super::changes::{store_refusal, CreateSecret};
 use super::refusal::{body_refusal, ApiRefusal};
 use super::state::Shared;
-use crate::log::{ChangeRecord, Entry, SecretRef, Who};
+use crate::log::{Entry, SecretRef, Who};
 use crate::policy::check_secret_name;
 use crate::store::{SecretInfo, StoreError};
 
@@ -256,7 +256,6 @@ async fn owner_approval_required(
                 admin: Some(admin.0),
                 ..Who::default()
             },
-            change: Some(ChangeRecord::default()),
             ..Entry::default()
         });
         Ok(())
