@@ -79,7 +79,9 @@ impl Refusal {
             Refusal::ContentMismatch { .. } => Reason::ContentMismatch,
             Refusal::Content(ContentError::Policy(_))
             | Refusal::Content(ContentError::PolicyNotUtf8)
-            | Refusal::Content(ContentError::PolicyStanza { .. }) => Reason::InvalidPolicy,
+            | Refusal::Content(ContentError::PolicyStanza { .. })
+            | Refusal::Content(ContentError::PolicyTooLarge(_))
+            | Refusal::Content(ContentError::PolicyNotCanonical) => Reason::InvalidPolicy,
             Refusal::Content(ContentError::Owners(_))
             | Refusal::Content(ContentError::OwnersNotUtf8)
             | Refusal::OwnerSet(_) => Reason::InvalidOwnerSet,

@@ -9,6 +9,11 @@ use crate::statement::Action;
 /// ChaCha20Poly1305; RFC 9180 section 7.1 and RFC 8439 section 2.8): a sealed value is longer.
 const SEALED_OVERHEAD: usize = 32 + 16;
 
+/// Longest policy content. The verifier logs the whole policy in the
+/// change's record, and a log record is at most 16 KiB; 8 KiB holds a dozen
+/// measurement sets naming all six PCRs, or fifty naming one.
+pub const MAX_POLICY_LEN: usize = 8 * 1024;
+
 /// Validated content of an approved change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
@@ -35,6 +40,10 @@ pub enum ContentError {
     Policy(#[source] hermetic_policy::Error),
     #[error("the policy must hold exactly one stanza, [secrets.{secret}]")]
     PolicyStanza { secret: String },
+    #[error("the policy is {0} bytes; at most {MAX_POLICY_LEN} are accepted")]
+    PolicyTooLarge(usize),
+    #[error("the policy is not in its canonical form (as `change propose policy` writes it: no comments, fields in order)")]
+    PolicyNotCanonical,
     #[error("the owner set is not UTF-8")]
     OwnersNotUtf8,
     #[error("invalid owner set: {0}")]
@@ -50,6 +59,9 @@ impl Content {
     pub fn decode(action: Action, secret: &str, content: &[u8]) -> Result<Content, ContentError> {
         match action {
             Action::Policy => {
+                if content.len() > MAX_POLICY_LEN {
+                    return Err(ContentError::PolicyTooLarge(content.len()));
+                }
                 let toml = std::str::from_utf8(content).map_err(|_| ContentError::PolicyNotUtf8)?;
                 let mut file = PolicyFile::parse(toml).map_err(ContentError::Policy)?;
                 let policy = match (file.secrets.len(), file.secrets.remove(secret)) {
@@ -60,6 +72,11 @@ impl Content {
                         })
                     }
                 };
+                // One text per policy: what the owners signed is what is
+                // stored, logged and printed by `policy get`.
+                if policy.to_toml(secret) != toml {
+                    return Err(ContentError::PolicyNotCanonical);
+                }
                 Ok(Content::Policy {
                     policy,
                     toml: toml.to_owned(),

@@ -21,10 +21,12 @@ mod reason;
 mod statement;
 
 pub use check::{approver_labels, check, statement_of, Approved, Refusal, Sha256Hex};
-pub use content::{Content, ContentError};
+pub use content::{Content, ContentError, MAX_POLICY_LEN};
 pub use file::{SealedValueB64, StatementFile, MAX_FILE_LEN};
 pub use hermetic_tlog::note::{Signer, VerifierKey};
-pub use owners::{key_label, OwnerSet, OwnerSetError, MAX_OWNERS};
+pub use owners::{
+    check_owner_name, key_label, OwnerSet, OwnerSetError, MAX_OWNERS, MAX_OWNER_NAME_LEN,
+};
 pub use reason::Reason;
 pub use statement::{
     check_deployment_id, content_sha256, Action, MalformedStatement, Statement, HEADER,

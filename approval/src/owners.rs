@@ -10,6 +10,26 @@ use hermetic_tlog::note::VerifierKey;
 /// Most owners a secret may have.
 pub const MAX_OWNERS: usize = 32;
 
+/// Longest owner key name, in bytes. Names go into every change record and
+/// into messages, so they are also plain: ASCII graphic characters other
+/// than `"` and `\\` (the note format already forbids spaces and `+`).
+pub const MAX_OWNER_NAME_LEN: usize = 64;
+
+/// Whether `name` may name an owner key (what `owner keygen` checks first).
+pub fn check_owner_name(name: &str) -> Result<(), OwnerSetError> {
+    if name.is_empty() || !plain_name(name) {
+        return Err(OwnerSetError::BadName);
+    }
+    Ok(())
+}
+
+fn plain_name(name: &str) -> bool {
+    name.len() <= MAX_OWNER_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'+'))
+}
+
 /// A validated owner set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerSet {
@@ -29,6 +49,8 @@ pub enum OwnerSetError {
     Threshold { threshold: u64, owners: usize },
     #[error("{0} is listed twice (the same public key counts as one owner, whatever its name)")]
     Duplicate(String),
+    #[error("an owner key's name is 1 to {MAX_OWNER_NAME_LEN} ASCII letters, digits or punctuation other than '\"', '\\' and '+'")]
+    BadName,
     #[error("line {line}: not a signed-note verifier key")]
     BadKey { line: usize },
     #[error("line {line}: {what}")]
@@ -52,6 +74,9 @@ impl OwnerSet {
                 threshold: threshold.into(),
                 owners: owners.len(),
             });
+        }
+        if owners.iter().any(|k| !plain_name(k.name())) {
+            return Err(OwnerSetError::BadName);
         }
         owners.sort_by_key(|k| k.to_string());
         for (i, a) in owners.iter().enumerate() {

@@ -10,11 +10,13 @@ use hermetic_tlog::note;
 const DEPLOYMENT: &str = "hermetic-0123456789abcdef";
 const SECRET: &str = "db-password";
 
+/// A canonical policy (as `change propose policy` writes it).
 fn policy() -> String {
-    format!(
-        "[secrets.{SECRET}]\n\n[[secrets.{SECRET}.measurements]]\npcr0 = \"{}\"\n",
-        "ab".repeat(48)
-    )
+    policy_for(SECRET)
+}
+
+fn policy_for(name: &str) -> String {
+    hermetic_policy::stanza(name, [(0u8, vec![0xab; 48])].into_iter().collect()).unwrap()
 }
 
 struct Owners {
@@ -252,7 +254,7 @@ fn content_must_fit_the_action() {
         refused(approve(Action::Policy, no_set.as_bytes())),
         Reason::InvalidPolicy
     );
-    let other = policy().replace(SECRET, "other");
+    let other = policy_for("other");
     assert_eq!(
         refused(approve(Action::Policy, other.as_bytes())),
         Reason::InvalidPolicy
@@ -367,6 +369,21 @@ fn owner_sets_are_validated_and_canonical() {
         Err(OwnerSetError::Count(33))
     );
     assert!(OwnerSet::new(many[..32].to_vec(), 32).is_ok());
+    for name in [
+        "n".repeat(65),
+        "a\"b".into(),
+        "a\\b".into(),
+        "caf\u{e9}".into(),
+    ] {
+        let key = Signer::generate(&name).unwrap().verifier_key();
+        assert_eq!(
+            OwnerSet::new(vec![key], 1),
+            Err(OwnerSetError::BadName),
+            "{name}"
+        );
+    }
+    let longest = Signer::generate(&"~".repeat(64)).unwrap().verifier_key();
+    assert!(OwnerSet::new(vec![longest], 1).is_ok());
     assert!(matches!(
         OwnerSet::from_strings(&["not a key"], 1),
         Err(OwnerSetError::BadKey { line: 1 })

@@ -45,6 +45,14 @@ fn secret_and_policy_subcommands() {
     assert!(o.status.success(), "{o:?}");
     let owner = stdout(&o).trim().to_owned();
     assert!(owner.starts_with("owner+"), "{owner}");
+    // A name no owner set would accept is a usage error, and nothing is written.
+    let o = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args(["owner", "keygen", "--name", "bad\"name", "--out"])
+        .arg(dir.path().join("bad.key"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(!dir.path().join("bad.key").exists());
     let key = key.to_str().unwrap();
 
     let o = cli(

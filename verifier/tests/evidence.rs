@@ -16,9 +16,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    good_pcrs, log_records, policy_toml, sha256_hex, spawn, terminate, Enclave, SECRET_NAME,
-    SECRET_VALUE,
+    create_owned, good_pcrs, log_records, owner_change, policy_change, policy_toml, sha256_hex,
+    spawn, terminate, Enclave, SECRET_NAME, SECRET_VALUE,
 };
+use hermetic_approval::Signer;
 use hermetic_attestation::{TrustedRoot, AWS_NITRO_ROOT_G1_SHA256};
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest};
 use hermetic_verifier::client::{AdminClient, HttpClient};
@@ -103,10 +104,28 @@ async fn an_aws_only_start_is_recorded_with_its_roots_and_policy_digest() {
         policy_toml("api-key", &good_pcrs(), "")
     );
     std::fs::write(&policy, text).unwrap();
-    let mut server = spawn(&data, &["--config".as_ref(), policy.as_os_str()]);
+    // The owner puts both policies; the next start records them.
+    let mut server = spawn(&data, &[]);
+    let admin = admin(&data, server.admin);
+    let owner = Signer::generate("owner").unwrap();
+    let key = owner.verifier_key().to_string();
+    for name in ["api-key", SECRET_NAME] {
+        admin
+            .create_secret(name, std::slice::from_ref(&key), 1)
+            .await
+            .unwrap();
+    }
+    let policies = std::fs::read_to_string(&policy).unwrap();
+    for name in [SECRET_NAME, "api-key"] {
+        owner_change(&admin, policy_change(name, policies.clone()), &[&owner])
+            .await
+            .unwrap();
+    }
+    terminate(&mut server);
+    let mut server = spawn(&data, &[]);
     // The digest an auditor computes from what `policy list`/`policy get`
     // show, names in byte order.
-    let admin = admin(&data, server.admin);
+    let admin = self::admin(&data, server.admin);
     let mut names = admin.list_policies().await.unwrap();
     names.sort();
     assert_eq!(names, vec!["api-key".to_owned(), SECRET_NAME.to_owned()]);
@@ -118,8 +137,9 @@ async fn an_aws_only_start_is_recorded_with_its_roots_and_policy_digest() {
 
     let records = log_records(&data);
     let starts = starts(&records);
-    assert_eq!(starts.len(), 1);
-    let start = &starts[0]["entry"]["start"];
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[0]["entry"]["start"]["policies"], 0);
+    let start = &starts[1]["entry"]["start"];
     assert_eq!(
         start["trusted_roots"],
         serde_json::json!([hex::encode(AWS_NITRO_ROOT_G1_SHA256)])
@@ -155,11 +175,15 @@ async fn a_start_trusting_a_test_root_and_its_releases_are_flagged() {
 
     let mut server = spawn(&data, &["--trust-root".as_ref(), root_pem.as_os_str()]);
     let admin = admin(&data, server.admin);
-    admin.put_secret(SECRET_NAME, SECRET_VALUE).await.unwrap();
-    admin
-        .put_policy(SECRET_NAME, &policy_toml(SECRET_NAME, &good_pcrs(), ""))
-        .await
-        .unwrap();
+    let owner = Signer::generate("owner").unwrap();
+    create_owned(
+        &admin,
+        &owner,
+        SECRET_NAME,
+        Some(policy_toml(SECRET_NAME, &good_pcrs(), "")),
+        SECRET_VALUE,
+    )
+    .await;
     let http = HttpClient::default();
     let (_, body) = challenge(&http, server.public).await;
     let granted_doc = enclave.document(&nonce_of(&body));

@@ -14,8 +14,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    good_pcrs, policy_toml, reason, spawn, terminate, Enclave, SECRET_NAME, SECRET_VALUE,
+    create_owned, good_pcrs, policy_toml, reason, spawn, terminate, Enclave, SECRET_NAME,
+    SECRET_VALUE,
 };
+use hermetic_approval::Signer;
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest};
 use hermetic_verifier::client::{AdminClient, HttpClient};
 use hyper::Method;
@@ -30,11 +32,15 @@ const PROMPTLY: Duration = Duration::from_secs(5);
 async fn seed(data: &Path, admin_addr: SocketAddr) {
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{admin_addr}"), token.trim());
-    admin.put_secret(SECRET_NAME, SECRET_VALUE).await.unwrap();
-    admin
-        .put_policy(SECRET_NAME, &policy_toml(SECRET_NAME, &good_pcrs(), ""))
-        .await
-        .unwrap();
+    let owner = Signer::generate("owner").unwrap();
+    create_owned(
+        &admin,
+        &owner,
+        SECRET_NAME,
+        Some(policy_toml(SECRET_NAME, &good_pcrs(), "")),
+        SECRET_VALUE,
+    )
+    .await;
 }
 
 fn client(from: &str) -> HttpClient {

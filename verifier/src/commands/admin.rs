@@ -106,7 +106,8 @@ pub enum OwnerCommand {
         #[arg(long, value_name = "KEY")]
         out: PathBuf,
         /// The key's name, shown in signatures and the audit log
-        /// (`NAME+KEYID`): letters, digits and punctuation, no '+' or spaces.
+        /// (`NAME+KEYID`): 1 to 64 ASCII letters, digits and punctuation
+        /// other than '+', '"' and '\'.
         #[arg(long, default_value = "owner")]
         name: String,
     },
@@ -119,6 +120,7 @@ pub fn owner(cmd: OwnerCommand) -> ExitCode {
 }
 
 fn keygen(out: &Path, name: &str) -> Outcome {
+    hermetic_approval::check_owner_name(name).map_err(|e| io(format!("--name {name:?}: {e}")))?;
     let signer = Signer::generate(name).map_err(|e| refused(format!("--name {name:?}: {e}")))?;
     change::write_private_key(out, &signer)
         .map_err(|e| io(format!("--out {}: {e}", out.display())))?;

@@ -385,3 +385,68 @@ fn applied_entry(
         ..Entry::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hermetic_approval::{Approved, Signer, MAX_OWNERS, MAX_OWNER_NAME_LEN, MAX_POLICY_LEN};
+    use hermetic_policy::{PolicyFile, SecretPolicy};
+
+    use super::*;
+    use crate::log::{AuditLog, MAX_RECORD_LEN};
+
+    /// The largest change records a valid statement can produce fit under
+    /// the log's record cap: a refused record would refuse the change.
+    #[test]
+    fn the_largest_change_records_fit_the_log() {
+        let name = "n".repeat(128);
+        // The longest canonical policy under the cap: sets naming all six PCRs.
+        let mut policy =
+            SecretPolicy::allowing((0u8..=4).chain([8]).map(|i| (i, vec![0xee; 48])).collect());
+        policy.max_age_secs = Some(u64::MAX >> 1);
+        policy.allow_debug = true;
+        while {
+            let mut bigger = policy.clone();
+            bigger.measurements.push(bigger.measurements[0].clone());
+            bigger.to_toml(&name).len() <= MAX_POLICY_LEN
+        } {
+            let set = policy.measurements[0].clone();
+            policy.measurements.push(set);
+        }
+        let toml = policy.to_toml(&name);
+        assert!(toml.len() <= MAX_POLICY_LEN && toml.len() > MAX_POLICY_LEN - 700);
+        assert!(PolicyFile::parse(&toml).is_ok());
+        let signers: Vec<Signer> = (0..MAX_OWNERS)
+            .map(|i| Signer::generate(&format!("{i:~>MAX_OWNER_NAME_LEN$}")).unwrap())
+            .collect();
+        let keys: Vec<_> = signers.iter().map(Signer::verifier_key).collect();
+        assert!(keys.iter().all(|k| k.name().len() == MAX_OWNER_NAME_LEN));
+        let owners = OwnerSet::new(keys.clone(), MAX_OWNERS as u32).unwrap();
+        let statement =
+            |action| Statement::new("d".repeat(128), name.clone(), action, u64::MAX, b"");
+        let applied = Applied {
+            version: u64::MAX,
+            value_version: Some(u64::MAX),
+            deleted_versions: vec![],
+        };
+        let admin = format!("{}:{}", "f".repeat(16), "bootstrap");
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        for (action, content) in [
+            (Action::Policy, Content::Policy { policy, toml }),
+            (Action::Owners, Content::Owners(owners)),
+        ] {
+            let ok = Approved {
+                statement: statement(action),
+                approvers: keys.clone(),
+                content,
+            };
+            let entry = applied_entry(&ok, &applied, &"a".repeat(64), &admin);
+            let len = serde_json::to_vec(&entry).unwrap().len();
+            assert!(len + 300 < MAX_RECORD_LEN, "{action}: {len}");
+            log.append(entry, Duration::from_secs(253_402_300_799))
+                .unwrap();
+        }
+    }
+}

@@ -28,10 +28,10 @@ use tokio::task::JoinHandle;
 
 pub use admin::{token_hash, PolicyList, SecretList, ADMIN_ROUTES, RETIRED_ADMIN_ROUTES};
 pub use api::{Limits, PUBLIC_ROUTES};
+pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
 };
-pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
 pub use metrics::Metrics;
 pub use rate_limit::RateLimiter;
 pub use refusal::ApiRefusal;

@@ -305,14 +305,6 @@ pub struct Server {
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A failing test must not leave the service running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Spawns the real binary on ephemeral loopback ports (rate limit off).
 pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
