@@ -445,6 +445,7 @@ mod tests {
             let entry = applied_entry(&ok, &applied, &"a".repeat(64), &admin);
             let len = serde_json::to_vec(&entry).unwrap().len();
             assert!(len + 300 < MAX_RECORD_LEN, "{action}: {len}");
+            eprintln!("largest {action} change record: {len} bytes of JSON");
             log.append(entry, Duration::from_secs(253_402_300_799))
                 .unwrap();
         }
