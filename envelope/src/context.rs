@@ -80,7 +80,11 @@ impl ReleaseContext {
     }
 }
 
-pub(crate) fn bounded_len(field: &'static str, actual: usize, max: usize) -> Result<u32, EnvelopeError> {
+pub(crate) fn bounded_len(
+    field: &'static str,
+    actual: usize,
+    max: usize,
+) -> Result<u32, EnvelopeError> {
     let too_large = EnvelopeError::ContextTooLarge { field, actual, max };
     if actual > max {
         return Err(too_large);

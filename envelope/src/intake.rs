@@ -150,7 +150,10 @@ mod tests {
         assert_eq!(sealed.ciphertext.len(), 7 + TAG_LEN);
         let bytes = sealed.to_bytes();
         let again = SealedValue::from_bytes(&bytes).unwrap();
-        assert_eq!(open_value(&key, &again, &ctx).unwrap().as_slice(), b"hunter2");
+        assert_eq!(
+            open_value(&key, &again, &ctx).unwrap().as_slice(),
+            b"hunter2"
+        );
 
         let other_key = EnclaveKey::from_ikm(&[8; 32]).unwrap();
         assert_eq!(
