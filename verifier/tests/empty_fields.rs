@@ -138,14 +138,12 @@ async fn a_release_to_an_empty_public_key_is_refused_as_missing_and_logged_as_pr
     let enclave = Enclave::new();
     let root = enclave.write_root(dir.path());
     let svc = Service::start(config(dir.path(), Some(root)), Arc::new(SystemClock)).await;
-    svc.admin
-        .put_secret(SECRET_NAME, SECRET_VALUE)
-        .await
-        .unwrap();
-    svc.admin
-        .put_policy(SECRET_NAME, &policy_toml(SECRET_NAME, &good_pcrs(), ""))
-        .await
-        .unwrap();
+    svc.seed(
+        SECRET_NAME,
+        Some(policy_toml(SECRET_NAME, &good_pcrs(), "")),
+        SECRET_VALUE,
+    )
+    .await;
     let data = dir.path().join("data");
 
     // Present and empty: refused like an absent key, after every other check.
@@ -175,14 +173,12 @@ async fn a_release_to_an_empty_public_key_is_refused_as_missing_and_logged_as_pr
     let (status, body) = svc.release(&doc, &[SECRET_NAME]).await;
     assert_eq!(status, 403);
     assert_eq!(reason(&body), "nonce_missing");
-    svc.admin.put_secret("open", SECRET_VALUE).await.unwrap();
-    svc.admin
-        .put_policy(
-            "open",
-            &policy_toml("open", &good_pcrs(), "nonce_required = false"),
-        )
-        .await
-        .unwrap();
+    svc.seed(
+        "open",
+        Some(policy_toml("open", &good_pcrs(), "nonce_required = false")),
+        SECRET_VALUE,
+    )
+    .await;
     let (status, body) = svc.release(&doc, &["open"]).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let record = last_release(&data);

@@ -129,6 +129,11 @@ pub struct Start {
     pub policy_digest: String,
     /// How many policies that digest covers.
     pub policies: u64,
+    /// Stored policies this version refuses to use (written before a rule
+    /// was added): not in the digest, never used for a release, replaced
+    /// only by their owners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unusable_policies: Vec<String>,
 }
 
 /// Release refusals counted, not recorded one by one, since `since`.

@@ -228,7 +228,13 @@ fn bootstrap_admin_token(
 /// The `start` record: the trusted roots, whether any is not the pinned AWS
 /// root, the digest of every stored policy, the version and build.
 fn start_record(verifier: &Verifier, store: &Store) -> Result<Start, ServeError> {
-    let policies = store.policies()?;
+    let stored = store.policies()?;
+    let (policies, unusable_policies) = (stored.usable, stored.unusable);
+    for name in &unusable_policies {
+        eprintln!(
+            "hermetic-verifier: level=warn event=policy_unusable name={name} note=\"stored before a policy rule this version enforces; releases of this secret are refused until its owners put a new policy\""
+        );
+    }
     let digest = policy_digest(policies.iter().map(|(n, p)| (n.as_str(), p)));
     Ok(Start {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -241,6 +247,7 @@ fn start_record(verifier: &Verifier, store: &Store) -> Result<Start, ServeError>
         non_aws_root: verifier.roots().iter().any(|r| !r.is_aws_nitro()),
         policy_digest: hex::encode(digest),
         policies: policies.len() as u64,
+        unusable_policies,
     })
 }
 

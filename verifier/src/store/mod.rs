@@ -129,6 +129,15 @@ pub struct SecretInfo {
     pub version: u64,
 }
 
+/// Every stored policy, split by whether this version can use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicies {
+    /// Name (byte order) and policy.
+    pub usable: Vec<(String, SecretPolicy)>,
+    /// Names of policies written before a rule this version enforces.
+    pub unusable: Vec<String>,
+}
+
 /// What an owner-approved change is checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretState {
@@ -539,15 +548,23 @@ impl Store {
             .collect())
     }
 
-    /// Every stored policy, by name (byte order).
-    pub fn policies(&self) -> Result<Vec<(String, SecretPolicy)>, StoreError> {
-        let mut out = Vec::new();
+    /// Every stored policy this version can use, by name (byte order), and
+    /// the names of those it refuses to read (written before a rule was
+    /// added, such as "every set pins the image"): those are never used —
+    /// a release for them is refused `no_policy` — until the secret's owners
+    /// replace them.
+    pub fn policies(&self) -> Result<StoredPolicies, StoreError> {
+        let mut usable = Vec::new();
+        let mut unusable = Vec::new();
         for name in self.policy_names()? {
-            if let Some(policy) = self.policy(&name)? {
-                out.push((name, policy));
+            match self.policy(&name) {
+                Ok(Some(policy)) => usable.push((name, policy)),
+                Ok(None) => {}
+                Err(StoreError::BadPolicy(_)) => unusable.push(name),
+                Err(e) => return Err(e),
             }
         }
-        Ok(out)
+        Ok(StoredPolicies { usable, unusable })
     }
 
     pub fn add_token_hash(&self, hash: &[u8; 32], label: &str) -> Result<(), StoreError> {
