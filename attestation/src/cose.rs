@@ -5,7 +5,7 @@
 //! tagged form (tag 18), which we accept. nsm-api's
 //! docs/attestation_process.md §3.1 shows the layout.
 
-use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
+use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use ciborium::value::Value;
 
 use crate::cbor::{check_unique_keys, decode_one, encode};
@@ -87,8 +87,12 @@ impl CoseSign1 {
     /// Checks the ES384 signature with a P-384 public key given as an
     /// uncompressed SEC1 point.
     pub fn verify(&self, p384_point: &[u8]) -> Result<(), Error> {
-        UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, p384_point)
-            .verify(&self.to_be_signed(), &self.signature)
+        self.verify_parsed(&parse_p384(p384_point)?)
+    }
+
+    /// Checks the ES384 signature with an already parsed P-384 key.
+    pub(crate) fn verify_parsed(&self, key: &ParsedPublicKey) -> Result<(), Error> {
+        key.verify_sig(&self.to_be_signed(), &self.signature)
             .map_err(|_| Error::BadSignature)
     }
 
@@ -108,13 +112,49 @@ impl CoseSign1 {
     }
 }
 
+/// A P-384 public key (uncompressed SEC1 point) for ES384. A point that is
+/// not on the curve can verify nothing: it is refused as a bad signature, as
+/// verifying with it would be.
+pub(crate) fn parse_p384(point: &[u8]) -> Result<ParsedPublicKey, Error> {
+    ParsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point).map_err(|_| Error::BadSignature)
+}
+
+/// `["Signature1", protected, h'', payload]` in CBOR (RFC 8949 §3: a
+/// definite-length array of a text string and three byte strings, each with
+/// the shortest length encoding), written directly rather than through a
+/// `Value` tree so that the signed payload is copied once.
 pub(crate) fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
-    encode(&Value::Array(vec![
-        Value::Text("Signature1".into()),
-        Value::Bytes(protected.to_vec()),
-        Value::Bytes(vec![]),
-        Value::Bytes(payload.to_vec()),
-    ]))
+    const CONTEXT: &[u8] = b"Signature1";
+    let mut out = Vec::with_capacity(CONTEXT.len() + protected.len() + payload.len() + 24);
+    out.push(0x84); // array(4)
+    head(&mut out, 3, CONTEXT.len());
+    out.extend_from_slice(CONTEXT);
+    head(&mut out, 2, protected.len());
+    out.extend_from_slice(protected);
+    head(&mut out, 2, 0); // external_aad: empty byte string
+    head(&mut out, 2, payload.len());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A CBOR item head: major type and length in its shortest form (RFC 8949 §3).
+fn head(out: &mut Vec<u8>, major: u8, len: usize) {
+    let major = major << 5;
+    let len = len as u64;
+    if len < 24 {
+        out.push(major | len as u8);
+    } else if len <= u64::from(u8::MAX) {
+        out.extend_from_slice(&[major | 24, len as u8]);
+    } else if len <= u64::from(u16::MAX) {
+        out.push(major | 25);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else if len <= u64::from(u32::MAX) {
+        out.push(major | 26);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    } else {
+        out.push(major | 27);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
 }
 
 /// The serialized protected header the NSM uses: `{1: -35}`.
@@ -150,5 +190,33 @@ fn check_algorithm(protected: &[u8]) -> Result<(), Error> {
         _ => Err(Error::MalformedProtectedHeader(
             "`alg` is neither an integer nor text",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written Sig_structure is byte for byte what a general CBOR
+    /// encoder writes, at every length-encoding boundary.
+    #[test]
+    fn sig_structure_matches_the_generic_encoder() {
+        for protected_len in [0usize, 4, 23, 24] {
+            for payload_len in [0usize, 23, 24, 255, 256, 4550, 65_535, 65_536] {
+                let protected = vec![0xa1; protected_len];
+                let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+                let generic = encode(&Value::Array(vec![
+                    Value::Text("Signature1".into()),
+                    Value::Bytes(protected.clone()),
+                    Value::Bytes(vec![]),
+                    Value::Bytes(payload.clone()),
+                ]));
+                assert_eq!(
+                    sig_structure(&protected, &payload),
+                    generic,
+                    "protected {protected_len}, payload {payload_len}"
+                );
+            }
+        }
     }
 }

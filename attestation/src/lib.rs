@@ -2,7 +2,8 @@
 //!
 //! Bytes, trusted roots and a time go in; a typed verdict comes out. Nothing
 //! here reads a clock, a file or the network (in the manner of rustls'
-//! sans-I/O core); the only state is an optional, bounded [`ChainCache`].
+//! sans-I/O core); the only state is two optional, bounded caches of
+//! validated certificates ([`ChainCache`], [`LeafCache`]).
 //!
 //! ```no_run
 //! use hermetic_attestation::{At, TrustedRoot, Verifier};
@@ -24,9 +25,10 @@ mod roots;
 pub mod simulator;
 mod time;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use cache::ChainCache;
+pub use cache::{ChainCache, LeafCache};
 pub use chain::CertInfo;
 pub use cose::CoseSign1;
 pub use document::{Document, MAX_CERT_LEN, MAX_PCR_INDEX, MAX_USER_DATA_LEN, PCR_LEN_SHA384};
@@ -35,6 +37,7 @@ pub use roots::{RootError, TrustedRoot, AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1
 pub use rustls_pki_types::UnixTime;
 pub use time::{parse_rfc3339, rfc3339, rfc3339_ms, At};
 
+use cache::{VerifiedLeaf, Window};
 use chain::Parsed;
 
 /// Largest signed document accepted, checked before any parsing. The NSM's
@@ -54,6 +57,9 @@ pub struct Attested {
     pub root_sha256: [u8; 32],
     /// Whether the CA part of the chain came from the cache.
     pub chain_from_cache: bool,
+    /// Whether the leaf certificate, checked under this very bundle, came
+    /// from the leaf cache (only the COSE signature was verified).
+    pub leaf_from_cache: bool,
 }
 
 /// The checks a verification runs, in order.
@@ -146,14 +152,17 @@ pub fn decode(bytes: &[u8]) -> Result<(CoseSign1, Document), Error> {
 pub struct Verifier {
     roots: Vec<TrustedRoot>,
     cache: Option<ChainCache>,
+    leaf_cache: Option<LeafCache>,
 }
 
 impl Verifier {
-    /// A verifier trusting exactly `roots`, with a default-sized chain cache.
+    /// A verifier trusting exactly `roots`, with default-sized chain and
+    /// leaf caches.
     pub fn new(roots: Vec<TrustedRoot>) -> Self {
         Verifier {
             roots,
             cache: Some(ChainCache::default()),
+            leaf_cache: Some(LeafCache::default()),
         }
     }
 
@@ -162,14 +171,24 @@ impl Verifier {
         Ok(Self::new(vec![TrustedRoot::aws_nitro()?]))
     }
 
-    /// Replaces the chain cache (`None` disables caching).
+    /// Replaces the chain cache (`None` disables caching CA bundles).
     pub fn with_cache(mut self, cache: Option<ChainCache>) -> Self {
         self.cache = cache;
         self
     }
 
+    /// Replaces the leaf cache (`None` disables caching leaf certificates).
+    pub fn with_leaf_cache(mut self, cache: Option<LeafCache>) -> Self {
+        self.leaf_cache = cache;
+        self
+    }
+
     pub fn cache(&self) -> Option<&ChainCache> {
         self.cache.as_ref()
+    }
+
+    pub fn leaf_cache(&self) -> Option<&LeafCache> {
+        self.leaf_cache.as_ref()
     }
 
     pub fn roots(&self) -> &[TrustedRoot] {
@@ -193,6 +212,7 @@ impl Verifier {
                 verified_at,
                 root_sha256,
                 chain_from_cache: run.chain_from_cache,
+                leaf_from_cache: run.leaf_from_cache,
             }),
             // Every check passed, so all three are set; refuse rather than panic.
             _ => Err(Error::MalformedCose("verification did not complete")),
@@ -214,6 +234,7 @@ impl Verifier {
             },
             root_sha256: None,
             chain_from_cache: false,
+            leaf_from_cache: false,
         };
         let (cose, document) = match decode(bytes) {
             Ok(d) => d,
@@ -249,16 +270,52 @@ impl Verifier {
             return run.finish_with(document);
         }
 
-        // Parse every certificate and check its validity period.
-        let parsed: Result<Vec<Parsed<'_>>, Error> = bundle
-            .iter()
-            .enumerate()
-            .map(|(i, der)| Parsed::new(CertRole::Bundle(i), der))
-            .chain(std::iter::once(Parsed::new(
-                CertRole::Leaf,
-                &document.certificate,
-            )))
-            .collect();
+        // The caches answer only for a trusted root and a representable time
+        // (otherwise the uncached path below reports the error).
+        let cached = match i64::try_from(t.as_secs()) {
+            Ok(secs) if root_ok && (self.cache.is_some() || self.leaf_cache.is_some()) => {
+                Some(CacheKeys {
+                    bundle: ChainCache::key(&bundle),
+                    leaf: chain::sha256(&document.certificate),
+                    secs,
+                })
+            }
+            _ => None,
+        };
+
+        // A leaf already verified under this very bundle, at an instant
+        // inside every certificate's validity: only the COSE signature is left.
+        if let (Some(keys), Some(cache)) = (&cached, &self.leaf_cache) {
+            if let Some(hit) = cache.get(&keys.bundle, &keys.leaf, keys.secs) {
+                run.inspection.certificates = hit.certificates.clone();
+                run.record(CheckName::CertificateValidity, Ok(()));
+                run.record(CheckName::CertificateChain, Ok(()));
+                run.record(CheckName::Signature, cose.verify_parsed(&hit.key));
+                run.chain_from_cache = true;
+                run.leaf_from_cache = true;
+                return run.finish_with(document);
+            }
+        }
+        // A bundle already validated, at an instant inside every one of its
+        // certificates' validity: only the leaf is left to parse and check.
+        let cas_cached = match (&cached, &self.cache) {
+            (Some(keys), Some(cache)) => cache.get(&keys.bundle, keys.secs),
+            _ => None,
+        };
+
+        // Parse every certificate still to check, and its validity period.
+        let parsed: Result<Vec<Parsed<'_>>, Error> = match &cas_cached {
+            Some(_) => Parsed::new(CertRole::Leaf, &document.certificate).map(|leaf| vec![leaf]),
+            None => bundle
+                .iter()
+                .enumerate()
+                .map(|(i, der)| Parsed::new(CertRole::Bundle(i), der))
+                .chain(std::iter::once(Parsed::new(
+                    CertRole::Leaf,
+                    &document.certificate,
+                )))
+                .collect(),
+        };
         let parsed = match parsed {
             Ok(p) => p,
             Err(e) => {
@@ -266,7 +323,11 @@ impl Verifier {
                 return run.finish_with(document);
             }
         };
-        run.inspection.certificates = parsed.iter().map(Parsed::info).collect();
+        run.inspection.certificates = cas_cached
+            .iter()
+            .flat_map(|infos| infos.iter().cloned())
+            .chain(parsed.iter().map(Parsed::info))
+            .collect();
         let validity = parsed.iter().try_for_each(|c| c.check_validity(t));
         let validity_ok = validity.is_ok();
         run.record(CheckName::CertificateValidity, validity);
@@ -274,73 +335,124 @@ impl Verifier {
             return run.finish_with(document);
         }
 
-        // `parsed` ends with the leaf and holds at least the root before it.
-        let Some((leaf, cas)) = parsed.split_last().filter(|(_, cas)| !cas.is_empty()) else {
+        // `parsed` ends with the leaf.
+        let Some((leaf, cas)) = parsed.split_last() else {
             run.record(CheckName::CertificateChain, Err(Error::EmptyCabundle));
             return run.finish_with(document);
         };
+        let mut chain_ok = false;
         if root_ok && validity_ok {
-            let result = self.check_chain(cas, leaf, &bundle, t);
+            let result = match (&cas_cached, &cached) {
+                (Some(_), _) => self.check_leaf_under(leaf, &bundle, t).map(|()| true),
+                (None, keys) => self
+                    .check_chain(cas, leaf, &bundle, keys.as_ref(), t)
+                    .map(|()| false),
+            };
             run.chain_from_cache = matches!(result, Ok(true));
-            let failed = result.is_err();
+            chain_ok = result.is_ok();
             run.record(CheckName::CertificateChain, result.map(|_| ()));
-            if stop_early && failed {
+            if stop_early && !chain_ok {
                 return run.finish_with(document);
             }
         } else {
             run.skip(CheckName::CertificateChain);
         }
 
-        let signature = leaf.p384_point().and_then(|point| cose.verify(point));
-        run.record(CheckName::Signature, signature);
+        let signature = leaf.p384_point().and_then(|point| {
+            let key = cose::parse_p384(point)?;
+            cose.verify_parsed(&key)?;
+            Ok(key)
+        });
+        match (signature, &cached, &self.leaf_cache) {
+            (Ok(key), Some(keys), Some(cache)) if chain_ok => {
+                // The key parsed and the whole chain validated: a repeat of
+                // this leaf under this bundle needs only the COSE signature.
+                let certificates = run.inspection.certificates.clone();
+                let window = certificates
+                    .iter()
+                    .map(|c| Window {
+                        not_before: c.not_before,
+                        not_after: c.not_after,
+                    })
+                    .reduce(Window::intersect);
+                if let Some(window) = window {
+                    cache.insert(
+                        keys.bundle,
+                        keys.leaf,
+                        window,
+                        VerifiedLeaf { key, certificates },
+                    );
+                }
+                run.record(CheckName::Signature, Ok(()));
+            }
+            (result, _, _) => run.record(CheckName::Signature, result.map(|_| ())),
+        }
         run.finish_with(document)
     }
 
-    /// Returns whether the CA part came from the cache.
+    /// The leaf under a cached bundle: its constraints, then the path from
+    /// the bundle's last certificate (already validated up to the root).
+    fn check_leaf_under(
+        &self,
+        leaf: &Parsed<'_>,
+        bundle: &[&[u8]],
+        t: UnixTime,
+    ) -> Result<(), Error> {
+        leaf.check_leaf()?;
+        let last = bundle.len() - 1;
+        chain::verify_path((CertRole::Bundle(last), bundle[last]), &[], leaf.der, t)
+    }
+
+    /// The whole chain, root to leaf; a validated bundle is cached.
     fn check_chain(
         &self,
         cas: &[Parsed<'_>],
         leaf: &Parsed<'_>,
         bundle: &[&[u8]],
+        keys: Option<&CacheKeys>,
         t: UnixTime,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         leaf.check_leaf()?;
-        let key = ChainCache::key(bundle);
-        let secs = i64::try_from(t.as_secs()).map_err(|_| Error::InvalidTime)?;
-        let last = cas.len() - 1;
-        if let Some(cache) = &self.cache {
-            if cache.contains(&key, secs) {
-                chain::verify_path((CertRole::Bundle(last), bundle[last]), &[], leaf.der, t)?;
-                return Ok(true);
-            }
-        }
+        let Some(last) = cas.len().checked_sub(1) else {
+            return Err(Error::EmptyCabundle);
+        };
         for (i, ca) in cas.iter().enumerate() {
             ca.check_ca(last - i)?;
         }
         chain::verify_path((CertRole::Bundle(0), bundle[0]), &bundle[1..], leaf.der, t)?;
-        if let Some(cache) = &self.cache {
-            let window = cache::Window {
+        if let (Some(cache), Some(keys)) = (&self.cache, keys) {
+            let infos: Arc<[CertInfo]> = cas.iter().map(Parsed::info).collect();
+            let window = Window {
                 not_before: cas
                     .iter()
                     .map(|c| c.cert.validity().not_before.timestamp())
                     .max()
-                    .unwrap_or(i64::MIN),
+                    .unwrap_or(i64::MAX),
                 not_after: cas
                     .iter()
                     .map(|c| c.cert.validity().not_after.timestamp())
                     .min()
                     .unwrap_or(i64::MIN),
             };
-            cache.insert(key, window);
+            cache.insert(keys.bundle, window, infos);
         }
-        Ok(false)
+        Ok(())
     }
+}
+
+/// What the caches are looked up by.
+struct CacheKeys {
+    bundle: cache::BundleKey,
+    leaf: [u8; 32],
+    /// The verification time in Unix seconds.
+    secs: i64,
 }
 
 struct Run {
     inspection: Inspection,
     root_sha256: Option<[u8; 32]>,
     chain_from_cache: bool,
+    leaf_from_cache: bool,
 }
 
 impl Run {

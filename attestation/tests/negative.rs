@@ -1,14 +1,21 @@
 //! The negative matrix: each case is a document that is well signed by a
 //! simulated AWS-shaped PKI except for the one fault under test, and must be
 //! refused with exactly the expected error.
+//!
+//! Every case runs under three verifiers, and their verdicts must agree: no
+//! cache at all; the chain cache only, warmed with the fixture's good
+//! document; and both the chain and the leaf caches, warmed the same way (so
+//! that a faulty document from an enclave already seen meets a cached leaf).
 
+use std::cell::OnceCell;
 use std::time::Duration;
 
 use ciborium::value::Value;
 use hermetic_attestation::cose::es384_protected_header;
 use hermetic_attestation::simulator::{Leaf, TestPki, LEAF_LIFETIME};
 use hermetic_attestation::{
-    At, CertRole, ChainCache, CoseSign1, Document, Error, TrustedRoot, UnixTime, Verifier,
+    At, Attested, CertRole, ChainCache, CoseSign1, Document, Error, LeafCache, TrustedRoot,
+    UnixTime, Verifier,
 };
 
 /// A fixed "now" so that nothing here depends on the real clock.
@@ -18,6 +25,9 @@ struct Fixture {
     pki: TestPki,
     leaf: Leaf,
     doc: Document,
+    /// The fixture's document as first built, signed: what warms the caches.
+    good: Vec<u8>,
+    modes: OnceCell<Vec<(&'static str, Verifier)>>,
 }
 
 fn fixture_with(pki: TestPki) -> Fixture {
@@ -40,7 +50,14 @@ fn fixture_with(pki: TestPki) -> Fixture {
         nonce: Some(vec![0xab; 32]),
         unknown_fields: vec![],
     };
-    Fixture { pki, leaf, doc }
+    let good = leaf.sign(&doc).unwrap();
+    Fixture {
+        pki,
+        leaf,
+        doc,
+        good,
+        modes: OnceCell::new(),
+    }
 }
 
 fn fixture() -> Fixture {
@@ -54,6 +71,58 @@ fn at(secs: i64) -> At {
 impl Fixture {
     fn verifier(&self) -> Verifier {
         Verifier::new(vec![TrustedRoot::from_der(self.pki.root_der()).unwrap()])
+    }
+    /// No cache; the chain cache only; chain and leaf caches. The cached
+    /// ones are warmed with the good document at two instants inside its
+    /// chain's validity (faulty PKIs may refuse it at one of them).
+    fn modes(&self) -> &[(&'static str, Verifier)] {
+        self.modes.get_or_init(|| {
+            let modes = vec![
+                (
+                    "no cache",
+                    self.verifier().with_cache(None).with_leaf_cache(None),
+                ),
+                ("chain cache", self.verifier().with_leaf_cache(None)),
+                ("chain and leaf caches", self.verifier()),
+            ];
+            for (name, v) in &modes[1..] {
+                let mut warmed = false;
+                for t in [NOW, NOW - 300] {
+                    warmed |= v.verify(&self.good, at(t)).is_ok();
+                }
+                if warmed {
+                    assert_eq!(v.cache().map(ChainCache::len), Some(1), "{name}");
+                    let leaves = v.leaf_cache().map_or(0, LeafCache::len);
+                    assert_eq!(leaves, usize::from(v.leaf_cache().is_some()), "{name}");
+                }
+            }
+            modes
+        })
+    }
+    /// Verifies under every cache mode, asserts that they agree, and returns
+    /// the uncached verdict.
+    fn verify(&self, bytes: &[u8], at: At) -> Result<Attested, Error> {
+        let mut results = self
+            .modes()
+            .iter()
+            .map(|(name, v)| (name, v.verify(bytes, at)));
+        let (_, reference) = results.next().unwrap();
+        let verdict = |r: &Result<Attested, Error>| {
+            r.as_ref()
+                .map(|a| {
+                    (
+                        a.document.clone(),
+                        a.certificates.clone(),
+                        a.verified_at,
+                        a.root_sha256,
+                    )
+                })
+                .map_err(Clone::clone)
+        };
+        for (name, result) in results {
+            assert_eq!(verdict(&result), verdict(&reference), "{name} disagrees");
+        }
+        reference
     }
     fn signed(&self) -> Vec<u8> {
         self.leaf.sign(&self.doc).unwrap()
@@ -91,13 +160,7 @@ impl Fixture {
         self.signed_map(map)
     }
     fn refuse(&self, bytes: &[u8], expected: Error) {
-        assert_eq!(
-            self.verifier().verify(bytes, at(NOW)).unwrap_err(),
-            expected
-        );
-        // The same verdict without a cache.
-        let uncached = self.verifier().with_cache(None);
-        assert_eq!(uncached.verify(bytes, at(NOW)).unwrap_err(), expected);
+        assert_eq!(self.verify(bytes, at(NOW)).unwrap_err(), expected);
     }
 }
 
@@ -118,7 +181,7 @@ fn reencode(bytes: &[u8], edit: impl FnOnce(&mut CoseSign1)) -> Vec<u8> {
 #[test]
 fn a_simulated_document_verifies_with_its_test_root_trusted() {
     let f = fixture();
-    let attested = f.verifier().verify(&f.signed(), at(NOW)).unwrap();
+    let attested = f.verify(&f.signed(), at(NOW)).unwrap();
     assert_eq!(attested.document, f.doc);
     assert_eq!(attested.certificates.len(), 5);
     assert!(attested.certificates[4]
@@ -131,7 +194,7 @@ fn a_tagged_cose_sign1_is_accepted() {
     let f = fixture();
     let tagged = reencode(&f.signed(), |c| c.tagged = true);
     assert_eq!(tagged[0], 0xd2, "tag 18");
-    assert!(f.verifier().verify(&tagged, at(NOW)).is_ok());
+    assert!(f.verify(&tagged, at(NOW)).is_ok());
 }
 
 #[test]
@@ -141,7 +204,7 @@ fn null_optional_fields_mean_absent() {
     f.doc.user_data = None;
     f.doc.nonce = None;
     let bytes = f.signed();
-    let attested = f.verifier().verify(&bytes, at(NOW)).unwrap();
+    let attested = f.verify(&bytes, at(NOW)).unwrap();
     assert_eq!(
         (attested.document.public_key, attested.document.nonce),
         (None, None)
@@ -153,7 +216,7 @@ fn an_unknown_signed_field_is_reported_not_fatal() {
     let f = fixture();
     let mut map = f.payload_map();
     map.push((Value::Text("future_field".into()), Value::Integer(7.into())));
-    let attested = f.verifier().verify(&f.signed_map(map), at(NOW)).unwrap();
+    let attested = f.verify(&f.signed_map(map), at(NOW)).unwrap();
     assert_eq!(
         attested.document.unknown_fields,
         vec!["future_field".to_string()]
@@ -187,10 +250,7 @@ fn another_test_root_refuses() {
 fn a_cabundle_without_the_root_is_refused() {
     let mut f = fixture();
     f.doc.cabundle.remove(0);
-    let err = f
-        .verifier()
-        .verify(&f.signed_doc(&f.doc), at(NOW))
-        .unwrap_err();
+    let err = f.verify(&f.signed_doc(&f.doc), at(NOW)).unwrap_err();
     assert_eq!(err.reason(), "untrusted_root");
 }
 
@@ -208,10 +268,7 @@ fn a_cabundle_out_of_order_is_refused() {
     levels.iter_mut().for_each(|l| l.path_len = None);
     let mut f = fixture_with(TestPki::generate_with(&levels).unwrap());
     f.doc.cabundle.swap(1, 2);
-    let err = f
-        .verifier()
-        .verify(&f.signed_doc(&f.doc), at(NOW))
-        .unwrap_err();
+    let err = f.verify(&f.signed_doc(&f.doc), at(NOW)).unwrap_err();
     assert_eq!(err.reason(), "chain_invalid", "{err}");
 }
 
@@ -221,7 +278,7 @@ fn a_cabundle_out_of_order_is_refused() {
 fn an_expired_leaf_is_refused() {
     let f = fixture();
     let late = NOW - 600 + LEAF_LIFETIME.as_secs() as i64 + 1;
-    let err = f.verifier().verify(&f.signed(), at(late)).unwrap_err();
+    let err = f.verify(&f.signed(), at(late)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -237,7 +294,7 @@ fn an_expired_leaf_is_refused() {
 #[test]
 fn a_not_yet_valid_leaf_is_refused() {
     let f = fixture();
-    let err = f.verifier().verify(&f.signed(), at(NOW - 601)).unwrap_err();
+    let err = f.verify(&f.signed(), at(NOW - 601)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -255,7 +312,7 @@ fn an_expired_intermediate_is_refused_even_while_the_leaf_is_valid() {
     let mut levels = TestPki::levels_around(NOW);
     levels[2].not_after = NOW - 10; // zonal CA
     let f = fixture_with(TestPki::generate_with(&levels).unwrap());
-    let err = f.verifier().verify(&f.signed(), at(NOW)).unwrap_err();
+    let err = f.verify(&f.signed(), at(NOW)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -273,7 +330,7 @@ fn a_not_yet_valid_root_is_refused() {
     let mut levels = TestPki::levels_around(NOW);
     levels[0].not_before = NOW + 10;
     let f = fixture_with(TestPki::generate_with(&levels).unwrap());
-    let err = f.verifier().verify(&f.signed(), at(NOW)).unwrap_err();
+    let err = f.verify(&f.signed(), at(NOW)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -291,7 +348,6 @@ fn document_time_is_the_documents_own_timestamp() {
     let mut f = fixture();
     f.doc.timestamp_ms = ((NOW - 700) as u64) * 1000; // before the leaf
     let err = f
-        .verifier()
         .verify(&f.signed_doc(&f.doc), At::DocumentTimestamp)
         .unwrap_err();
     assert!(matches!(err, Error::CertificateNotYetValid { .. }), "{err}");
@@ -304,7 +360,7 @@ fn a_ca_without_key_cert_sign_is_refused() {
     let mut levels = TestPki::levels_around(NOW);
     levels[1].key_cert_sign = false;
     let f = fixture_with(TestPki::generate_with(&levels).unwrap());
-    let err = f.verifier().verify(&f.signed(), at(NOW)).unwrap_err();
+    let err = f.verify(&f.signed(), at(NOW)).unwrap_err();
     assert_eq!(
         err,
         Error::ChainConstraint {
@@ -319,7 +375,7 @@ fn a_path_length_violation_is_refused() {
     let mut levels = TestPki::levels_around(NOW);
     levels[1].path_len = Some(0); // regional may not have zonal + instance under it
     let f = fixture_with(TestPki::generate_with(&levels).unwrap());
-    let err = f.verifier().verify(&f.signed(), at(NOW)).unwrap_err();
+    let err = f.verify(&f.signed(), at(NOW)).unwrap_err();
     assert_eq!(
         err,
         Error::ChainConstraint {
@@ -352,11 +408,10 @@ fn a_flipped_bit_in_the_payload_breaks_the_signature() {
 fn no_single_bit_flip_anywhere_verifies() {
     let f = fixture();
     let good = f.signed();
-    let v = f.verifier();
     for i in (0..good.len()).step_by(7) {
         let bad = flip(&good, i);
         assert!(
-            v.verify(&bad, at(NOW)).is_err(),
+            f.verify(&bad, at(NOW)).is_err(),
             "flip at byte {i} verified"
         );
     }
@@ -384,10 +439,7 @@ fn a_flipped_bit_in_each_certificate_is_refused() {
         let mut doc = f.doc.clone();
         let last = doc.cabundle[i].len() - 1;
         doc.cabundle[i][last] ^= 0x01; // inside the certificate's signature
-        let err = f
-            .verifier()
-            .verify(&f.signed_doc(&doc), at(NOW))
-            .unwrap_err();
+        let err = f.verify(&f.signed_doc(&doc), at(NOW)).unwrap_err();
         let expected = if i == 0 {
             "untrusted_root"
         } else {
@@ -398,10 +450,7 @@ fn a_flipped_bit_in_each_certificate_is_refused() {
     let mut doc = f.doc.clone();
     let last = doc.certificate.len() - 1;
     doc.certificate[last] ^= 0x01;
-    let err = f
-        .verifier()
-        .verify(&f.signed_doc(&doc), at(NOW))
-        .unwrap_err();
+    let err = f.verify(&f.signed_doc(&doc), at(NOW)).unwrap_err();
     assert_eq!(err.reason(), "chain_invalid", "leaf: {err}");
 }
 
@@ -464,10 +513,10 @@ fn truncated_input_is_refused() {
     let f = fixture();
     let good = f.signed();
     for len in [1, 2, 10, good.len() / 2, good.len() - 1] {
-        let err = f.verifier().verify(&good[..len], at(NOW)).unwrap_err();
+        let err = f.verify(&good[..len], at(NOW)).unwrap_err();
         assert_eq!(err.reason(), "malformed_cbor", "length {len}: {err}");
     }
-    assert_eq!(f.verifier().verify(&[], at(NOW)).unwrap_err(), Error::Empty);
+    assert_eq!(f.verify(&[], at(NOW)).unwrap_err(), Error::Empty);
 }
 
 #[test]
@@ -624,10 +673,7 @@ const REQUIRED: [&str; 6] = [
 fn each_missing_required_field_is_named() {
     let f = fixture();
     for field in REQUIRED {
-        let err = f
-            .verifier()
-            .verify(&f.with_field(field, None), at(NOW))
-            .unwrap_err();
+        let err = f.verify(&f.with_field(field, None), at(NOW)).unwrap_err();
         assert_eq!(
             err,
             Error::MissingField(REQUIRED.iter().find(|r| **r == field).unwrap())
@@ -640,7 +686,6 @@ fn each_null_required_field_is_named() {
     let f = fixture();
     for field in REQUIRED {
         let err = f
-            .verifier()
             .verify(&f.with_field(field, Some(Value::Null)), at(NOW))
             .unwrap_err();
         assert_eq!(
@@ -677,7 +722,6 @@ fn wrong_types_are_refused() {
     ];
     for (field, value, expected) in cases {
         let err = f
-            .verifier()
             .verify(&f.with_field(field, Some(value)), at(NOW))
             .unwrap_err();
         assert!(
@@ -706,7 +750,6 @@ fn invalid_field_values_are_refused() {
     ];
     for (field, value, reason) in cases {
         let err = f
-            .verifier()
             .verify(&f.with_field(field, Some(value)), at(NOW))
             .unwrap_err();
         assert!(
@@ -760,7 +803,6 @@ fn pcr_counts_outside_1_to_32_are_refused() {
         })
         .collect();
     let doc = f
-        .verifier()
         .verify(&f.with_field("pcrs", pcr_map(all)), at(NOW))
         .unwrap()
         .document;
@@ -803,12 +845,12 @@ fn a_non_map_payload_is_refused() {
     );
 }
 
-// ---- the cache ----
+// ---- the caches ----
 
 #[test]
 fn the_cache_serves_repeat_chains_and_never_changes_a_verdict() {
     let f = fixture();
-    let cached = f.verifier();
+    let cached = f.verifier().with_leaf_cache(None);
     let good = f.signed();
     assert!(!cached.verify(&good, at(NOW)).unwrap().chain_from_cache);
     assert!(cached.verify(&good, at(NOW)).unwrap().chain_from_cache);
@@ -855,6 +897,98 @@ fn the_cache_serves_repeat_chains_and_never_changes_a_verdict() {
 }
 
 #[test]
+fn a_repeat_leaf_costs_only_the_document_signature() {
+    let f = fixture();
+    let v = f.verifier();
+    let first = v.verify(&f.signed(), at(NOW)).unwrap();
+    assert!(!first.chain_from_cache && !first.leaf_from_cache);
+    assert_eq!(v.leaf_cache().unwrap().len(), 1);
+
+    // A new document (new nonce) from the same enclave: served by the leaf cache.
+    let mut doc = f.doc.clone();
+    doc.nonce = Some(vec![0xcd; 32]);
+    let again = v.verify(&f.signed_doc(&doc), at(NOW)).unwrap();
+    assert!(again.chain_from_cache && again.leaf_from_cache);
+    assert_eq!(again.document, doc);
+    // Same report as the uncached verification.
+    assert_eq!(again.certificates, first.certificates);
+    assert_eq!(again.root_sha256, first.root_sha256);
+    assert_eq!(v.leaf_cache().unwrap().len(), 1);
+}
+
+/// The parent (or anyone) knows a cached leaf's DER and bundle — they are in
+/// every document the enclave sends. None of that lets it pass.
+#[test]
+fn a_cached_leaf_lends_nothing_to_an_attacker() {
+    let f = fixture();
+    let v = f.verifier();
+    v.verify(&f.signed(), at(NOW)).unwrap();
+    let uncached = f.verifier().with_cache(None).with_leaf_cache(None);
+    let same = |bytes: &[u8], t: i64| {
+        let warm = v.verify(bytes, at(t));
+        assert_eq!(
+            warm.as_ref().map(|a| &a.document),
+            uncached.verify(bytes, at(t)).as_ref().map(|a| &a.document)
+        );
+        warm.unwrap_err()
+    };
+
+    // The cached leaf and bundle, over a document signed by the attacker's key.
+    let attacker = TestPki::generate(NOW)
+        .unwrap()
+        .issue_leaf("i-attacker", NOW - 10, NOW + 10)
+        .unwrap();
+    let mut doc = f.doc.clone();
+    doc.pcrs.insert(0, vec![0xee; 48]);
+    assert_eq!(
+        same(&attacker.sign(&doc).unwrap(), NOW),
+        Error::BadSignature
+    );
+
+    // The cached leaf under a different bundle (the attacker's instance CA
+    // in place of ours): the leaf entry is bound to its bundle, so it misses.
+    let mut doc = f.doc.clone();
+    let theirs = TestPki::generate(NOW).unwrap().cabundle();
+    doc.cabundle[3] = theirs[3].clone();
+    let err = same(&f.signed_doc(&doc), NOW);
+    assert_eq!(err.reason(), "chain_invalid", "{err}");
+
+    // The cached leaf after its own lifetime: the same error as uncached.
+    let late = NOW - 600 + LEAF_LIFETIME.as_secs() as i64 + 1;
+    assert!(matches!(
+        same(&f.signed(), late),
+        Error::CertificateExpired {
+            role: CertRole::Leaf,
+            ..
+        }
+    ));
+    // ... and before it.
+    assert!(matches!(
+        same(&f.signed(), NOW - 601),
+        Error::CertificateNotYetValid {
+            role: CertRole::Leaf,
+            ..
+        }
+    ));
+    // A time too large for the certificates' clock: refused, not cached.
+    let far = At::Time(UnixTime::since_unix_epoch(Duration::from_secs(u64::MAX)));
+    assert_eq!(
+        v.verify(&f.signed(), far).unwrap_err(),
+        uncached.verify(&f.signed(), far).unwrap_err()
+    );
+}
+
+#[test]
+fn the_leaf_cache_alone_is_enough_and_never_changes_a_verdict() {
+    let f = fixture();
+    let v = f.verifier().with_cache(None);
+    assert!(!v.verify(&f.signed(), at(NOW)).unwrap().leaf_from_cache);
+    assert!(v.verify(&f.signed(), at(NOW)).unwrap().leaf_from_cache);
+    let bad = reencode(&f.signed(), |c| c.signature[5] ^= 0x40);
+    assert_eq!(v.verify(&bad, at(NOW)).unwrap_err(), Error::BadSignature);
+}
+
+#[test]
 fn a_full_cache_evicts_and_stays_bounded() {
     let cache = ChainCache::new(2);
     // Three PKIs (each reloaded from its PEM bundle) share one 2-entry cache.
@@ -863,19 +997,54 @@ fn a_full_cache_evicts_and_stays_bounded() {
         .iter()
         .map(|p| TrustedRoot::from_der(p.root_der()).unwrap())
         .collect();
-    let verifier = Verifier::new(roots).with_cache(Some(cache));
+    let verifier = Verifier::new(roots)
+        .with_cache(Some(cache))
+        .with_leaf_cache(Some(LeafCache::new(2)));
     for pki in &pkis {
         let f = fixture_with(TestPki::from_pem_bundle(&pki.to_pem_bundle()).unwrap());
         verifier.verify(&f.signed(), at(NOW)).unwrap();
     }
     assert_eq!(verifier.cache().unwrap().len(), 2);
+    assert_eq!(verifier.leaf_cache().unwrap().len(), 2);
+}
+
+#[test]
+fn a_full_leaf_cache_evicts_the_leaf_that_expires_first() {
+    let f = fixture();
+    let v = f.verifier().with_leaf_cache(Some(LeafCache::new(2)));
+    // Three leaves under one bundle; the second ends first.
+    let leaves: Vec<Leaf> = [NOW + 300, NOW + 100, NOW + 200]
+        .iter()
+        .map(|end| f.pki.issue_leaf("i-leaf", NOW - 10, *end).unwrap())
+        .collect();
+    let signed: Vec<Vec<u8>> = leaves
+        .iter()
+        .map(|l| {
+            let mut doc = f.doc.clone();
+            doc.certificate = l.der.clone();
+            l.sign(&doc).unwrap()
+        })
+        .collect();
+    for s in &signed {
+        assert!(!v.verify(s, at(NOW)).unwrap().leaf_from_cache);
+    }
+    assert_eq!(v.leaf_cache().unwrap().len(), 2);
+    assert!(v.verify(&signed[0], at(NOW)).unwrap().leaf_from_cache);
+    assert!(v.verify(&signed[2], at(NOW)).unwrap().leaf_from_cache);
+    assert!(!v.verify(&signed[1], at(NOW)).unwrap().leaf_from_cache);
 }
 
 #[test]
 fn the_inspection_reports_every_check() {
     let f = fixture();
     let bad = reencode(&f.signed(), |c| c.signature[0] ^= 1);
-    let report = f.verifier().inspect(&bad, at(NOW));
+    let reports: Vec<_> = f
+        .modes()
+        .iter()
+        .map(|(_, v)| v.inspect(&bad, at(NOW)))
+        .collect();
+    assert!(reports.iter().all(|r| *r == reports[0]), "modes disagree");
+    let report = &reports[0];
     let names: Vec<_> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -891,5 +1060,19 @@ fn the_inspection_reports_every_check() {
         report.errors().collect::<Vec<_>>(),
         vec![&Error::BadSignature]
     );
-    assert_eq!(report.document.unwrap().module_id, f.doc.module_id);
+    assert_eq!(report.document.as_ref().unwrap().module_id, f.doc.module_id);
+}
+
+#[test]
+fn inspections_agree_across_cache_modes_for_time_faults() {
+    let f = fixture();
+    let late = NOW - 600 + LEAF_LIFETIME.as_secs() as i64 + 1;
+    for t in [NOW, late, NOW - 601, NOW + 40 * 86_400] {
+        let reports: Vec<_> = f
+            .modes()
+            .iter()
+            .map(|(_, v)| v.inspect(&f.signed(), at(t)))
+            .collect();
+        assert!(reports.iter().all(|r| *r == reports[0]), "at {t}");
+    }
 }
