@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::digest::{digest, SHA256};
@@ -381,35 +381,101 @@ impl AuditLog {
 
 /// Replaces the head file atomically (temporary file, sync, rename).
 fn write_head(head_path: &Path, seq: u64, hash: &str) -> Result<(), LogError> {
-    let head = Head {
-        seq,
-        hash: hash.to_owned(),
-    };
     let tmp = head_path.with_extension("head.tmp");
-    let text = serde_json::to_string(&head).unwrap_or_default();
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    f.write_all(&head_bytes(seq, hash)).map_err(io(&tmp))?;
     f.sync_data().map_err(io(&tmp))?;
     std::fs::rename(&tmp, head_path).map_err(io(head_path))
 }
 
-/// An [`AuditLog`] shared by many threads, with group commit: each caller
-/// writes its line under a short lock, then one `fsync` covers every line
-/// written so far, so concurrent appenders share syncs instead of queueing
-/// behind one each. `append` still returns only once its own record is on
-/// disk.
+/// Bytes of every head: `{"seq":N,"hash":"…"}` (at most 102 bytes) padded
+/// with spaces, which JSON readers skip, and a newline. A fixed width lets
+/// the head be rewritten in place without ever changing its size.
+const HEAD_WIDTH: usize = 128;
+
+fn head_bytes(seq: u64, hash: &str) -> Vec<u8> {
+    let head = Head {
+        seq,
+        hash: hash.to_owned(),
+    };
+    let mut text = serde_json::to_string(&head)
+        .unwrap_or_default()
+        .into_bytes();
+    text.resize(text.len().max(HEAD_WIDTH - 1), b' ');
+    text.push(b'\n');
+    text
+}
+
+/// Replaces the head's contents. The first time (per writer) by
+/// [`write_head`]'s atomic create-and-rename, so that a crash never leaves
+/// an empty or a foreign-width head; after that by overwriting the same
+/// [`HEAD_WIDTH`] bytes in place and syncing them, which needs no new inode,
+/// no rename and no size change. The head fits in one disk sector, so a
+/// crash leaves either the old or the new one.
+fn rewrite_head(
+    head_path: &Path,
+    in_place: &mut Option<File>,
+    seq: u64,
+    hash: &str,
+) -> Result<(), LogError> {
+    use std::os::unix::fs::FileExt;
+    let Some(file) = in_place else {
+        write_head(head_path, seq, hash)?;
+        *in_place = Some(
+            OpenOptions::new()
+                .write(true)
+                .open(head_path)
+                .map_err(io(head_path))?,
+        );
+        return Ok(());
+    };
+    file.write_all_at(&head_bytes(seq, hash), 0)
+        .map_err(io(head_path))?;
+    file.sync_data().map_err(io(head_path))
+}
+
+/// An [`AuditLog`] shared by many threads, with group commit.
+///
+/// Each caller writes its line under a short lock, then waits until an
+/// `fdatasync` that started after its write has completed: one caller at a
+/// time leads a sync covering every line written so far, and everyone whose
+/// line it covered returns together. `append` returns only once its own
+/// record is on disk, so a grant is never answered before its record is
+/// durable; concurrent appenders share syncs instead of queueing behind one
+/// each.
+///
+/// The head file (`audit.head`) follows in the background: after each sync a
+/// helper thread replaces it with the last synced record's sequence number
+/// and hash (coalescing, so it is never behind by more than the syncs done
+/// while it wrote). It never names a record that is not yet durable, and a
+/// crash can only leave it behind the log, which [`verify`] accepts, as it
+/// always has for a crash between the log's sync and the head's. Keeping
+/// the head's own sync off the answer's path halves the syncs a release
+/// waits for. Dropping the log writes the final head.
+///
+/// A failed sync poisons the log: the kernel may have dropped the unsynced
+/// pages and a later sync could report success without them, so from then
+/// on every append fails until the service is restarted (reopening cuts a
+/// torn tail and continues the chain).
 #[derive(Debug)]
 pub struct SharedLog {
     writer: Mutex<AuditLog>,
-    sync: Mutex<Synced>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// A handle on the log file for syncing while the writer lock is free.
+    file: File,
+    path: PathBuf,
+    head: HeadWriter,
 }
 
 #[derive(Debug)]
-struct Synced {
-    file: File,
-    head_path: PathBuf,
-    path: PathBuf,
+struct SyncState {
+    /// Every record up to this one is durable.
     seq: u64,
+    /// A caller is running `fdatasync` now.
+    syncing: bool,
+    /// The error of a failed sync, once one has failed.
+    failed: Option<std::io::ErrorKind>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -419,37 +485,159 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl SharedLog {
     pub fn new(log: AuditLog) -> Result<SharedLog, LogError> {
-        let synced = Synced {
-            file: log.file.try_clone().map_err(io(&log.path))?,
-            head_path: log.head_path.clone(),
-            path: log.path.clone(),
-            seq: log.seq,
-        };
+        let file = log.file.try_clone().map_err(io(&log.path))?;
+        let head = HeadWriter::start(log.head_path.clone(), log.seq, &log.path)?;
         Ok(SharedLog {
+            sync: Mutex::new(SyncState {
+                seq: log.seq,
+                syncing: false,
+                failed: None,
+            }),
+            synced: Condvar::new(),
+            file,
+            path: log.path.clone(),
             writer: Mutex::new(log),
-            sync: Mutex::new(synced),
+            head,
         })
     }
 
     /// Appends `entry` and returns its sequence number once it is synced.
     pub fn append(&self, entry: Entry, now: Duration) -> Result<u64, LogError> {
-        let seq = lock(&self.writer).write(entry, now)?;
-        let mut synced = lock(&self.sync);
-        if synced.seq >= seq {
-            return Ok(seq); // another caller's sync covered this record
+        if let Some(kind) = lock(&self.sync).failed {
+            return Err(self.poisoned(kind));
         }
-        let (target, hash) = {
-            let writer = lock(&self.writer);
-            (writer.seq, writer.hash.clone())
-        };
-        synced.file.sync_data().map_err(io(&synced.path))?;
-        write_head(&synced.head_path, target, &hash)?;
-        synced.seq = target;
-        Ok(seq)
+        let seq = lock(&self.writer).write(entry, now)?;
+        let mut state = lock(&self.sync);
+        loop {
+            if let Some(kind) = state.failed {
+                return Err(self.poisoned(kind));
+            }
+            if state.seq >= seq {
+                return Ok(seq); // a sync that started after our write covered it
+            }
+            if state.syncing {
+                state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead a sync of every line written so far (ours included).
+            state.syncing = true;
+            drop(state);
+            let (target, hash) = {
+                let writer = lock(&self.writer);
+                (writer.seq, writer.hash.clone())
+            };
+            let result = self.file.sync_data();
+            state = lock(&self.sync);
+            state.syncing = false;
+            match result {
+                Ok(()) => {
+                    state.seq = state.seq.max(target);
+                    self.head.publish(target, hash);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "hermetic-verifier: level=error event=audit_log_sync_failed path={} error={e}",
+                        self.path.display()
+                    );
+                    state.failed = Some(e.kind());
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    fn poisoned(&self, kind: std::io::ErrorKind) -> LogError {
+        LogError::Io {
+            path: self.path.clone(),
+            error: std::io::Error::new(
+                kind,
+                "an earlier sync of the audit log failed; restart the service",
+            ),
+        }
     }
 
     pub fn last_seq(&self) -> u64 {
         lock(&self.writer).seq
+    }
+}
+
+/// The background writer of `audit.head`.
+#[derive(Debug)]
+struct HeadWriter {
+    shared: Arc<(Mutex<HeadState>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct HeadState {
+    /// The newest synced (seq, hash) not yet written to the head.
+    pending: Option<(u64, String)>,
+    stop: bool,
+}
+
+impl HeadWriter {
+    fn start(head_path: PathBuf, mut written: u64, log_path: &Path) -> Result<Self, LogError> {
+        let shared: Arc<(Mutex<HeadState>, Condvar)> = Arc::default();
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("audit-head".into())
+            .spawn(move || {
+                let (state, wake) = &*theirs;
+                let mut in_place: Option<File> = None;
+                loop {
+                    let next = {
+                        let mut s = lock(state);
+                        while s.pending.is_none() && !s.stop {
+                            s = wake.wait(s).unwrap_or_else(|p| p.into_inner());
+                        }
+                        match s.pending.take() {
+                            Some(next) => next,
+                            None => return, // stopping, nothing left to write
+                        }
+                    };
+                    let (seq, hash) = next;
+                    if seq <= written {
+                        continue;
+                    }
+                    match rewrite_head(&head_path, &mut in_place, seq, &hash) {
+                        Ok(()) => written = seq,
+                        // The head only lags (as after a crash); the next
+                        // sync tries again.
+                        Err(e) => {
+                            in_place = None;
+                            eprintln!(
+                                "hermetic-verifier: level=error event=audit_head_write_failed error={e}"
+                            )
+                        }
+                    }
+                }
+            })
+            .map_err(io(log_path))?;
+        Ok(HeadWriter {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for the head to name `seq` (already durable in the log).
+    fn publish(&self, seq: u64, hash: String) {
+        let (state, wake) = &*self.shared;
+        let mut s = lock(state);
+        if s.pending.as_ref().is_none_or(|(p, _)| *p < seq) {
+            s.pending = Some((seq, hash));
+            wake.notify_one();
+        }
+    }
+}
+
+impl Drop for HeadWriter {
+    fn drop(&mut self) {
+        let (state, wake) = &*self.shared;
+        lock(state).stop = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join(); // writes what is pending first
+        }
     }
 }
 
@@ -712,7 +900,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = Duration::from_secs(1_800_000_000);
         let log = std::sync::Arc::new(SharedLog::new(AuditLog::open(dir.path()).unwrap()).unwrap());
-        let threads: Vec<_> = (0..4)
+        let threads: Vec<_> = (0..8)
             .map(|_| {
                 let log = log.clone();
                 std::thread::spawn(move || {
@@ -727,8 +915,48 @@ mod tests {
             .flat_map(|t| t.join().unwrap())
             .collect();
         seqs.sort();
-        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
-        assert_eq!(verify(dir.path()).unwrap().unwrap().records, 200);
+        assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+        // While running, the head may only lag the log; never lead it.
+        let intact = verify(dir.path()).unwrap().unwrap();
+        assert_eq!(intact.records, 400);
+        let head: Head =
+            serde_json::from_slice(&std::fs::read(dir.path().join(HEAD_FILE)).unwrap()).unwrap();
+        assert!(head.seq <= 400);
+        // Dropping the log writes the final head: the last record and its hash.
+        drop(log);
+        let head: Head =
+            serde_json::from_slice(&std::fs::read(dir.path().join(HEAD_FILE)).unwrap()).unwrap();
+        assert_eq!(
+            head,
+            Head {
+                seq: 400,
+                hash: intact.last_hash
+            }
+        );
+    }
+
+    #[test]
+    fn a_reopened_shared_log_continues_the_chain_and_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Duration::from_secs(1_800_000_000);
+        for round in 1..=3u64 {
+            let log = SharedLog::new(AuditLog::open(dir.path()).unwrap()).unwrap();
+            assert_eq!(log.last_seq(), (round - 1) * 2);
+            log.append(entry("a"), now).unwrap();
+            assert_eq!(log.append(entry("b"), now).unwrap(), round * 2);
+        }
+        let intact = verify(dir.path()).unwrap().unwrap();
+        assert_eq!(intact.records, 6);
+        let head_bytes = std::fs::read(dir.path().join(HEAD_FILE)).unwrap();
+        assert_eq!(head_bytes.len(), HEAD_WIDTH, "fixed width, rewritten in place");
+        let head: Head = serde_json::from_slice(&head_bytes).unwrap();
+        assert_eq!(head.seq, 6);
+        // Cutting the last record off is still caught by the head.
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        let cut: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.path().join(LOG_FILE), cut).unwrap();
+        let brk = verify(dir.path()).unwrap().unwrap_err();
+        assert_eq!(brk.seq, 6, "{brk}");
     }
 
     #[test]
