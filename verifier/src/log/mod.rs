@@ -948,7 +948,11 @@ mod tests {
         let intact = verify(dir.path()).unwrap().unwrap();
         assert_eq!(intact.records, 6);
         let head_bytes = std::fs::read(dir.path().join(HEAD_FILE)).unwrap();
-        assert_eq!(head_bytes.len(), HEAD_WIDTH, "fixed width, rewritten in place");
+        assert_eq!(
+            head_bytes.len(),
+            HEAD_WIDTH,
+            "fixed width, rewritten in place"
+        );
         let head: Head = serde_json::from_slice(&head_bytes).unwrap();
         assert_eq!(head.seq, 6);
         // Cutting the last record off is still caught by the head.
@@ -957,6 +961,32 @@ mod tests {
         std::fs::write(dir.path().join(LOG_FILE), cut).unwrap();
         let brk = verify(dir.path()).unwrap().unwrap_err();
         assert_eq!(brk.seq, 6, "{brk}");
+    }
+
+    #[test]
+    fn a_failed_sync_refuses_that_append_and_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Duration::from_secs(1_800_000_000);
+        let mut log = SharedLog::new(AuditLog::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(log.append(entry("ok"), now).unwrap(), 1);
+        // fdatasync on a pipe fails (EINVAL): a stand-in for a failing disk.
+        let (_reader, writer) = std::io::pipe().unwrap();
+        let good = std::mem::replace(
+            &mut log.file,
+            File::from(std::os::fd::OwnedFd::from(writer)),
+        );
+        assert!(log.append(entry("lost"), now).is_err());
+        // Even with a working file again, nothing more is acknowledged: the
+        // kernel may have dropped the pages that failed to sync.
+        log.file = good;
+        let err = log.append(entry("after"), now).unwrap_err();
+        assert!(err.to_string().contains("restart"), "{err}");
+        drop(log);
+        // The log is still a chain (the unacknowledged record is in it: the
+        // log may say more than was answered, never less); reopening continues it.
+        assert_eq!(verify(dir.path()).unwrap().unwrap().records, 2);
+        let log = SharedLog::new(AuditLog::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(log.append(entry("reopened"), now).unwrap(), 3);
     }
 
     #[test]
