@@ -8,7 +8,7 @@
 use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use ciborium::value::Value;
 
-use crate::cbor::{check_unique_keys, decode_one, encode};
+use crate::cbor::{check_unique_keys, decode_one, encode, Item};
 use crate::Error;
 
 /// CBOR tag for COSE_Sign1 (RFC 9052 §2, Table 1).
@@ -32,37 +32,37 @@ pub struct CoseSign1 {
 
 impl CoseSign1 {
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let (tagged, value) = match decode_one(bytes, "document")? {
-            Value::Tag(COSE_SIGN1_TAG, inner) => (true, *inner),
-            Value::Tag(_, _) => {
+        let (tagged, item) = match decode_one(bytes, "document")? {
+            Item::Tag(COSE_SIGN1_TAG, inner) => (true, *inner),
+            Item::Tag(_, _) => {
                 return Err(Error::MalformedCose(
                     "unexpected CBOR tag (COSE_Sign1 is tag 18)",
                 ))
             }
             other => (false, other),
         };
-        let Value::Array(items) = value else {
+        let Item::Array(items) = item else {
             return Err(Error::MalformedCose("expected a 4-element array"));
         };
-        let [protected, unprotected, payload, signature]: [Value; 4] = items
+        let [protected, unprotected, payload, signature]: [Item; 4] = items
             .try_into()
             .map_err(|_| Error::MalformedCose("expected a 4-element array"))?;
 
-        let Value::Bytes(protected) = protected else {
+        let Item::Bytes(protected) = protected else {
             return Err(Error::MalformedCose(
                 "protected header is not a byte string",
             ));
         };
-        let Value::Map(unprotected) = unprotected else {
+        let Item::Map(unprotected) = unprotected else {
             return Err(Error::MalformedCose("unprotected header is not a map"));
         };
         check_unique_keys(&unprotected, "unprotected header")?;
         let payload = match payload {
-            Value::Bytes(p) => p,
-            Value::Null => return Err(Error::MalformedCose("detached payload is not supported")),
+            Item::Bytes(p) => p,
+            Item::Null => return Err(Error::MalformedCose("detached payload is not supported")),
             _ => return Err(Error::MalformedCose("payload is not a byte string")),
         };
-        let Value::Bytes(signature) = signature else {
+        let Item::Bytes(signature) = signature else {
             return Err(Error::MalformedCose("signature is not a byte string"));
         };
 
@@ -71,9 +71,9 @@ impl CoseSign1 {
             return Err(Error::MalformedSignature(signature.len()));
         }
         Ok(CoseSign1 {
-            protected,
-            payload,
-            signature,
+            protected: protected.into_owned(),
+            payload: payload.into_owned(),
+            signature: signature.into_owned(),
             tagged,
         })
     }
@@ -172,21 +172,21 @@ fn check_algorithm(protected: &[u8]) -> Result<(), Error> {
     if protected.is_empty() {
         return Err(Error::MalformedProtectedHeader("empty; `alg` is required"));
     }
-    let Value::Map(map) = decode_one(protected, "protected header")? else {
+    let Item::Map(map) = decode_one(protected, "protected header")? else {
         return Err(Error::MalformedProtectedHeader("not a map"));
     };
     check_unique_keys(&map, "protected header")?;
     let alg = map
         .iter()
-        .find(|(k, _)| matches!(k, Value::Integer(i) if i128::from(*i) == HEADER_ALG))
+        .find(|(k, _)| k.as_i128() == Some(HEADER_ALG))
         .map(|(_, v)| v)
         .ok_or(Error::MalformedProtectedHeader(
             "`alg` (label 1) is missing",
         ))?;
-    match alg {
-        Value::Integer(i) if i128::from(*i) == ALG_ES384 => Ok(()),
-        Value::Integer(i) => Err(Error::UnsupportedAlgorithm(i128::from(*i).to_string())),
-        Value::Text(t) => Err(Error::UnsupportedAlgorithm(format!("{t:?}"))),
+    match (alg, alg.as_i128()) {
+        (_, Some(ALG_ES384)) => Ok(()),
+        (_, Some(other)) => Err(Error::UnsupportedAlgorithm(other.to_string())),
+        (Item::Text(t), None) => Err(Error::UnsupportedAlgorithm(format!("{t:?}"))),
         _ => Err(Error::MalformedProtectedHeader(
             "`alg` is neither an integer nor text",
         )),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use ciborium::value::Value;
 
-use crate::cbor::{check_unique_keys, decode_one, encode, key_name};
+use crate::cbor::{check_unique_keys, decode_one, encode, key_name, Item};
 use crate::Error;
 
 /// `cert = bytes .size (1..1024)` (§2.2).
@@ -66,27 +66,30 @@ const FIELD_ORDER: [&str; 9] = [
 impl Document {
     /// Decodes and checks the payload bytes.
     pub fn decode(payload: &[u8]) -> Result<Self, Error> {
-        let Value::Map(map) = decode_one(payload, "payload")? else {
+        let Item::Map(map) = decode_one(payload, "payload")? else {
             return Err(Error::WrongType {
                 field: "payload",
                 expected: "a map",
             });
         };
         check_unique_keys(&map, "payload")?;
-        let mut fields: BTreeMap<&'static str, Value> = BTreeMap::new();
+        let mut fields: [Option<Item>; FIELD_ORDER.len()] = Default::default();
         let mut unknown_fields = Vec::new();
         for (k, v) in map {
             match &k {
-                Value::Text(name) => match FIELD_ORDER.iter().find(|f| **f == name) {
-                    Some(known) => {
-                        fields.insert(known, v);
-                    }
-                    None => unknown_fields.push(name.clone()),
+                Item::Text(name) => match FIELD_ORDER.iter().position(|f| *f == name) {
+                    Some(i) => fields[i] = Some(v),
+                    None => unknown_fields.push(name.to_string()),
                 },
                 other => unknown_fields.push(key_name(other)),
             }
         }
-        let mut take = |name: &'static str| fields.remove(name);
+        let mut take = |name: &'static str| {
+            FIELD_ORDER
+                .iter()
+                .position(|f| *f == name)
+                .and_then(|i| fields[i].take())
+        };
 
         let module_id = text(required(take("module_id"), "module_id")?, "module_id")?;
         if module_id.is_empty() {
@@ -103,10 +106,13 @@ impl Document {
             });
         }
         let timestamp_ms = match required(take("timestamp"), "timestamp")? {
-            Value::Integer(i) => u64::try_from(i).map_err(|_| Error::InvalidField {
-                field: "timestamp",
-                reason: "must be an unsigned 64-bit integer",
-            })?,
+            Item::Unsigned(n) => n,
+            Item::Negative(_) => {
+                return Err(Error::InvalidField {
+                    field: "timestamp",
+                    reason: "must be an unsigned 64-bit integer",
+                })
+            }
             _ => {
                 return Err(Error::WrongType {
                     field: "timestamp",
@@ -123,7 +129,7 @@ impl Document {
         let pcrs = decode_pcrs(required(take("pcrs"), "pcrs")?)?;
         let certificate = cert(required(take("certificate"), "certificate")?, "certificate")?;
         let cabundle = match required(take("cabundle"), "cabundle")? {
-            Value::Array(items) => items
+            Item::Array(items) => items
                 .into_iter()
                 .map(|v| cert(v, "cabundle"))
                 .collect::<Result<Vec<_>, _>>()?,
@@ -192,17 +198,17 @@ impl Document {
     }
 }
 
-fn required(v: Option<Value>, field: &'static str) -> Result<Value, Error> {
+fn required<'a>(v: Option<Item<'a>>, field: &'static str) -> Result<Item<'a>, Error> {
     match v {
         None => Err(Error::MissingField(field)),
-        Some(Value::Null) => Err(Error::NullField(field)),
+        Some(Item::Null) => Err(Error::NullField(field)),
         Some(v) => Ok(v),
     }
 }
 
-fn text(v: Value, field: &'static str) -> Result<String, Error> {
+fn text(v: Item<'_>, field: &'static str) -> Result<String, Error> {
     match v {
-        Value::Text(t) => Ok(t),
+        Item::Text(t) => Ok(t.into_owned()),
         _ => Err(Error::WrongType {
             field,
             expected: "a text string",
@@ -210,11 +216,11 @@ fn text(v: Value, field: &'static str) -> Result<String, Error> {
     }
 }
 
-fn cert(v: Value, field: &'static str) -> Result<Vec<u8>, Error> {
+fn cert(v: Item<'_>, field: &'static str) -> Result<Vec<u8>, Error> {
     match v {
-        Value::Bytes(b) => {
+        Item::Bytes(b) => {
             check_size(field, b.len(), 1, MAX_CERT_LEN)?;
-            Ok(b)
+            Ok(b.into_owned())
         }
         _ => Err(Error::WrongType {
             field,
@@ -224,12 +230,12 @@ fn cert(v: Value, field: &'static str) -> Result<Vec<u8>, Error> {
 }
 
 /// Absent or `null`: `None`. A byte string, empty or not: `Some`.
-fn optional_bytes(v: Option<Value>, field: &'static str) -> Result<Option<Vec<u8>>, Error> {
+fn optional_bytes(v: Option<Item<'_>>, field: &'static str) -> Result<Option<Vec<u8>>, Error> {
     match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bytes(b)) => {
+        None | Some(Item::Null) => Ok(None),
+        Some(Item::Bytes(b)) => {
             check_size(field, b.len(), 0, MAX_USER_DATA_LEN)?;
-            Ok(Some(b))
+            Ok(Some(b.into_owned()))
         }
         Some(_) => Err(Error::WrongType {
             field,
@@ -250,8 +256,8 @@ fn check_size(field: &'static str, len: usize, min: usize, max: usize) -> Result
     Ok(())
 }
 
-fn decode_pcrs(v: Value) -> Result<BTreeMap<u8, Vec<u8>>, Error> {
-    let Value::Map(entries) = v else {
+fn decode_pcrs(v: Item<'_>) -> Result<BTreeMap<u8, Vec<u8>>, Error> {
+    let Item::Map(entries) = v else {
         return Err(Error::WrongType {
             field: "pcrs",
             expected: "a map of index to byte string",
@@ -266,19 +272,17 @@ fn decode_pcrs(v: Value) -> Result<BTreeMap<u8, Vec<u8>>, Error> {
     }
     let mut pcrs = BTreeMap::new();
     for (k, v) in entries {
-        let index = match k {
-            Value::Integer(i) => u8::try_from(i)
-                .ok()
-                .filter(|i| *i <= MAX_PCR_INDEX)
-                .ok_or_else(|| Error::PcrIndexOutOfRange(i128::from(i).to_string()))?,
-            _ => {
-                return Err(Error::WrongType {
-                    field: "pcrs",
-                    expected: "integer PCR indexes",
-                })
-            }
+        let Some(i) = k.as_i128() else {
+            return Err(Error::WrongType {
+                field: "pcrs",
+                expected: "integer PCR indexes",
+            });
         };
-        let Value::Bytes(value) = v else {
+        let index = u8::try_from(i)
+            .ok()
+            .filter(|i| *i <= MAX_PCR_INDEX)
+            .ok_or_else(|| Error::PcrIndexOutOfRange(i.to_string()))?;
+        let Item::Bytes(value) = v else {
             return Err(Error::WrongType {
                 field: "pcrs",
                 expected: "byte-string PCR values",
@@ -290,7 +294,7 @@ fn decode_pcrs(v: Value) -> Result<BTreeMap<u8, Vec<u8>>, Error> {
                 len: value.len(),
             });
         }
-        pcrs.insert(index, value);
+        pcrs.insert(index, value.into_owned());
     }
     Ok(pcrs)
 }
