@@ -169,7 +169,7 @@ fn main() {
     let primitive = median(primitive_rates);
 
     println!(
-        "verify: {} real AWS documents, each at its own timestamp; one thread; {ROUNDS} rounds of interleaved {} ms slices (medians)",
+        "verify: {} real AWS documents, each at its own timestamp; one thread; {ROUNDS} rounds of interleaved {} ms slices; rates are medians, each ratio the median over rounds of the mode's rate against the primitive slices beside it",
         docs.len(),
         SLICE.as_millis()
     );
