@@ -246,18 +246,25 @@ async fn load(running: &service::Running, enclave: &Enclave, releases: usize, co
     );
 }
 
-/// Median microseconds of `op` over `n` runs.
-fn median_us(n: usize, mut op: impl FnMut()) -> f64 {
-    op(); // warm
-    let mut times: Vec<f64> = (0..n)
-        .map(|_| {
+/// Median microseconds of each op over `n` rounds, the ops taking turns
+/// within a round so that load from other processes falls on all alike.
+fn interleaved_medians_us(n: usize, ops: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    ops.iter_mut().for_each(|op| op()); // warm
+    let mut times = vec![Vec::with_capacity(n); ops.len()];
+    for _ in 0..n {
+        for (i, op) in ops.iter_mut().enumerate() {
             let t = Instant::now();
             op();
-            t.elapsed().as_secs_f64() * 1e6
+            times[i].push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(|a, b| a.total_cmp(b));
+            t[n / 2]
         })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[n / 2]
+        .collect()
 }
 
 /// Where the time of one warm release goes, on one thread.
@@ -286,64 +293,67 @@ fn stages(state: &AppState, enclave: &Enclave, n: usize) {
 
     state.verifier.verify(&document, at).unwrap(); // the enclave is seen
 
-    let signature = median_us(n, || {
-        assert!(key.verify_sig(black_box(&message), &cose.signature).is_ok())
-    });
-    let attestation = median_us(n, || {
-        let attested = state.verifier.verify(black_box(&document), at).unwrap();
-        assert!(attested.leaf_from_cache);
-    });
-    let store = median_us(n, || {
-        assert!(state.store.secret_exists(SECRET).unwrap());
-        assert!(state.store.policy(SECRET).unwrap().is_some());
-        black_box(state.store.latest_secret(SECRET).unwrap());
-    });
-    let sealing = median_us(n, || {
-        black_box(seal(&recipient, &context, &value, &rng).unwrap());
-    });
-    let json = median_us(n, || {
-        let request: ReleaseRequest = serde_json::from_slice(black_box(&body)).unwrap();
-        black_box(request.attestation_document_bytes().unwrap());
-        let response = ReleaseResponse {
-            secrets: vec![WrappedSecret::from(&sealed)],
-        };
-        black_box(serde_json::to_vec(&response).unwrap());
-    });
-    let log = median_us(n, || {
-        let entry = Entry {
-            action: "release".into(),
-            verdict: "granted".into(),
-            reason: None,
-            secrets: vec![SecretRef {
-                name: SECRET.into(),
-                version: Some(version),
-            }],
-            who: Who {
-                client: Some("127.0.0.1".into()),
-                ..Who::enclave(&doc)
-            },
-        };
-        state.log.append(entry, now()).unwrap();
-    });
-    let bodies: Vec<Vec<u8>> = (0..=n).map(|_| fresh_body()).collect();
+    let bodies: Vec<Vec<u8>> = (0..=n + 1).map(|_| fresh_body()).collect();
     let mut bodies = bodies.into_iter();
     let client = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let whole = median_us(n, || {
-        let body = bodies.next().unwrap();
-        assert!(state.release(&body, client).is_ok());
-    });
-
-    println!("  one warm release, by stage (one thread, median of {n}):");
-    let rows = [
-        ("P-384 signature check (bare)", signature),
-        ("attestation check, warm (incl. the signature)", attestation),
-        ("store and policy reads", store),
-        ("HPKE sealing (one secret)", sealing),
-        ("JSON and base64 (request in, response out)", json),
-        ("audit record + fdatasync (alone, unshared)", log),
-        ("whole release in-process (all the above)", whole),
+    let medians = interleaved_medians_us(
+        n,
+        &mut [
+            &mut || assert!(key.verify_sig(black_box(&message), &cose.signature).is_ok()),
+            &mut || {
+                let attested = state.verifier.verify(black_box(&document), at).unwrap();
+                assert!(attested.leaf_from_cache);
+            },
+            &mut || {
+                assert!(state.store.secret_exists(SECRET).unwrap());
+                assert!(state.store.policy(SECRET).unwrap().is_some());
+                black_box(state.store.latest_secret(SECRET).unwrap());
+            },
+            &mut || {
+                black_box(seal(&recipient, &context, &value, &rng).unwrap());
+            },
+            &mut || {
+                let request: ReleaseRequest = serde_json::from_slice(black_box(&body)).unwrap();
+                black_box(request.attestation_document_bytes().unwrap());
+                let response = ReleaseResponse {
+                    secrets: vec![WrappedSecret::from(&sealed)],
+                };
+                black_box(serde_json::to_vec(&response).unwrap());
+            },
+            &mut || {
+                let entry = Entry {
+                    action: "release".into(),
+                    verdict: "granted".into(),
+                    reason: None,
+                    secrets: vec![SecretRef {
+                        name: SECRET.into(),
+                        version: Some(version),
+                    }],
+                    who: Who {
+                        client: Some("127.0.0.1".into()),
+                        ..Who::enclave(&doc)
+                    },
+                };
+                state.log.append(entry, now()).unwrap();
+            },
+            &mut || {
+                let body = bodies.next().unwrap();
+                assert!(state.release(&body, client).is_ok());
+            },
+        ],
+    );
+    let signature = medians[0];
+    let labels = [
+        "P-384 signature check (bare)",
+        "attestation check, warm (incl. the signature)",
+        "store and policy reads",
+        "HPKE sealing (one secret)",
+        "JSON and base64 (request in, response out)",
+        "audit record + fdatasync (alone, unshared)",
+        "whole release in-process (all the above)",
     ];
-    for (label, us) in rows {
+    println!("  one warm release, by stage (one thread, stages taking turns, median of {n}):");
+    for (label, us) in labels.into_iter().zip(medians) {
         println!(
             "    {label:<48} {us:>8.0} us   {:>5.2}x the signature",
             us / signature
