@@ -618,7 +618,6 @@ fn empty_optional_fields_are_present_and_empty() {
         let f = fixture();
         let bytes = f.with_field(field, Some(Value::Bytes(vec![])));
         let doc = f
-            .verifier()
             .verify(&bytes, at(NOW))
             .unwrap_or_else(|e| panic!("{field}: {e}"))
             .document;
@@ -638,7 +637,7 @@ fn empty_optional_fields_are_present_and_empty() {
     f.doc.public_key = Some(vec![]);
     f.doc.user_data = Some(vec![]);
     f.doc.nonce = Some(vec![]);
-    let doc = f.verifier().verify(&f.signed(), at(NOW)).unwrap().document;
+    let doc = f.verify(&f.signed(), at(NOW)).unwrap().document;
     assert_eq!(
         (doc.public_key, doc.user_data, doc.nonce),
         (Some(vec![]), Some(vec![]), Some(vec![]))
@@ -880,10 +879,7 @@ fn the_cache_serves_repeat_chains_and_never_changes_a_verdict() {
     let err = cached
         .verify(&foreign.sign(&doc).unwrap(), at(NOW))
         .unwrap_err();
-    let fresh = f
-        .verifier()
-        .verify(&foreign.sign(&doc).unwrap(), at(NOW))
-        .unwrap_err();
+    let fresh = f.verify(&foreign.sign(&doc).unwrap(), at(NOW)).unwrap_err();
     assert_eq!(err.reason(), "chain_invalid");
     assert_eq!(err, fresh);
     // Outside the cached window the entry is not used.

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
-use hermetic_approval::Signer;
 use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P384_SHA384_FIXED};
+use hermetic_approval::Signer;
 use hermetic_attestation::simulator::{Leaf, TestPki};
 use hermetic_attestation::{decode, At, Document, UnixTime};
 use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse, WrappedSecret};
@@ -140,8 +140,10 @@ async fn run(releases: usize, clients: &[usize], stage_iterations: usize) {
     let running = service::start(config, Arc::new(SystemClock)).await.unwrap();
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", running.admin_addr), token.trim());
+    // One owner creates the secret and approves its policy and value.
+    let owner = Signer::generate("bench-owner").unwrap();
     admin
-        .put_secret(SECRET, b"bench secret value")
+        .create_secret(SECRET, &[owner.verifier_key().to_string()], 1)
         .await
         .unwrap();
     let mut policy =
@@ -152,7 +154,20 @@ async fn run(releases: usize, clients: &[usize], stage_iterations: usize) {
             hex::encode(&enclave.pcrs[&i])
         ));
     }
-    admin.put_policy(SECRET, &policy).await.unwrap();
+    for proposal in [
+        Proposal::Policy {
+            name: SECRET.into(),
+            toml: policy,
+        },
+        Proposal::Value {
+            name: SECRET.into(),
+            value: Zeroizing::new(b"bench secret value".to_vec()),
+        },
+    ] {
+        let file = admin.propose(&proposal, None, None).await.unwrap();
+        let (signed, _) = change::sign(&file, &owner).unwrap();
+        admin.submit_change(&signed).await.unwrap();
+    }
 
     println!(
         "release_load: loopback HTTP/1.1, in-process service, one warm enclave, audit log synced before each answer (group commit)"
@@ -291,7 +306,9 @@ fn stages(state: &AppState, enclave: &Enclave, n: usize) {
     let context = ReleaseContext::new(SECRET, version, doc.nonce.clone().unwrap());
     let sealed = seal(&recipient, &context, &value, &rng).unwrap();
 
-    state.verifier.verify(&document, at).unwrap(); // the enclave is seen
+    // The enclave is seen (so its leaf is cached) and the release record's
+    // identity is the one a grant logs.
+    let root_sha256 = state.verifier.verify(&document, at).unwrap().root_sha256;
 
     let bodies: Vec<Vec<u8>> = (0..=n + 1).map(|_| fresh_body()).collect();
     let mut bodies = bodies.into_iter();
@@ -324,15 +341,15 @@ fn stages(state: &AppState, enclave: &Enclave, n: usize) {
                 let entry = Entry {
                     action: "release".into(),
                     verdict: "granted".into(),
-                    reason: None,
                     secrets: vec![SecretRef {
                         name: SECRET.into(),
                         version: Some(version),
                     }],
                     who: Who {
                         client: Some("127.0.0.1".into()),
-                        ..Who::enclave(&doc)
+                        ..Who::attested(&doc, &root_sha256, &document)
                     },
+                    ..Entry::default()
                 };
                 state.log.append(entry, now()).unwrap();
             },
