@@ -137,6 +137,11 @@ async fn run(releases: usize, clients: &[usize], stage_iterations: usize) {
     config.trust_roots = vec![root];
     config.rate_limit_per_sec = 0.0;
     config.challenge_ttl = Duration::from_secs(600);
+    // Every client here is 127.0.0.1, and a phase's challenges are all
+    // fetched before its releases: lift the per-address limits (made for
+    // many clients on the network) above what one phase holds.
+    config.max_nonces_per_address = releases.max(1);
+    config.max_connections_per_address = config.max_connections;
     let running = service::start(config, Arc::new(SystemClock)).await.unwrap();
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", running.admin_addr), token.trim());
