@@ -169,8 +169,25 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// Every command but `serve` prints to stdout for a reader that may stop
+/// early (`| head`, `grep -m1`). Rust starts with SIGPIPE ignored, so such a
+/// reader made `print!` panic; these commands end quietly instead, as any
+/// Unix filter does. `serve` keeps SIGPIPE ignored: a client closing its
+/// socket must be an error on that connection, not the end of the service.
+fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called once from `main` before any thread is started;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        end_quietly_on_closed_stdout();
+    }
     match cli.command {
         Command::Audit(args) => run_audit(args),
         Command::Serve(args) => commands::serve(args),

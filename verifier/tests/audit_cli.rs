@@ -298,3 +298,31 @@ fn garbage_is_invalid_not_a_crash() {
         assert_eq!(json(&out)["valid"], false);
     }
 }
+
+/// A reader that stops early (`| grep -m1`, `| head`) must not make the
+/// command panic: it ends quietly (success or SIGPIPE), with nothing on stderr
+/// about a panic.
+#[test]
+fn a_reader_that_closes_stdout_early_gets_no_panic() {
+    let s = simulated();
+    let mut child = bin()
+        .args([
+            "audit",
+            s.doc.to_str().unwrap(),
+            "--root",
+            s.root.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_ne!(out.status.code(), Some(101), "stderr: {stderr}");
+}
