@@ -10,7 +10,10 @@
 //! 2. the JSON **wire types** of the release API — see [`wire`];
 //! 3. **value intake**: a secret value sealed by its owner to the verifier's intake key, bound
 //!    to a deployment and a secret name ([`IntakeContext`]) — see [`seal_value`] and
-//!    [`open_value`].
+//!    [`open_value`];
+//! 4. **bound values**: the same sealing under a caller-named [`BoundContext`], for protocols
+//!    built on this crate (custody shares, key forwarding) — see [`seal_bound`] and
+//!    [`open_bound`].
 //!
 //! ```
 //! use hermetic_envelope::{open, seal, EnclaveKey, RecipientPublicKey, ReleaseContext};
@@ -35,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bound;
 mod context;
 mod envelope;
 mod error;
@@ -46,6 +50,9 @@ pub mod wire;
 #[cfg(test)]
 mod kat_tests;
 
+pub use bound::{
+    open_bound, seal_bound, BoundContext, BOUND_LABEL_PREFIX, MAX_BOUND_FIELDS, MAX_BOUND_LEN,
+};
 pub use context::{ReleaseContext, CONTEXT_LABEL, MAX_NAME_LEN, MAX_NONCE_LEN};
 pub use envelope::{open, seal, SealedSecret};
 pub use error::EnvelopeError;
