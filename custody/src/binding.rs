@@ -66,24 +66,38 @@ pub(crate) fn forward(
         .field(joiner_document_sha256)
 }
 
-fn commitment_message(deployment: &str, genesis_id: &[u8; 16]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(COMMITMENT_LABEL.len() + 8 + deployment.len() + 16);
-    for field in [COMMITMENT_LABEL, deployment.as_bytes(), genesis_id] {
+/// HMAC message prefix of each share's check value.
+const SHARE_CHECK_LABEL: &[u8] = b"hermetic/v1 custody-share-check";
+
+fn check_message(label: &[u8], deployment: &str, genesis_id: &[u8; 16], index: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(label.len() + 16 + deployment.len() + 16 + index.len());
+    for field in [label, deployment.as_bytes(), genesis_id, index] {
         m.extend_from_slice(&(field.len() as u32).to_be_bytes());
         m.extend_from_slice(field);
     }
     m
 }
 
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hmac::sign(&k, message).as_ref());
+    out
+}
+
+fn hmac_matches(key: &[u8], message: &[u8], expected: &[u8; 32]) -> bool {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hmac::verify(&k, message, expected).is_ok()
+}
+
 /// HMAC-SHA256 keyed by the master key over the deployment and genesis id. HMAC is a PRF, so
 /// the value reveals nothing of the key (RFC 2104 section 6), yet a wrong key gives another
 /// value.
 pub(crate) fn commitment(key: &MasterKey, deployment: &str, genesis_id: &[u8; 16]) -> [u8; 32] {
-    let k = hmac::Key::new(hmac::HMAC_SHA256, key.expose_secret());
-    let tag = hmac::sign(&k, &commitment_message(deployment, genesis_id));
-    let mut out = [0u8; 32];
-    out.copy_from_slice(tag.as_ref());
-    out
+    hmac_sha256(
+        key.expose_secret(),
+        &check_message(COMMITMENT_LABEL, deployment, genesis_id, &[]),
+    )
 }
 
 /// Constant-time check of [`commitment`].
@@ -93,8 +107,42 @@ pub(crate) fn commitment_matches(
     genesis_id: &[u8; 16],
     expected: &[u8; 32],
 ) -> bool {
-    let k = hmac::Key::new(hmac::HMAC_SHA256, key.expose_secret());
-    hmac::verify(&k, &commitment_message(deployment, genesis_id), expected).is_ok()
+    hmac_matches(
+        key.expose_secret(),
+        &check_message(COMMITMENT_LABEL, deployment, genesis_id, &[]),
+        expected,
+    )
+}
+
+/// A share's check value: HMAC-SHA256 keyed by the share over deployment, genesis id and
+/// index. Each share alone is 32 uniformly random bytes when K >= 2 (and the key itself when
+/// K = 1), so the value reveals nothing usable; it lets the unsealing enclave refuse a made-up
+/// share on its own, instead of finding a wrong key only after K shares.
+pub(crate) fn share_check(
+    share: &[u8],
+    deployment: &str,
+    genesis_id: &[u8; 16],
+    index: u8,
+) -> [u8; 32] {
+    hmac_sha256(
+        share,
+        &check_message(SHARE_CHECK_LABEL, deployment, genesis_id, &[index]),
+    )
+}
+
+/// Constant-time check of [`share_check`].
+pub(crate) fn share_check_matches(
+    share: &[u8],
+    deployment: &str,
+    genesis_id: &[u8; 16],
+    index: u8,
+    expected: &[u8; 32],
+) -> bool {
+    hmac_matches(
+        share,
+        &check_message(SHARE_CHECK_LABEL, deployment, genesis_id, &[index]),
+        expected,
+    )
 }
 
 /// SHA-256 of a byte string.

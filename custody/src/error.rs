@@ -133,6 +133,13 @@ pub enum Error {
     /// A re-sealed share did not open with this enclave's key: sealed to another key or altered.
     #[error("the re-sealed share did not open with this enclave's key")]
     ResealedShareOpenFailed,
+    /// A re-sealed share opened but is not the share the genesis recorded for its index
+    /// (made up by whoever sealed it to this enclave's public key).
+    #[error("share {index} does not match its check value in the genesis record")]
+    ShareCheckFailed {
+        /// Its index.
+        index: u8,
+    },
     /// K shares combined to a key that does not match the genesis commitment: a share was
     /// wrong. The collected shares are discarded.
     #[error("the combined key does not match the genesis commitment; shares discarded")]
@@ -187,6 +194,7 @@ impl Error {
             Error::UnknownShareIndex { .. } => "unknown_share_index",
             Error::UnknownDocument => "unknown_document",
             Error::ResealedShareOpenFailed => "resealed_share_open_failed",
+            Error::ShareCheckFailed { .. } => "share_check_failed",
             Error::CommitmentMismatch => "commitment_mismatch",
             Error::AlreadyUnsealed => "already_unsealed",
             Error::ChallengeUnknown => "challenge_unknown",

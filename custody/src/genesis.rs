@@ -46,6 +46,8 @@ pub struct SealedShare {
     pub custodian: CustodianPublicKey,
     /// HPKE-sealed share bytes, bound to (deployment, genesis id, K, index, custodian key).
     pub sealed: SealedValue,
+    /// The share's check value (HMAC-SHA256 keyed by the share; see the crate docs).
+    pub check: [u8; 32],
 }
 
 /// The public outcome of a genesis. Always valid: built by [`genesis`] or parsed by
@@ -56,7 +58,8 @@ pub struct SealedShare {
 /// {"format": "hermetic-genesis/v1", "deployment": "hermetic-…", "genesis_id": "32 hex",
 ///  "threshold": 2, "commitment": "64 hex",
 ///  "shares": [{"index": 1, "custodian": "hermetic-custodian+FP+B64",
-///              "enc": "B64 (32 bytes)", "ciphertext": "B64 (48 bytes)"}, …]}
+///              "enc": "B64 (32 bytes)", "ciphertext": "B64 (48 bytes)",
+///              "check": "64 hex"}, …]}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "GenesisWire", into = "GenesisWire")]
@@ -207,6 +210,12 @@ pub fn genesis(
             index: share.index,
             custodian: custodian.clone(),
             sealed: value,
+            check: binding::share_check(
+                share.value.as_slice(),
+                &params.deployment,
+                &genesis_id,
+                share.index,
+            ),
         });
     }
     let commitment = binding::commitment(&key, &params.deployment, &genesis_id);
@@ -241,6 +250,7 @@ struct ShareWire {
     custodian: String,
     enc: String,
     ciphertext: String,
+    check: String,
 }
 
 impl From<GenesisRecord> for GenesisWire {
@@ -259,6 +269,7 @@ impl From<GenesisRecord> for GenesisWire {
                     custodian: s.custodian.to_string(),
                     enc: STANDARD.encode(&s.sealed.enc),
                     ciphertext: STANDARD.encode(&s.sealed.ciphertext),
+                    check: hex::encode(s.check),
                 })
                 .collect(),
         }
@@ -308,10 +319,13 @@ impl TryFrom<GenesisWire> for GenesisRecord {
             let ciphertext = b64_len(&s.ciphertext, SEALED_SHARE_LEN).ok_or(
                 Error::BadGenesisRecord("ciphertext is not 48 bytes of base64"),
             )?;
+            let check = hex_array::<32>(&s.check)
+                .ok_or(Error::BadGenesisRecord("check is not 64 lower-case hex"))?;
             shares.push(SealedShare {
                 index: s.index,
                 custodian,
                 sealed: SealedValue { enc, ciphertext },
+                check,
             });
         }
         let custodians: Vec<CustodianPublicKey> =

@@ -188,9 +188,11 @@ impl Unsealer {
         Ok(())
     }
 
-    /// Takes one re-sealed share. A share already held (same index) counts once. At K distinct
-    /// shares the key is combined and checked against the genesis commitment; on a mismatch
-    /// every collected share is discarded.
+    /// Takes one re-sealed share. It must open with this unsealer's key under its binding and
+    /// match its check value in the record. A share already held (same index) counts once. At
+    /// K distinct shares the key is combined and checked against the genesis commitment; on a
+    /// mismatch (only possible with an inconsistent record) every collected share is
+    /// discarded.
     pub fn submit(&mut self, share: &ResealedShare) -> Result<UnsealProgress, Error> {
         if self.done {
             return Err(Error::AlreadyUnsealed);
@@ -221,6 +223,15 @@ impl Unsealer {
             open_bound(&self.key, &sealed, &ctx).map_err(|_| Error::ResealedShareOpenFailed)?;
         let opened =
             Share::from_slice(share.index, &bytes).ok_or(Error::ResealedShareOpenFailed)?;
+        if !binding::share_check_matches(
+            opened.value.as_slice(),
+            self.record.deployment(),
+            self.record.genesis_id(),
+            share.index,
+            &entry.check,
+        ) {
+            return Err(Error::ShareCheckFailed { index: share.index });
+        }
         self.shares.entry(share.index).or_insert(opened);
         let (have, need) = self.progress();
         if have < need {
