@@ -187,6 +187,11 @@ impl Responder {
             .pending
             .remove(&request.challenge)
             .ok_or(Error::ChallengeUnknown)?;
+        // Never forward a key the record does not commit to (a wiring mistake would otherwise
+        // surface only at the joiner).
+        if !self.record.key_matches(key) {
+            return Err(Error::CommitmentMismatch);
+        }
         if pending.expires_at_secs < now.as_secs() {
             return Err(Error::ChallengeExpired);
         }

@@ -26,6 +26,30 @@
 //! No API here returns a share in the clear; the master key leaves only as [`MasterKey`] (to
 //! the enclave that made, combined or received it) or HPKE-sealed to an attested key.
 //!
+//! ```
+//! use aws_lc_rs::rand::SystemRandom;
+//! use hermetic_custody::{genesis, CustodianKey, GenesisParams, GenesisRecord};
+//!
+//! let rng = SystemRandom::new();
+//! // Each custodian, on its own machine: a key pair; the public key is handed over.
+//! let keys: Vec<CustodianKey> = (0..3).map(|_| CustodianKey::generate(&rng)).collect::<Result<_, _>>()?;
+//! // The verifier enclave, on its first start: 2-of-3.
+//! let (master_key, record) = genesis(
+//!     &GenesisParams {
+//!         deployment: "hermetic-example".into(),
+//!         custodians: keys.iter().map(|k| k.public_key().clone()).collect(),
+//!         threshold: 2,
+//!         allow_single_custodian: false,
+//!     },
+//!     &rng,
+//! )?;
+//! // The record is public and round-trips through JSON; the key stays in memory.
+//! let json = record.to_json();
+//! assert_eq!(GenesisRecord::from_json(json.as_bytes())?, record);
+//! assert!(!json.contains(&hex::encode(master_key.expose_secret())));
+//! # Ok::<(), hermetic_custody::Error>(())
+//! ```
+//!
 //! ## Wiring (not yet done: the service and CLI side, for the wiring change)
 //!
 //! Every refusal is `{"reason": Error::reason(), "message": Error's Display}` with status 400
@@ -36,7 +60,9 @@
 //! **Genesis** — `serve --custodian PUBKEY… --custodian-threshold K` on a store without a key:
 //! parse each `PUBKEY` with [`CustodianPublicKey::parse`], call [`genesis`]; store
 //! [`GenesisRecord::to_json`] as `DIR/genesis.json` and print it; keep the [`MasterKey`] in
-//! memory only. `GET /v1/custody/genesis` → the record (public).
+//! memory only. `GET /v1/custody/genesis` → the record (public). K = 1 ([`Error::SingleCustodianThreshold`]
+//! otherwise) should need an explicit development flag, available only in `test-roots`
+//! builds, as `--trust-root` is.
 //!
 //! **Unseal** — the service, on a start with a `genesis.json` and no key, makes
 //! `Unsealer::new(record, EnclaveKey::generate(rng))`. `GET /healthz` →

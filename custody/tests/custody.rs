@@ -844,3 +844,19 @@ fn responder_challenges_are_bounded() {
         .is_ok());
     assert_eq!(resp.outstanding(), 1);
 }
+
+#[test]
+fn a_responder_never_forwards_a_key_its_record_does_not_commit_to() {
+    let custodians = Custodians::new(2);
+    let (_, record) = genesis(&params(&custodians, 2), &rng()).unwrap();
+    let (other_key, _) = genesis(&params(&custodians, 2), &rng()).unwrap();
+    let running = Nsm::new(pcrs(0x10, 1));
+    let joining = running.sibling(pcrs(0x10, 2));
+    let mut resp = responder(&record, &running);
+    let (_, _, request) = join(&joining, &mut resp, &running).unwrap();
+    assert_eq!(
+        resp.forward(&request, &other_key, now(), &rng())
+            .unwrap_err(),
+        Error::CommitmentMismatch
+    );
+}
