@@ -10,6 +10,8 @@
 //!   (c2sp.org/tlog-cosignature).
 //! - [`tile`]: C2SP tlog-tiles paths, tile contents, entry bundles
 //!   (c2sp.org/tlog-tiles).
+//! - [`witness`]: C2SP tlog-witness `add-checkpoint` bodies and answers, the
+//!   witness's decision, the rollback check (c2sp.org/tlog-witness).
 //!
 //! Nothing here does I/O or reads a clock: bytes, keys and times go in,
 //! verdicts come out.
@@ -20,3 +22,4 @@ pub mod cosignature;
 pub mod merkle;
 pub mod note;
 pub mod tile;
+pub mod witness;

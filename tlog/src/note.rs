@@ -485,7 +485,7 @@ pub struct Signature {
 
 impl Signature {
     /// The line as it appears in a note, newline included.
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         let mut raw = Vec::with_capacity(4 + self.sig.len());
         raw.extend_from_slice(&self.key_id.to_be_bytes());
         raw.extend_from_slice(&self.sig);
