@@ -91,6 +91,12 @@ pub enum Exchange {
     Conflict(u64),
 }
 
+/// How many times `submit` sends again from the size a 409 named: once is
+/// enough for a log that is the witness's only submitter; a second covers a
+/// submission of an earlier checkpoint still in flight (a pool's
+/// straggler) advancing the witness in between.
+pub const MAX_RETRIES: u32 = 2;
+
 /// A keep-alive HTTP/1.1 client for witnesses.
 #[derive(Clone, Debug)]
 pub struct WitnessClient {
@@ -169,7 +175,8 @@ impl WitnessClient {
     /// Submits the signed checkpoint `note` to the witness at `prefix`
     /// whose key is `key`, from `old_size` (the size the caller believes
     /// the witness holds; 0 if unknown), with proofs from `proofs`. On a 409
-    /// it sends once more from the size the witness named. The cosignature
+    /// it sends again from the size the witness named (at most
+    /// [`MAX_RETRIES`] times). The cosignature
     /// is verified with `key`.
     pub async fn submit(
         &self,
@@ -182,7 +189,7 @@ impl WitnessClient {
         let probe = AddCheckpoint::new(0, Vec::new(), note).map_err(SubmitError::Request)?;
         let size = probe.checkpoint.size;
         let mut old = old_size.min(size);
-        let mut retried = false;
+        let mut retries = 0;
         loop {
             let proof = proof_for(proofs, old, size)?;
             let req = AddCheckpoint::new(old, proof, note).map_err(SubmitError::Request)?;
@@ -205,8 +212,8 @@ impl WitnessClient {
                 Exchange::Conflict(witness_size) if witness_size > size => {
                     return Err(SubmitError::Ahead { witness_size, size });
                 }
-                Exchange::Conflict(witness_size) if !retried => {
-                    retried = true;
+                Exchange::Conflict(witness_size) if retries < MAX_RETRIES => {
+                    retries += 1;
                     old = witness_size;
                 }
                 Exchange::Conflict(witness_size) => {

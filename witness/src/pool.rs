@@ -182,7 +182,7 @@ impl WitnessPool {
 
     /// Submits the signed checkpoint `note` to every witness at once and
     /// returns when K have cosigned (the others go on in the background,
-    /// so they keep up), or, at the timeout or once K can no longer be
+    /// so they keep up), or, once all have answered or the timeout is
     /// reached, who failed and why. With K = 0 it returns at once with no
     /// cosignature (the submissions still go out).
     pub async fn cosign(
@@ -229,11 +229,10 @@ impl WitnessPool {
         let mut failures: Vec<(usize, SubmitError)> = Vec::new();
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
+        // Until K are in, every witness has answered, or the time is up
+        // (when K can no longer be reached, the others are still heard, so
+        // that the error says who cosigned and who failed).
         while got.len() < self.threshold {
-            // Stop early once K cannot be reached any more.
-            if n - failures.len() < self.threshold {
-                break;
-            }
             tokio::select! {
                 received = rx.recv() => match received {
                     Some((_, Ok(s))) => got.push(s),
