@@ -81,6 +81,16 @@ enum Command {
     /// (offline), submit it.
     #[command(subcommand)]
     Change(commands::admin::ChangeCommand),
+    /// A C2SP tlog-witness: cosigns each log checkpoint consistent with the
+    /// last one it cosigned (POST /add-checkpoint), or `witness keygen`.
+    ///
+    /// For every log whose key it is given (--log-key; the key's name is the
+    /// log's origin) it keeps the last checkpoint it cosigned in --state-dir,
+    /// written durably before it answers; it refuses an unknown log (404), a
+    /// checkpoint not signed by the log (403), an inconsistent one (422), and
+    /// answers 409 with its size when the request's old size is not its own.
+    /// Stops on SIGINT or SIGTERM.
+    Witness(commands::witness::WitnessArgs),
     /// Write a throw-away CA (ca.pem) and a server certificate for the
     /// public API (server.pem, server.key) into DIR, for demos and test
     /// deployments. The enclave pins ca.pem (--verifier-ca). Never
@@ -185,7 +195,7 @@ fn end_quietly_on_closed_stdout() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
         end_quietly_on_closed_stdout();
     }
     match cli.command {
@@ -196,6 +206,7 @@ fn main() -> ExitCode {
         Command::Secret(cmd) => commands::admin::secret(cmd),
         Command::Policy(cmd) => commands::admin::policy(cmd),
         Command::Change(cmd) => commands::admin::change(cmd),
+        Command::Witness(args) => commands::witness::witness(args),
         Command::DevTls { out, names } => match hermetic_verifier::devtls::generate(&out, &names) {
             Ok(tls) => {
                 println!("CA (pin it in the enclave): {}", tls.ca.display());

@@ -1,8 +1,9 @@
 //! The `serve` and `log` subcommands: arguments, and the calls into the
 //! library. (`audit` lives in main.rs; the admin and owner commands in
-//! admin.rs.)
+//! admin.rs; `witness` in witness.rs.)
 
 pub mod admin;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
