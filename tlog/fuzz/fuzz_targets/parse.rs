@@ -9,6 +9,7 @@ use hermetic_tlog::cosignature::{self, CosignerKey};
 use hermetic_tlog::merkle::{self, Hash};
 use hermetic_tlog::note::{self, Signer, VerifierKey};
 use hermetic_tlog::tile::{self, Tile};
+use hermetic_tlog::witness::{self, AddCheckpoint, KnownLogs};
 use libfuzzer_sys::fuzz_target;
 
 // Go's sumdb/note example key (note.go, package doc), so that seeds signed
@@ -19,6 +20,11 @@ const PETER_SKEY: &str =
 fn signer() -> &'static Signer {
     static S: OnceLock<Signer> = OnceLock::new();
     S.get_or_init(|| Signer::from_private_key(PETER_SKEY).unwrap())
+}
+
+fn cosigner() -> &'static cosignature::Cosigner {
+    static C: OnceLock<cosignature::Cosigner> = OnceLock::new();
+    C.get_or_init(|| cosignature::Cosigner::generate("w.fuzz").unwrap())
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -43,6 +49,16 @@ fuzz_target!(|data: &[u8]| {
         assert!(note::open(data, &known).is_err());
     }
     let _ = tile::parse_entry_bundle(data);
+    if let Ok(req) = AddCheckpoint::parse(data) {
+        assert_eq!(req.to_body().as_bytes(), data);
+        // The witness's decision on it (as a witness that holds nothing)
+        // never panics.
+        let logs = KnownLogs::new(known.iter().cloned());
+        let _ = witness::decide(&logs, None, &req, 1, cosigner());
+    }
+    if let Some(size) = witness::parse_size_body(data) {
+        assert_eq!(witness::format_size_body(size).as_bytes(), data);
+    }
     if let Ok(s) = std::str::from_utf8(data) {
         if let Ok(cp) = Checkpoint::parse(s) {
             assert_eq!(cp.to_text().unwrap(), s);
