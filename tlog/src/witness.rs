@@ -430,9 +430,20 @@ pub enum ResponseError {
     Invalid(CosignatureError),
 }
 
+/// A witness's answer, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The submitted note with this witness's cosignature line (an earlier
+    /// line by the same witness replaced).
+    pub note: String,
+    pub cosignature: Cosignature,
+    /// The witness's cosignature line, newline included.
+    pub line: String,
+}
+
 /// Checks a witness's 200 answer to the submission of `note` against the
 /// witness's pinned key and returns the checkpoint with that cosignature
-/// added and its timestamp. Lines by other keys are ignored
+/// added. Lines by other keys are ignored
 /// (c2sp.org/tlog-witness: "The client MUST ignore any cosignatures from
 /// unknown keys"); a line by the pinned key that does not verify refuses
 /// the whole answer.
@@ -440,7 +451,7 @@ pub fn accept_response(
     note: &str,
     body: &[u8],
     witness: &CosignerKey,
-) -> Result<(String, Cosignature), ResponseError> {
+) -> Result<Accepted, ResponseError> {
     let body = std::str::from_utf8(body).map_err(|_| ResponseError::NotSignatureLines)?;
     // A blank line in the answer would move the note's separator and make
     // the lines sign another text: only signature lines are accepted.
@@ -484,7 +495,11 @@ pub fn accept_response(
         }
     }
     match verified.into_iter().next() {
-        Some(c) => Ok((with, c)),
+        Some(cosignature) => Ok(Accepted {
+            note: with,
+            cosignature,
+            line: first.line(),
+        }),
         None => Err(ResponseError::Missing {
             key: witness.to_string(),
         }),
@@ -681,8 +696,10 @@ mod tests {
         assert_eq!(checked[0].timestamp, 100);
         // The answer, appended to the submitted note, is accepted by a client.
         let submitted = log.checkpoint(&f.signer);
-        let (_, c) = accept_response(&submitted, first.signatures.as_bytes(), &key).unwrap();
-        assert_eq!(c.timestamp, 100);
+        let a = accept_response(&submitted, first.signatures.as_bytes(), &key).unwrap();
+        assert_eq!(a.cosignature.timestamp, 100);
+        assert_eq!(a.note, format!("{submitted}{}", a.line));
+        assert_eq!(a.line, first.signatures);
 
         let mut state = first.state;
         for n in [6u64, 8, 13, 16, 16] {
@@ -928,9 +945,12 @@ mod tests {
             &other,
         ));
         let both = format!("{}{}", theirs.signatures, good.signatures);
-        let (with, c) = accept_response(&note, both.as_bytes(), &key).unwrap();
-        assert_eq!(c.key, key);
-        assert!(with.starts_with(&note));
+        let a = accept_response(&note, both.as_bytes(), &key).unwrap();
+        assert_eq!(a.cosignature.key, key);
+        assert_eq!(a.note, format!("{note}{}", good.signatures));
+        // Submitting the cosigned note again replaces the earlier line.
+        let again = accept_response(&a.note, good.signatures.as_bytes(), &key).unwrap();
+        assert_eq!(again.note, a.note);
         // Only the other's line: missing.
         assert!(matches!(
             accept_response(&note, theirs.signatures.as_bytes(), &key),

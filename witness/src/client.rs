@@ -186,8 +186,10 @@ impl WitnessClient {
         old_size: u64,
         proofs: &dyn ProofSource,
     ) -> Result<Submitted, SubmitError> {
-        let probe = AddCheckpoint::new(0, Vec::new(), note).map_err(SubmitError::Request)?;
-        let size = probe.checkpoint.size;
+        let size = AddCheckpoint::new(0, Vec::new(), note)
+            .map_err(SubmitError::Request)?
+            .checkpoint
+            .size;
         let mut old = old_size.min(size);
         let mut retries = 0;
         loop {
@@ -195,13 +197,12 @@ impl WitnessClient {
             let req = AddCheckpoint::new(old, proof, note).map_err(SubmitError::Request)?;
             match self.add_checkpoint(prefix, &req).await? {
                 Exchange::Cosigned(body) => {
-                    let (with, cosignature) = witness::accept_response(note, &body, key)
+                    let accepted = witness::accept_response(note, &body, key)
                         .map_err(SubmitError::Response)?;
-                    let line = with[note.len()..].to_owned();
                     return Ok(Submitted {
-                        note: with,
-                        cosignature,
-                        line,
+                        note: accepted.note,
+                        cosignature: accepted.cosignature,
+                        line: accepted.line,
                         size,
                     });
                 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hermetic_tlog::cosignature::{Cosignature, CosignerKey};
+use hermetic_tlog::note;
 use hermetic_tlog::witness::{check_rollback, AddCheckpoint, RequestError, Rollback};
 
 use crate::client::{Exchange, ProofSource, SubmitError, Submitted, WitnessClient};
@@ -243,16 +244,7 @@ impl WitnessPool {
             }
         }
         if got.len() >= self.threshold {
-            let mut out = note.to_owned();
-            let mut cosignatures = Vec::with_capacity(got.len());
-            for s in got {
-                out.push_str(&s.line);
-                cosignatures.push(s.cosignature);
-            }
-            return Ok(CosignedCheckpoint {
-                note: out,
-                cosignatures,
-            });
+            return Ok(with_lines(note, got));
         }
         let answered: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
         let cosigned: Vec<&CosignerKey> = got.iter().map(|s| &s.cosignature.key).collect();
@@ -336,6 +328,35 @@ impl WitnessPool {
             sizes: sizes.into_iter().map(|(_, n, s)| (n, s)).collect(),
             not_answered,
         })
+    }
+}
+
+/// `note` with each collected cosignature line, an earlier line by the same
+/// witness dropped (the note was checked by every submission, so it parses).
+fn with_lines(note: &str, got: Vec<Submitted>) -> CosignedCheckpoint {
+    let by_witness = |s: &note::Signature| {
+        got.iter()
+            .any(|g| g.cosignature.key.name() == s.name && g.cosignature.key.key_id() == s.key_id)
+    };
+    let mut out = match note::parse(note.as_bytes()) {
+        Ok(parsed) => {
+            let mut out = parsed.text;
+            out.push('\n');
+            for s in parsed.signatures.iter().filter(|s| !by_witness(s)) {
+                out.push_str(&s.line());
+            }
+            out
+        }
+        Err(_) => note.to_owned(),
+    };
+    let mut cosignatures = Vec::with_capacity(got.len());
+    for s in got {
+        out.push_str(&s.line);
+        cosignatures.push(s.cosignature);
+    }
+    CosignedCheckpoint {
+        note: out,
+        cosignatures,
     }
 }
 

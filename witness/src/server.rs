@@ -96,12 +96,6 @@ impl Witness {
         self.cosigner.cosigner_key()
     }
 
-    /// The size held for `origin` (0 if never cosigned; `None` if unknown).
-    pub async fn size(&self, origin: &str) -> Option<u64> {
-        let state = self.states.get(origin)?;
-        Some(state.lock().await.map_or(0, |s| s.size))
-    }
-
     /// Handles one `add-checkpoint` body.
     pub async fn add_checkpoint(self: &Arc<Self>, body: &[u8]) -> Answer {
         let req = match AddCheckpoint::parse(body) {

@@ -314,6 +314,36 @@ async fn a_fork_and_a_replay_do_not_move_the_witness() {
 }
 
 #[tokio::test]
+async fn an_anonymous_client_cannot_move_or_stall_it_with_junk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Arc::new(Signer::generate(ORIGIN).unwrap());
+    let w = Running::start(tmp.path(), &new_cosigner("w1.test"), &[&signer]).await;
+    let log = TestLog::new(Arc::clone(&signer), 3, "a");
+    // A body over the limit: refused before it is read whole.
+    let mut big = log.request(0).to_body().into_bytes();
+    big.extend(std::iter::repeat_n(b'x', 70 * 1024));
+    let answer = raw_post(&w.url, &big).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // A connection that sends half a request and hangs up.
+    let addr = w.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nold 0\n",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    // The witness still holds nothing and cosigns the log.
+    let c = client();
+    let s = c
+        .submit(&w.url, &w.key, &log.checkpoint(), 0, log.proofs().as_ref())
+        .await
+        .unwrap();
+    assert_eq!(s.size, 3);
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn state_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let key = new_cosigner("w1.test");
@@ -405,6 +435,24 @@ async fn two_of_three_go_on_with_one_down_and_fail_clearly_with_two() {
     let pool = WitnessPool::new(witnesses.clone(), 2, Duration::from_secs(5)).unwrap();
     let first = pool.cosign(&log.checkpoint(), log.proofs()).await.unwrap();
     assert!(first.cosignatures.len() >= 2);
+    // The cosigned note submitted again: fresh lines replace the old ones.
+    let again = pool.cosign(&first.note, log.proofs()).await.unwrap();
+    let names: Vec<&str> = again
+        .note
+        .lines()
+        .filter_map(|l| l.strip_prefix("\u{2014} "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{}", again.note);
+    assert!(
+        cosignature::verify(again.note.as_bytes(), &pool.keys())
+            .unwrap()
+            .len()
+            >= 2
+    );
 
     // w3 goes down: the next checkpoints still get two cosignatures, each
     // verified with the pinned keys.
