@@ -7,13 +7,17 @@
 //!   replaced atomically, locked against a second witness process).
 //! - [`client`]: a log submitting a checkpoint to one witness.
 //! - [`pool`]: K of N witnesses, and the start-time rollback check.
+//! - [`batch`]: callers waiting for their record to be cosigned share one
+//!   pool round per batch.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod client;
 pub mod pool;
 pub mod server;
 pub mod state;
 
+pub use batch::{BatchError, Batcher, CheckpointSource};
 pub use client::{ProofSource, SubmitError, Submitted, WitnessClient};
 pub use pool::{
     CosignedCheckpoint, PoolConfigError, PoolWitness, QuorumError, StartCheck, StartRefusal,

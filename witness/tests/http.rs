@@ -12,8 +12,8 @@ use hermetic_tlog::note::Signer;
 use hermetic_tlog::witness::{AddCheckpoint, KnownLogs};
 use hermetic_witness::client::Exchange;
 use hermetic_witness::{
-    PoolWitness, ProofSource, StartRefusal, StateDir, SubmitError, Witness, WitnessClient,
-    WitnessPool,
+    BatchError, Batcher, CheckpointSource, PoolWitness, ProofSource, StartRefusal, StateDir,
+    SubmitError, Witness, WitnessClient, WitnessPool,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -607,4 +607,125 @@ fn pool_configuration_is_checked() {
     assert!(WitnessPool::new(one.clone(), 2, Duration::from_secs(1)).is_err());
     assert!(WitnessPool::new(vec![w.clone(), w], 1, Duration::from_secs(1)).is_err());
     assert!(WitnessPool::new(one, 1, Duration::from_secs(1)).is_ok());
+}
+
+/// A log shared by concurrent appenders, counting the checkpoints signed.
+struct SharedLog {
+    log: std::sync::Mutex<TestLog>,
+    signed: std::sync::atomic::AtomicUsize,
+}
+
+impl SharedLog {
+    fn append(&self) -> u64 {
+        let mut log = self.log.lock().unwrap();
+        log.append(1, "r");
+        log.size
+    }
+}
+
+impl CheckpointSource for SharedLog {
+    fn checkpoint(&self) -> Result<(String, u64), String> {
+        self.signed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = self.log.lock().unwrap();
+        Ok((log.checkpoint(), log.size))
+    }
+    fn proofs(&self) -> Arc<dyn ProofSource> {
+        self.log.lock().unwrap().proofs()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_records_share_cosigning_rounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Arc::new(Signer::generate(ORIGIN).unwrap());
+    let (mut running, witnesses) = three_witnesses(tmp.path(), &signer).await;
+    let shared = Arc::new(SharedLog {
+        log: std::sync::Mutex::new(TestLog::new(Arc::clone(&signer), 0, "r")),
+        signed: Default::default(),
+    });
+    let pool = WitnessPool::new(witnesses, 2, Duration::from_secs(5)).unwrap();
+    let keys = pool.keys();
+    let batcher = Arc::new(Batcher::new(pool, shared.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (b, shared) = (Arc::clone(&batcher), Arc::clone(&shared));
+        tasks.spawn(async move {
+            let size = shared.append();
+            (size, b.cosigned_through(size).await)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (size, cosigned) = joined.unwrap();
+        let cosigned = cosigned.unwrap();
+        let parsed = hermetic_tlog::note::parse(cosigned.note.as_bytes()).unwrap();
+        let checkpoint = Checkpoint::parse(&parsed.text).unwrap();
+        assert!(
+            checkpoint.size >= size,
+            "record {size} not in {}",
+            checkpoint.size
+        );
+        assert!(
+            cosignature::verify(cosigned.note.as_bytes(), &keys)
+                .unwrap()
+                .len()
+                >= 2
+        );
+    }
+    let rounds = shared.signed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(rounds <= 10, "{rounds} rounds for 40 records");
+    // Beyond the log: refused, and it does not poison the others.
+    assert_eq!(
+        batcher.cosigned_through(41).await.unwrap_err(),
+        BatchError::NotInLog {
+            wanted: 41,
+            log: 40
+        }
+    );
+    assert!(batcher.cosigned_through(40).await.is_ok());
+    while let Some(w) = running.pop() {
+        w.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn with_two_of_three_silent_waiters_fail_together_and_nothing_is_cosigned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Arc::new(Signer::generate(ORIGIN).unwrap());
+    let (mut running, mut witnesses) = three_witnesses(tmp.path(), &signer).await;
+    let (hang1, t1) = hanging_url().await;
+    let (hang2, t2) = hanging_url().await;
+    witnesses[1].url = hang1;
+    witnesses[2].url = hang2;
+    let shared = Arc::new(SharedLog {
+        log: std::sync::Mutex::new(TestLog::new(Arc::clone(&signer), 10, "r")),
+        signed: Default::default(),
+    });
+    let pool = WitnessPool::new(witnesses, 2, Duration::from_millis(500)).unwrap();
+    let batcher = Arc::new(Batcher::new(pool, shared.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for size in 1..=10 {
+        let b = Arc::clone(&batcher);
+        tasks.spawn(async move { b.cosigned_through(size).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Err(BatchError::Quorum(e)) => {
+                assert_eq!((e.got, e.needed), (1, 2));
+                assert!(e.to_string().contains("no answer within"), "{e}");
+            }
+            other => panic!("a record was answered without K cosignatures: {other:?}"),
+        }
+    }
+    assert!(batcher.latest().is_none());
+    let rounds = shared.signed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        rounds <= 2,
+        "{rounds} rounds: waiters did not share the failure"
+    );
+    t1.abort();
+    t2.abort();
+    while let Some(w) = running.pop() {
+        w.stop().await;
+    }
 }
