@@ -344,6 +344,48 @@ async fn an_anonymous_client_cannot_move_or_stall_it_with_junk() {
 }
 
 #[tokio::test]
+async fn no_cosignature_leaves_without_its_state_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let signer = Arc::new(Signer::generate(ORIGIN).unwrap());
+    let w = Running::start(&state, &new_cosigner("w1.test"), &[&signer]).await;
+    let c = client();
+    let log = TestLog::new(Arc::clone(&signer), 3, "a");
+    // The state directory vanishes: the write fails, and so does the request.
+    std::fs::remove_dir_all(&state).unwrap();
+    let err = c
+        .submit(&w.url, &w.key, &log.checkpoint(), 0, log.proofs().as_ref())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SubmitError::Refused { status: 500, .. }),
+        "{err}"
+    );
+    // It did not advance in memory either: once it can write, it cosigns
+    // from size 0 again, and the file holds that checkpoint.
+    std::fs::create_dir(&state).unwrap();
+    let s = c
+        .submit(&w.url, &w.key, &log.checkpoint(), 0, log.proofs().as_ref())
+        .await
+        .unwrap();
+    assert_eq!(s.size, 3);
+    let files: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let stored = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(stored.starts_with(&log.checkpoint()[..log.checkpoint().find("\n\n").unwrap()]));
+    assert_eq!(
+        cosignature::verify(stored.as_bytes(), std::slice::from_ref(&w.key))
+            .unwrap()
+            .len(),
+        1
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn state_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let key = new_cosigner("w1.test");
