@@ -5,7 +5,9 @@
 //! the new one, so two concurrent requests cannot both advance from the
 //! same old state (the race c2sp.org/tlog-witness, "add-checkpoint",
 //! describes); different logs do not wait for each other. The new state is
-//! on disk before the cosignature leaves.
+//! on disk before the cosignature leaves. A log-signed checkpoint that
+//! contradicts the state is kept as evidence (see
+//! [`StateDir::keep_evidence`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -118,6 +120,20 @@ impl Witness {
             (self.clock)(),
             &self.cosigner,
         );
+        if misbehaviour(&verdict) {
+            let this = Arc::clone(self);
+            let body = body.to_vec();
+            match tokio::task::spawn_blocking(move || this.dir.keep_evidence(&body)).await {
+                Ok(Ok(Some(path))) => tracing::warn!(
+                    origin = %origin,
+                    evidence = %path.display(),
+                    "the log signed a checkpoint inconsistent with the one cosigned"
+                ),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::error!(origin = %origin, error = %e, "cannot keep evidence"),
+                Err(e) => tracing::error!(origin = %origin, error = %e, "evidence writer failed"),
+            }
+        }
         if let Verdict::Cosign(c) = &verdict {
             if held.as_ref() != Some(&c.state) {
                 let this = Arc::clone(self);
@@ -177,6 +193,17 @@ impl Witness {
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self)
     }
+}
+
+/// A checkpoint the log signed (checked before these verdicts) that
+/// contradicts what the witness cosigned: a fork at its size, or a proof
+/// that does not connect the two.
+fn misbehaviour(verdict: &Verdict) -> bool {
+    matches!(
+        verdict,
+        Verdict::Refuse(witness::Refusal::BadProof { old_size: 1.., .. })
+            | Verdict::Conflict(witness::Conflict::RootMismatch { .. })
+    )
 }
 
 async fn handle(State(witness): State<Arc<Witness>>, body: Bytes) -> Response {

@@ -123,6 +123,34 @@ impl StateDir {
     }
 }
 
+/// At most this many evidence files are kept (a misbehaving log could
+/// otherwise fill the disk with them).
+pub const MAX_EVIDENCE: usize = 1000;
+
+impl StateDir {
+    /// Keeps a request whose checkpoint the log signed but that is
+    /// inconsistent with the witness's state (c2sp.org/tlog-witness: the
+    /// witness "MAY log the request even if the consistency proof doesn't
+    /// verify ... as it might be proof of log misbehavior"), as
+    /// `evidence/<hex SHA-256 of the body>.add-checkpoint`. Returns the
+    /// path, or `None` when it was already kept or the cap is reached.
+    pub fn keep_evidence(&self, body: &[u8]) -> Result<Option<PathBuf>, StateError> {
+        let dir = self.dir.join("evidence");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let name = hex::encode(digest::digest(&digest::SHA256, body));
+        let path = dir.join(format!("{name}.add-checkpoint"));
+        if path.exists() {
+            return Ok(None);
+        }
+        let count = std::fs::read_dir(&dir).map_err(io(&dir))?.count();
+        if count >= MAX_EVIDENCE {
+            return Ok(None);
+        }
+        write_atomic(&dir, &path, body)?;
+        Ok(Some(path))
+    }
+}
+
 /// Temporary file, sync, rename, directory sync.
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let mut random = [0u8; 8];

@@ -275,6 +275,14 @@ async fn a_fork_and_a_replay_do_not_move_the_witness() {
         .await
         .unwrap_err();
     assert_eq!(err, SubmitError::Fork { size: 9 });
+    // The log-signed fork is kept as evidence.
+    let evidence: Vec<_> = std::fs::read_dir(tmp.path().join("evidence"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    let kept = AddCheckpoint::parse(evidence[0].as_bytes()).unwrap();
+    assert_eq!(kept.note, fork.checkpoint());
 
     // Replaying the old checkpoint, with whatever old size.
     let err = c
@@ -302,6 +310,15 @@ async fn a_fork_and_a_replay_do_not_move_the_witness() {
         "{err:?}"
     );
 
+    // Replays and requests not signed by the log are no evidence.
+    let impostor = TestLog::new(Arc::new(Signer::generate(ORIGIN).unwrap()), 12, "a");
+    let _ = c.add_checkpoint(&w.url, &impostor.request(9)).await;
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("evidence"))
+            .unwrap()
+            .count(),
+        1
+    );
     // Still at 9 with the first root: the same checkpoint is cosigned again.
     assert_eq!(
         c.add_checkpoint(&w.url, &log.request(9)).await.unwrap(),
