@@ -1,6 +1,7 @@
 //! K of N witnesses: submit one checkpoint to all of them at once and
 //! return as soon as K valid cosignatures are in, or say who failed and why
-//! once the time is up; and the start-time check that the local log is not
+//! once every witness has answered or the time is up; and the start-time
+//! check that the local log is not
 //! older than what the witnesses have cosigned.
 //!
 //! The pool remembers the size each witness last cosigned, so the next
