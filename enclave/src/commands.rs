@@ -2,67 +2,18 @@
 //! backend, request a document, write it out.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::atomic_write::write_atomically;
-use crate::nsm::{AttestationRequest, Nsm, NsmError, RealNsm};
+use hermetic_nsm::atomic_write::write_atomically;
 #[cfg(feature = "simulator")]
-use crate::nsm::{Measurements, MeasurementsError, PkiOrigin, SimulatedNsm, SimulatorOptions};
-use crate::Clock;
+pub use hermetic_nsm::default_pki_dir;
+#[cfg(feature = "simulator")]
+use hermetic_nsm::MeasurementsError;
+pub use hermetic_nsm::{open_nsm, Backend, NsmSelection, OpenError, OpenedNsm};
+use hermetic_nsm::{AttestationRequest, Nsm, NsmError};
 
 /// The usage error of `--nsm simulated` in a build without the cargo
 /// feature `simulator` (an enclave image's build).
 pub const NO_SIMULATOR: &str = "this hermetic-enclave was built without the simulator (cargo feature `simulator`); use --nsm real inside a Nitro Enclave";
-
-/// Which NSM to talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// `/dev/nsm` (inside a Nitro Enclave).
-    Real,
-    /// The in-process simulator with a local test PKI.
-    Simulated,
-}
-
-/// How to open the NSM.
-#[derive(Debug, Clone)]
-pub struct NsmSelection {
-    pub backend: Backend,
-    /// Simulated only; `default_pki_dir()` when `None`.
-    pub pki_dir: Option<PathBuf>,
-    /// Simulated only: `describe-eif` JSON to take PCR0/1/2/8 from.
-    pub pcrs_from: Option<PathBuf>,
-    /// Simulated only: boot in debug mode (PCR0–2 zero).
-    pub debug_mode: bool,
-}
-
-impl NsmSelection {
-    /// Refuses, before anything is read or opened, what cannot be opened:
-    /// simulator-only options with the real backend and, in a build without
-    /// the `simulator` feature, the simulator itself.
-    pub fn check(&self) -> Result<(), CommandError> {
-        let simulator_only = [
-            (self.pki_dir.is_some(), "--pki-dir"),
-            (self.pcrs_from.is_some(), "--pcrs-from"),
-            (self.debug_mode, "--debug-mode"),
-        ];
-        let flag = simulator_only
-            .iter()
-            .find(|(set, _)| *set)
-            .map(|(_, flag)| *flag);
-        match (self.backend, flag) {
-            (Backend::Simulated, _) if !cfg!(feature = "simulator") => {
-                Err(CommandError::Usage(NO_SIMULATOR.into()))
-            }
-            (Backend::Real, Some(flag)) if !cfg!(feature = "simulator") => Err(
-                CommandError::Usage(format!("{flag} applies only to --nsm simulated, and {NO_SIMULATOR}")),
-            ),
-            (Backend::Real, Some(flag)) => Err(CommandError::Usage(format!(
-                "{flag} applies only to --nsm simulated (a real enclave's PCRs and debug mode come from nitro-cli run-enclave)"
-            ))),
-            _ => Ok(()),
-        }
-    }
-}
 
 /// Why a command failed; [`CommandError::exit_code`] is the process's.
 #[derive(Debug, thiserror::Error)]
@@ -122,64 +73,17 @@ impl CommandError {
     }
 }
 
-/// `$XDG_STATE_HOME/hermetic/sim-pki`, or `./.hermetic-sim-pki` when
-/// `XDG_STATE_HOME` is unset or empty.
-#[cfg(feature = "simulator")]
-pub fn default_pki_dir() -> PathBuf {
-    pki_dir_from(std::env::var_os("XDG_STATE_HOME"))
-}
-
-#[cfg(feature = "simulator")]
-fn pki_dir_from(xdg_state_home: Option<std::ffi::OsString>) -> PathBuf {
-    match xdg_state_home {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("hermetic").join("sim-pki"),
-        _ => PathBuf::from(".hermetic-sim-pki"),
-    }
-}
-
-/// An opened NSM, and for the simulator where its PKI came from.
-pub struct OpenedNsm {
-    pub nsm: Box<dyn Nsm>,
-    /// `Some` for the simulator.
-    #[cfg(feature = "simulator")]
-    pub pki: Option<(PathBuf, PkiOrigin)>,
-}
-
-/// Opens the selected backend, after [`NsmSelection::check`]. Only the
-/// simulator reads `clock`.
-pub fn open_nsm(
-    selection: &NsmSelection,
-    clock: Arc<dyn Clock>,
-) -> Result<OpenedNsm, CommandError> {
-    selection.check()?;
-    match selection.backend {
-        Backend::Real => Ok(OpenedNsm {
-            nsm: Box::new(RealNsm::open()?),
+impl From<OpenError> for CommandError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::NoSimulator { flag: None } => CommandError::Usage(NO_SIMULATOR.into()),
+            OpenError::NoSimulator { flag: Some(flag) } => CommandError::Usage(format!(
+                "{flag} applies only to --nsm simulated, and {NO_SIMULATOR}"
+            )),
+            e @ OpenError::SimulatorOnly { .. } => CommandError::Usage(e.to_string()),
+            OpenError::Nsm(e) => CommandError::Nsm(e),
             #[cfg(feature = "simulator")]
-            pki: None,
-        }),
-        #[cfg(not(feature = "simulator"))]
-        Backend::Simulated => {
-            drop(clock);
-            Err(CommandError::Usage(NO_SIMULATOR.into()))
-        }
-        #[cfg(feature = "simulator")]
-        Backend::Simulated => {
-            let measurements = selection
-                .pcrs_from
-                .as_deref()
-                .map(Measurements::from_file)
-                .transpose()?;
-            let dir = selection.pki_dir.clone().unwrap_or_else(default_pki_dir);
-            let options = SimulatorOptions {
-                measurements,
-                debug_mode: selection.debug_mode,
-            };
-            let (nsm, origin) = SimulatedNsm::open(&dir, options, clock)?;
-            Ok(OpenedNsm {
-                nsm: Box::new(nsm),
-                pki: Some((dir.join("root.pem"), origin)),
-            })
+            OpenError::Measurements(e) => CommandError::Measurements(e),
         }
     }
 }
@@ -226,6 +130,7 @@ pub fn write_document(path: &Path, document: &[u8]) -> Result<(), CommandError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn selection(backend: Backend) -> NsmSelection {
         NsmSelection {
@@ -238,27 +143,14 @@ mod tests {
 
     #[test]
     fn the_real_backend_refuses_simulator_only_options() {
-        let cases = [
-            NsmSelection {
-                pki_dir: Some("/tmp/pki".into()),
-                ..selection(Backend::Real)
-            },
-            NsmSelection {
-                pcrs_from: Some("/tmp/eif.json".into()),
-                ..selection(Backend::Real)
-            },
-            NsmSelection {
-                debug_mode: true,
-                ..selection(Backend::Real)
-            },
-        ];
-        for case in cases {
-            let err = case.check().unwrap_err();
-            assert!(matches!(err, CommandError::Usage(_)), "{err:?}");
-            assert_eq!(err.exit_code(), 2);
-            assert!(err.to_string().contains("applies only to --nsm simulated"));
-        }
-        assert!(selection(Backend::Real).check().is_ok());
+        let case = NsmSelection {
+            debug_mode: true,
+            ..selection(Backend::Real)
+        };
+        let err = CommandError::from(case.check().unwrap_err());
+        assert!(matches!(err, CommandError::Usage(_)), "{err:?}");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("applies only to --nsm simulated"));
     }
 
     #[cfg(not(feature = "simulator"))]
@@ -268,37 +160,25 @@ mod tests {
             pki_dir: Some("/nonexistent/pki".into()),
             ..selection(Backend::Simulated)
         };
-        let err = simulated.check().unwrap_err();
+        let err = CommandError::from(simulated.check().unwrap_err());
         assert_eq!(err.to_string(), NO_SIMULATOR);
         assert_eq!((err.exit_code(), err.reason()), (2, "usage"));
-        let err = open_nsm(&simulated, Arc::new(crate::SystemClock))
+        let err = open_nsm(&simulated, Arc::new(hermetic_nsm::SystemClock))
             .err()
+            .map(CommandError::from)
             .expect("no simulator in this build");
         assert_eq!(err.to_string(), NO_SIMULATOR);
         assert!(!Path::new("/nonexistent/pki").exists());
-        let flagged = NsmSelection {
-            debug_mode: true,
-            ..selection(Backend::Real)
-        };
-        assert!(flagged
-            .check()
-            .unwrap_err()
-            .to_string()
-            .contains(NO_SIMULATOR));
     }
 
     #[cfg(feature = "simulator")]
     #[test]
-    fn pki_dir_follows_xdg_state_home() {
-        assert_eq!(
-            pki_dir_from(Some("/state".into())),
-            PathBuf::from("/state/hermetic/sim-pki")
+    fn the_default_pki_dir_is_the_crates() {
+        let _ = Arc::new(hermetic_nsm::SystemClock);
+        assert!(
+            default_pki_dir().ends_with("sim-pki")
+                || default_pki_dir().ends_with(".hermetic-sim-pki")
         );
-        assert_eq!(
-            pki_dir_from(Some("".into())),
-            PathBuf::from(".hermetic-sim-pki")
-        );
-        assert_eq!(pki_dir_from(None), PathBuf::from(".hermetic-sim-pki"));
     }
 }
 

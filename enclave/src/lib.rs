@@ -14,12 +14,12 @@
 //!
 //! Nothing here reads the clock directly: time comes from a [`Clock`].
 
-mod atomic_write;
-mod clock;
 pub mod commands;
 pub mod fetch;
 pub mod keys;
-pub mod nsm;
 pub mod workload;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+/// The NSM interface and its backends live in the `hermetic-nsm` crate,
+/// shared with the verifier; re-exported under the old path.
+pub use hermetic_nsm as nsm;
+pub use hermetic_nsm::{Clock, FixedClock, SystemClock};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::statfs::{statfs, TMPFS_MAGIC};
 
 use super::WorkloadError;
-use crate::atomic_write::write_atomically;
+use hermetic_nsm::atomic_write::write_atomically;
 
 /// `RAMFS_MAGIC` from linux/magic.h (nix names only `TMPFS_MAGIC`).
 const RAMFS_MAGIC: u64 = 0x8584_58f6;

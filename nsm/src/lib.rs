@@ -1,4 +1,5 @@
-//! Our interface to the Nitro Secure Module (NSM).
+//! Our interface to the Nitro Secure Module (NSM), shared by the enclave
+//! agent (`hermetic-enclave`) and the verifier (`hermetic-verifier serve`).
 //!
 //! The requests are those of aws-nitro-enclaves-nsm-api (`src/api/mod.rs`,
 //! `Request`/`Response`); [`Nsm`] is object-safe so the agent can hold a
@@ -10,9 +11,12 @@
 //!   its test PKI store and `Measurements`: an enclave image is built
 //!   without it, so it carries no document signer.
 
+pub mod atomic_write;
+mod clock;
 mod error;
 #[cfg(feature = "simulator")]
 mod measurements;
+mod open;
 #[cfg(feature = "simulator")]
 mod pki_store;
 mod real;
@@ -21,9 +25,13 @@ mod simulated;
 
 use std::collections::BTreeSet;
 
+pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::NsmError;
 #[cfg(feature = "simulator")]
 pub use measurements::{Measurements, MeasurementsError};
+#[cfg(feature = "simulator")]
+pub use open::{default_pki_dir, pki_dir_from};
+pub use open::{open_nsm, Backend, NsmSelection, OpenError, OpenedNsm};
 #[cfg(feature = "simulator")]
 pub use pki_store::{PkiOrigin, PkiStore};
 pub use real::{RealNsm, NSM_DEVICE};
