@@ -109,6 +109,70 @@ pub struct ServeArgs {
     /// remainder is recorded on shutdown.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     refusal_summary_interval: Duration,
+    /// Serve the public API over TLS with an attested identity: the TLS key
+    /// is made in memory at start, and the NSM's attestation document,
+    /// binding it and the intake key, travels in every handshake (and at
+    /// GET /v1/attestation); clients pin the verifier image's measurements
+    /// (--verifier-measurements). `real` is /dev/nsm inside a Nitro
+    /// Enclave; `simulated` signs with a local test PKI (builds with the
+    /// `test-roots` feature only) and is NOT hermetic. Without --nsm and
+    /// --tls-cert the public API is plain HTTP (local development).
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    nsm: Option<NsmKind>,
+    /// Simulated NSM: directory of its test PKI (default DATA_DIR/sim-pki;
+    /// clients trust DIR/root.pem).
+    #[arg(long, value_name = "DIR", requires = "nsm")]
+    pki_dir: Option<PathBuf>,
+    /// Simulated NSM: take PCR0/1/2/8 from this `hermetic-eif describe`
+    /// JSON (the verifier image's).
+    #[arg(long, value_name = "FILE", requires = "nsm")]
+    pcrs_from: Option<PathBuf>,
+    /// Simulated NSM: boot in debug mode (PCR0-2 zero; clients refuse it).
+    #[arg(long, requires = "nsm")]
+    debug_mode: bool,
+    /// With --nsm: a name the certificate carries (repeatable; default
+    /// localhost). Clients that pin measurements only do not check it.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "nsm")]
+    tls_names: Vec<String>,
+    /// With --nsm: issue the certificate of the in-memory key from this CA
+    /// (PEM) instead of self-signing it, for clients that pin a CA
+    /// (--verifier-ca) besides the measurements.
+    #[arg(long, value_name = "PEM", requires_all = ["nsm", "tls_issuer_key"])]
+    tls_issuer_cert: Option<PathBuf>,
+    /// The CA's private key (PEM) for --tls-issuer-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_issuer_cert")]
+    tls_issuer_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum NsmKind {
+    Real,
+    Simulated,
+}
+
+fn attested_config(args: &ServeArgs) -> Option<service::AttestedConfig> {
+    let backend = match args.nsm? {
+        NsmKind::Real => hermetic_nsm::Backend::Real,
+        NsmKind::Simulated => hermetic_nsm::Backend::Simulated,
+    };
+    let pki_dir = match (backend, &args.pki_dir) {
+        (hermetic_nsm::Backend::Simulated, None) => Some(args.data_dir.join("sim-pki")),
+        (_, dir) => dir.clone(),
+    };
+    Some(service::AttestedConfig {
+        nsm: hermetic_nsm::NsmSelection {
+            backend,
+            pki_dir,
+            pcrs_from: args.pcrs_from.clone(),
+            debug_mode: args.debug_mode,
+        },
+        names: if args.tls_names.is_empty() {
+            vec!["localhost".into()]
+        } else {
+            args.tls_names.clone()
+        },
+        issuer: args.tls_issuer_cert.clone().zip(args.tls_issuer_key.clone()),
+    })
 }
 
 pub fn serve(args: ServeArgs) -> ExitCode {
@@ -126,7 +190,20 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             ),
         );
     }
+    let attested = attested_config(&args);
+    if let Some(a) = &attested {
+        if let Err(e) = a.nsm.check() {
+            return fail(
+                2,
+                match e {
+                    hermetic_nsm::OpenError::NoSimulator { .. } => "--nsm simulated (and --pki-dir, --pcrs-from, --debug-mode) needs a build with the `test-roots` feature; this is the production build: use --nsm real inside a Nitro Enclave".to_string(),
+                    e => e.to_string(),
+                },
+            );
+        }
+    }
     let config = ServeConfig {
+        attested,
         listen: args.listen,
         admin_listen: args.admin_listen,
         data_dir: args.data_dir,

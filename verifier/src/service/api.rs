@@ -21,6 +21,7 @@ use super::state::Shared;
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/challenge"),
     ("POST", "/v1/release"),
+    ("GET", "/v1/attestation"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 ];
@@ -36,6 +37,7 @@ pub fn router(state: Shared, limits: Limits) -> Router {
     Router::new()
         .route("/v1/challenge", post(challenge))
         .route("/v1/release", post(release))
+        .route("/v1/attestation", get(attestation))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -47,6 +49,24 @@ pub fn router(state: Shared, limits: Limits) -> Router {
             timeout(limits.request_timeout, req, next)
         }))
         .layer(from_fn(log_refusals))
+}
+
+/// The verifier's current attestation document (raw CBOR COSE_Sign1, the
+/// same bytes its TLS handshake carries): public, for tools and auditors.
+async fn attestation(State(state): State<Shared>) -> Response {
+    match &state.identity {
+        Some(identity) => (
+            [(header::CONTENT_TYPE, "application/cbor")],
+            identity.document().as_ref().clone(),
+        )
+            .into_response(),
+        None => ApiRefusal::new(
+            StatusCode::NOT_FOUND,
+            "not_attested",
+            "this verifier runs without an NSM (serve --nsm): it has no attested identity",
+        )
+        .into_response(),
+    }
 }
 
 /// Logs every refusal (except rate limiting, which is only counted: logging

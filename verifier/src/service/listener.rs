@@ -142,6 +142,21 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A TLS acceptor presenting the attested identity's current certificate
+/// and document (re-attested in place, see `hermetic_identity::server`).
+pub fn attested_acceptor(
+    identity: Arc<hermetic_identity::server::AttestedTls>,
+) -> Result<TlsAcceptor, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(identity);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Serves `router` on `listener` until the task is aborted; aborting it
 /// also ends every connection it accepted. `refused` is called with
 /// `too_many_connections` for each connection closed over its address's

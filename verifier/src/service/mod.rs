@@ -82,6 +82,109 @@ pub struct ServeConfig {
     /// How often release refusals not recorded one by one are summed up in
     /// a `refusal_summary` record (only when there were any; also on stop).
     pub refusal_summary_interval: Duration,
+    /// Serve the public API over TLS with an attested identity (`--nsm`):
+    /// the key is made in memory, the NSM's document binds it.
+    pub attested: Option<AttestedConfig>,
+}
+
+/// `serve --nsm`: where the document comes from and what the certificate
+/// names.
+#[derive(Debug, Clone)]
+pub struct AttestedConfig {
+    pub nsm: hermetic_nsm::NsmSelection,
+    /// DNS names (or IP addresses) of the certificate.
+    pub names: Vec<String>,
+    /// A CA (certificate PEM, key PEM) to issue the certificate from, for
+    /// clients that pin a CA besides the measurements; self-signed without.
+    pub issuer: Option<(PathBuf, PathBuf)>,
+}
+
+/// The verifier's clock, as the simulated NSM reads it.
+struct NsmClock(Arc<dyn Clock>);
+
+impl hermetic_nsm::Clock for NsmClock {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.now().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Opens the NSM, makes the in-memory TLS key and its first document.
+fn attested_identity(
+    config: &AttestedConfig,
+    intake: [u8; 32],
+    clock: Arc<dyn Clock>,
+) -> Result<
+    (
+        Arc<dyn hermetic_nsm::Nsm>,
+        Arc<hermetic_identity::server::AttestedTls>,
+    ),
+    ServeError,
+> {
+    let opened = hermetic_nsm::open_nsm(&config.nsm, Arc::new(NsmClock(clock)))
+        .map_err(|e| setup(format!("--nsm: {e}")))?;
+    if let Some((root, origin)) = &opened.pki {
+        eprintln!(
+            "hermetic-verifier: level=info event=simulated_nsm root={} pki={origin:?}",
+            root.display()
+        );
+    }
+    if config.nsm.backend == hermetic_nsm::Backend::Simulated {
+        eprintln!(
+            "hermetic-verifier: level=warn event=not_hermetic nsm=simulated note=\"THIS VERIFIER IS NOT HERMETIC: its attestation documents are signed by a local test PKI, not AWS; clients must trust that test root; never in production\""
+        );
+    }
+    let issuer = match &config.issuer {
+        None => None,
+        Some((cert, key)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p).map_err(|e| setup(format!("{}: {e}", p.display())))
+            };
+            Some(hermetic_identity::server::CertIssuer {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+            })
+        }
+    };
+    let nsm: Arc<dyn hermetic_nsm::Nsm> = Arc::from(opened.nsm);
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let identity = hermetic_identity::server::AttestedTls::new(
+        nsm.as_ref(),
+        intake,
+        &config.names,
+        issuer.as_ref(),
+        &provider,
+    )
+    .map_err(|e| setup(e.to_string()))?;
+    eprintln!(
+        "hermetic-verifier: level=info event=attested_identity intake_key={} refresh_secs={}",
+        hex::encode(intake),
+        hermetic_identity::server::REFRESH_INTERVAL.as_secs()
+    );
+    Ok((nsm, Arc::new(identity)))
+}
+
+/// Asks for a new document every `REFRESH_INTERVAL`, well before the
+/// current one's leaf certificate (three hours) expires.
+async fn refresh_identity(
+    nsm: Arc<dyn hermetic_nsm::Nsm>,
+    identity: Arc<hermetic_identity::server::AttestedTls>,
+) {
+    let mut tick = tokio::time::interval(hermetic_identity::server::REFRESH_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (nsm, identity) = (nsm.clone(), identity.clone());
+        let outcome = tokio::task::spawn_blocking(move || identity.refresh(nsm.as_ref())).await;
+        match outcome {
+            Ok(Ok(())) => eprintln!("hermetic-verifier: level=info event=attestation_refreshed"),
+            Ok(Err(e)) => eprintln!(
+                "hermetic-verifier: level=error event=attestation_refresh_failed error=\"{e}\""
+            ),
+            Err(e) => eprintln!(
+                "hermetic-verifier: level=error event=attestation_refresh_failed error=\"{e}\""
+            ),
+        }
+    }
 }
 
 impl ServeConfig {
@@ -107,6 +210,7 @@ impl ServeConfig {
             max_nonces: DEFAULT_CAPACITY,
             max_nonces_per_address: DEFAULT_PER_ADDRESS,
             refusal_summary_interval: DEFAULT_REFUSAL_SUMMARY_INTERVAL,
+            attested: None,
         }
     }
 }
@@ -311,9 +415,26 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             path.display()
         );
     }
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key).map_err(setup)?),
-        (None, None) => None,
+    let mut identity = None;
+    let tls = match (&config.tls_cert, &config.tls_key, &config.attested) {
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(setup(
+                "--nsm makes its own TLS key: give --tls-issuer-cert/--tls-issuer-key to have it issued by a CA, not --tls-cert/--tls-key",
+            ))
+        }
+        (None, None, Some(attested)) => {
+            let (nsm, tls_identity) =
+                attested_identity(attested, intake.public_key_bytes(), clock.clone())?;
+            identity = Some((nsm, tls_identity.clone()));
+            Some(listener::attested_acceptor(tls_identity).map_err(setup)?)
+        }
+        (Some(cert), Some(key), None) => Some(listener::tls_acceptor(cert, key).map_err(setup)?),
+        (None, None, None) => {
+            eprintln!(
+                "hermetic-verifier: level=warn event=not_hermetic note=\"plain HTTP and no attested identity (no --nsm, no --tls-cert): for local development only; clients cannot tell this verifier from any other\""
+            );
+            None
+        }
         _ => return Err(setup("--tls-cert and --tls-key go together")),
     };
 
@@ -351,6 +472,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         rng,
         metrics: Metrics::default(),
         limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        identity: identity.as_ref().map(|(_, id)| id.clone()),
     });
     let limits = Limits {
         body_bytes: config.body_limit,
@@ -376,7 +498,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         let state = state.clone();
         move |reason| state.metrics.refusal(reason, None)
     };
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(listener::serve(
             public,
             api::router(state.clone(), limits),
@@ -396,6 +518,9 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             config.refusal_summary_interval,
         )),
     ];
+    if let Some((nsm, id)) = identity {
+        tasks.push(tokio::spawn(refresh_identity(nsm, id)));
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
         "hermetic-verifier: level=info event=listening public={scheme}://{public_addr} admin=http://{admin_addr}"

@@ -38,6 +38,9 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Release refusals not recorded one by one, for `refusal_summary`.
     pub unlogged: Unlogged,
+    /// The attested TLS identity (`serve --nsm`), whose current document
+    /// `GET /v1/attestation` serves.
+    pub identity: Option<Arc<hermetic_identity::server::AttestedTls>>,
 }
 
 pub type Shared = Arc<AppState>;
