@@ -120,9 +120,26 @@ struct RunArgs {
     #[arg(long, value_name = "ENDPOINT")]
     via: Option<hermetic_transport::Endpoint>,
     /// PEM of the CA the verifier's TLS certificate must chain to (the only
-    /// CA trusted).
-    #[arg(long, value_name = "PEM")]
-    verifier_ca: PathBuf,
+    /// CA trusted). With --verifier-measurements too, both must hold.
+    #[arg(
+        long,
+        value_name = "PEM",
+        required_unless_present = "verifier_measurements"
+    )]
+    verifier_ca: Option<PathBuf>,
+    /// The verifier enclave's measurements to pin: `hermetic-eif describe`
+    /// JSON of its image, or a policy file's measurement sets. The
+    /// handshake then completes only with a verifier enclave of those
+    /// measurements, not in debug mode, whose attestation document (at most
+    /// 2 hours old) binds the TLS key it presents.
+    #[arg(long, value_name = "FILE")]
+    verifier_measurements: Option<PathBuf>,
+    /// Trust this root (PEM) for the verifier's attestation document
+    /// INSTEAD of the pinned AWS Nitro root: a simulated verifier (tests,
+    /// the demo). Repeatable. Only in builds with the `simulator` feature.
+    #[cfg_attr(not(feature = "simulator"), arg(hide = true))]
+    #[arg(long, value_name = "PEM", requires = "verifier_measurements")]
+    verifier_root: Vec<PathBuf>,
     /// The name the verifier's certificate must carry.
     #[arg(long, default_value = "localhost", value_name = "NAME")]
     verifier_name: String,
@@ -253,17 +270,44 @@ fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
         Command::Run(args) => {
             let selection = selection(args.nsm)?;
-            let ca_pem = std::fs::read(&args.verifier_ca).map_err(|source| CommandError::Io {
-                what: "cannot read",
-                path: args.verifier_ca.clone(),
-                source,
-            })?;
+            let read = |path: &PathBuf| {
+                std::fs::read(path).map_err(|source| CommandError::Io {
+                    what: "cannot read",
+                    path: path.clone(),
+                    source,
+                })
+            };
+            let ca_pem = args.verifier_ca.as_ref().map(read).transpose()?;
+            if !args.verifier_root.is_empty() && !cfg!(feature = "simulator") {
+                return Err(CommandError::Usage(format!(
+                    "--verifier-root is for simulated verifiers, and {}",
+                    commands::NO_SIMULATOR
+                )));
+            }
+            let verifier_identity = match &args.verifier_measurements {
+                None => None,
+                Some(path) => {
+                    let pins = hermetic_identity::Pins::from_file(path)
+                        .map_err(|e| CommandError::Usage(e.to_string()))?;
+                    let roots = args
+                        .verifier_root
+                        .iter()
+                        .map(|p| {
+                            hermetic_attestation::TrustedRoot::from_pem(&read(p)?).map_err(|e| {
+                                CommandError::Usage(format!("--verifier-root {}: {e}", p.display()))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Some(hermetic_enclave::fetch::VerifierPins { pins, roots })
+                }
+            };
             let options = commands::RunOptions {
                 fetch: hermetic_enclave::fetch::FetchConfig {
                     via: args.via,
                     verifier: args.verifier,
                     server_name: args.verifier_name,
                     ca_pem,
+                    verifier_identity,
                     retries: args.retries,
                     backoff: args.retry_delay,
                     attempt_timeout: args.timeout,

@@ -138,6 +138,8 @@ pub struct Tls {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The CA's private key (an attested verifier's certificate issuer).
+    pub ca_key: PathBuf,
     /// The server key's PKCS#8 DER, to search captures for.
     pub key_der: Vec<u8>,
 }
@@ -162,8 +164,10 @@ pub fn make_tls(dir: &Path, label: &str) -> Tls {
         ca: dir.join(format!("{label}-ca.pem")),
         cert: dir.join(format!("{label}-cert.pem")),
         key: dir.join(format!("{label}-key.pem")),
+        ca_key: dir.join(format!("{label}-ca-key.pem")),
         key_der: key.serialize_der(),
     };
+    fs::write(&tls.ca_key, ca_key.serialize_pem()).unwrap();
     fs::write(&tls.ca, ca_cert.pem()).unwrap();
     fs::write(&tls.cert, cert.pem()).unwrap();
     fs::write(&tls.key, key.serialize_pem()).unwrap();
@@ -245,6 +249,8 @@ pub struct Deployment {
     pub parent_endpoint: String,
     pub capture: PathBuf,
     restarts: usize,
+    /// How the verifier is told who it is (TLS files, or --nsm ...).
+    verifier_mode: Vec<std::ffi::OsString>,
     /// The one owner's private key (`owner keygen`): it approves every
     /// policy and value change.
     pub owner_key: PathBuf,
@@ -252,10 +258,16 @@ pub struct Deployment {
 
 const START: Duration = Duration::from_secs(30);
 
-/// `hermetic-verifier serve` on `dir/verifier-data`, TLS, the simulated
+/// `hermetic-verifier serve` on `dir/verifier-data`, TLS (`mode`: its
+/// --tls-cert/--tls-key, or --nsm and its options), the simulated
 /// root trusted, both ports chosen by the system; logs
 /// to `dir/NAME.log`. Returns it with its public endpoint and admin URL.
-fn spawn_verifier(dir: &Path, name: &str, tls: &Tls, pki_dir: &Path) -> (Proc, String, String) {
+fn spawn_verifier(
+    dir: &Path,
+    name: &str,
+    mode: &[std::ffi::OsString],
+    pki_dir: &Path,
+) -> (Proc, String, String) {
     let mut cmd = Command::new(bin("hermetic-verifier"));
     cmd.arg("serve")
         .args([
@@ -268,10 +280,7 @@ fn spawn_verifier(dir: &Path, name: &str, tls: &Tls, pki_dir: &Path) -> (Proc, S
         .arg(dir.join("verifier-data"))
         .arg("--trust-root")
         .arg(pki_dir.join("root.pem"))
-        .arg("--tls-cert")
-        .arg(&tls.cert)
-        .arg("--tls-key")
-        .arg(&tls.key);
+        .args(mode);
     let mut verifier = Proc::spawn(name, cmd, dir);
     let line = verifier.wait_for("event=listening", START);
     let field = |key: &str| {
@@ -291,7 +300,55 @@ impl Deployment {
     /// by that owner's signed statement, then starts a parent allowed to
     /// reach the verifier.
     pub fn start(dir: &Path, policy_toml: &str) -> Deployment {
+        Self::start_with(dir, policy_toml, None)
+    }
+
+    /// [`Deployment::start`] with the verifier as a (simulated) attested
+    /// enclave: `serve --nsm simulated --pcrs-from` the image's describe
+    /// JSON (debug mode if asked), its certificate issued by the test CA.
+    /// Its document root is `dir/verifier-sim-pki/root.pem`.
+    pub fn start_attested(
+        dir: &Path,
+        policy_toml: &str,
+        verifier_image: &Image,
+        debug_mode: bool,
+    ) -> Deployment {
+        Self::start_with(dir, policy_toml, Some((verifier_image, debug_mode)))
+    }
+
+    /// The root of the attested verifier's (simulated) documents.
+    pub fn verifier_root(&self) -> PathBuf {
+        self.dir.join("verifier-sim-pki").join("root.pem")
+    }
+
+    fn start_with(dir: &Path, policy_toml: &str, attested: Option<(&Image, bool)>) -> Deployment {
         let tls = make_tls(dir, "verifier");
+        let verifier_mode: Vec<std::ffi::OsString> = match attested {
+            None => vec![
+                "--tls-cert".into(),
+                tls.cert.clone().into(),
+                "--tls-key".into(),
+                tls.key.clone().into(),
+            ],
+            Some((image, debug_mode)) => {
+                let mut mode: Vec<std::ffi::OsString> = vec![
+                    "--nsm".into(),
+                    "simulated".into(),
+                    "--pki-dir".into(),
+                    dir.join("verifier-sim-pki").into(),
+                    "--pcrs-from".into(),
+                    image.describe_json.clone().into(),
+                    "--tls-issuer-cert".into(),
+                    tls.ca.clone().into(),
+                    "--tls-issuer-key".into(),
+                    tls.ca_key.clone().into(),
+                ];
+                if debug_mode {
+                    mode.push("--debug-mode".into());
+                }
+                mode
+            }
+        };
         let pki_dir = dir.join("sim-pki");
         // Creating the simulated PKI gives the root the verifier must trust.
         let mut init = Command::new(bin("hermetic-enclave"));
@@ -307,7 +364,7 @@ impl Deployment {
         let policy = dir.join("policy.toml");
         fs::write(&policy, policy_toml).unwrap();
         let (verifier, verifier_endpoint, admin_url) =
-            spawn_verifier(dir, "verifier", &tls, &pki_dir);
+            spawn_verifier(dir, "verifier", &verifier_mode, &pki_dir);
         let data = dir.join("verifier-data");
         let token_file = data.join("admin.token");
         let verifier_cli = |args: &[&str]| {
@@ -374,6 +431,7 @@ impl Deployment {
             parent_endpoint,
             capture,
             restarts: 0,
+            verifier_mode,
             owner_key,
         }
     }
@@ -406,14 +464,29 @@ impl Deployment {
     /// `hermetic-enclave run` through the parent to this verifier, pinning
     /// the verifier's CA, with `extra` options and then `-- workload...`.
     pub fn enclave(&self, image: &Image, extra: &[&str], workload: &[&str]) -> Command {
+        let ca = [
+            "--verifier-ca".to_string(),
+            self.tls.ca.display().to_string(),
+        ];
+        self.enclave_pinning(image, &ca, extra, workload)
+    }
+
+    /// [`Deployment::enclave`] pinning the verifier by `pins` (any of
+    /// --verifier-ca, --verifier-measurements, --verifier-root).
+    pub fn enclave_pinning(
+        &self,
+        image: &Image,
+        pins: &[String],
+        extra: &[&str],
+        workload: &[&str],
+    ) -> Command {
         let mut args: Vec<String> = vec![
             "--via".into(),
             self.parent_endpoint.clone(),
             "--verifier".into(),
             self.verifier_endpoint.clone(),
-            "--verifier-ca".into(),
-            self.tls.ca.display().to_string(),
         ];
+        args.extend(pins.iter().cloned());
         args.extend(extra.iter().map(|s| s.to_string()));
         enclave_command(&self.pki_dir, image, &args, workload)
     }
@@ -433,7 +506,7 @@ impl Deployment {
         self.restarts += 1;
         let name = format!("verifier-restart-{}", self.restarts);
         let (verifier, endpoint, admin_url) =
-            spawn_verifier(&self.dir, &name, &self.tls, &self.pki_dir);
+            spawn_verifier(&self.dir, &name, &self.verifier_mode, &self.pki_dir);
         self.verifier = verifier;
         self.verifier_endpoint = endpoint;
         self.admin_url = admin_url;

@@ -63,7 +63,7 @@ enum Command {
     ///
     /// The production build (cargo --no-default-features) trusts only the
     /// pinned AWS root and refuses --trust-root.
-    Serve(commands::ServeArgs),
+    Serve(Box<commands::ServeArgs>),
     /// Audit log tools.
     #[command(subcommand)]
     Log(commands::LogCommand),
@@ -200,7 +200,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Audit(args) => run_audit(args),
-        Command::Serve(args) => commands::serve(args),
+        Command::Serve(args) => commands::serve(*args),
         Command::Log(cmd) => commands::log(cmd),
         Command::Owner(cmd) => commands::admin::owner(cmd),
         Command::Secret(cmd) => commands::admin::secret(cmd),

@@ -10,6 +10,7 @@
 
 mod http;
 mod tls;
+mod verifier_identity;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::nsm::Nsm;
 use crate::workload::Secrets;
 
 pub use tls::{pinned_client_config, TlsConfigError};
+pub use verifier_identity::VerifierPins;
 
 /// Where the verifier is and how to reach it.
 #[derive(Debug, Clone)]
@@ -36,7 +38,10 @@ pub struct FetchConfig {
     pub server_name: String,
     /// PEM of the CA(s) the verifier's certificate must chain to; nothing
     /// else is trusted.
-    pub ca_pem: Vec<u8>,
+    pub ca_pem: Option<Vec<u8>>,
+    /// The verifier enclave's pinned measurements (besides or instead of
+    /// the CA; at least one of the two).
+    pub verifier_identity: Option<VerifierPins>,
     /// Attempts after the first one, for transient failures.
     pub retries: u32,
     /// Delay before the first retry; doubles each time (capped at 30 s).
@@ -53,6 +58,8 @@ pub enum FetchError {
     Connect(String),
     #[error("TLS handshake with the verifier failed: {0}")]
     Handshake(String),
+    #[error("the verifier is not the pinned verifier: {0}")]
+    VerifierIdentity(#[from] hermetic_identity::IdentityError),
     #[error("HTTP exchange with the verifier failed: {0}")]
     Http(String),
     #[error("the verifier took longer than {0:?}")]
@@ -107,6 +114,7 @@ impl FetchError {
             FetchError::Tls(_) => "tls_config",
             FetchError::Connect(_) => "verifier_unreachable",
             FetchError::Handshake(_) => "tls_handshake_failed",
+            FetchError::VerifierIdentity(e) => e.reason(),
             FetchError::Http(_) => "http_failed",
             FetchError::Timeout(_) => "verifier_timeout",
             FetchError::Refused { reason, .. } => reason,
@@ -128,7 +136,7 @@ pub async fn fetch_secrets(
     names: &[String],
     cfg: &FetchConfig,
 ) -> Result<Secrets, FetchError> {
-    let tls = pinned_client_config(&cfg.ca_pem)?;
+    let tls = verifier_identity::client_config(cfg)?;
     let mut delay = cfg.backoff;
     let mut attempt = 0;
     loop {

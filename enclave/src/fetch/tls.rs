@@ -57,5 +57,10 @@ pub(super) async fn handshake(
     TlsConnector::from(config)
         .connect(name, stream)
         .await
-        .map_err(|e| FetchError::Handshake(e.to_string()))
+        .map_err(
+            |e| match hermetic_identity::AttestedServerVerifier::refusal(&e) {
+                Some(refusal) => FetchError::VerifierIdentity(refusal),
+                None => FetchError::Handshake(e.to_string()),
+            },
+        )
 }

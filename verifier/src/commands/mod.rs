@@ -171,7 +171,10 @@ fn attested_config(args: &ServeArgs) -> Option<service::AttestedConfig> {
         } else {
             args.tls_names.clone()
         },
-        issuer: args.tls_issuer_cert.clone().zip(args.tls_issuer_key.clone()),
+        issuer: args
+            .tls_issuer_cert
+            .clone()
+            .zip(args.tls_issuer_key.clone()),
     })
 }
 

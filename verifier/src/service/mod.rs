@@ -122,6 +122,7 @@ fn attested_identity(
 > {
     let opened = hermetic_nsm::open_nsm(&config.nsm, Arc::new(NsmClock(clock)))
         .map_err(|e| setup(format!("--nsm: {e}")))?;
+    #[cfg(feature = "test-roots")]
     if let Some((root, origin)) = &opened.pki {
         eprintln!(
             "hermetic-verifier: level=info event=simulated_nsm root={} pki={origin:?}",

@@ -1,0 +1,138 @@
+//! The verifier's attested identity through the real binaries: a verifier
+//! started as a (simulated) enclave, `serve --nsm simulated --pcrs-from`
+//! its image's describe JSON, and enclaves that pin its measurements.
+
+use std::time::Duration;
+
+use hermetic_e2e::{make_image, policy_for, run, sha256_hex, Deployment, Image};
+
+const SECRET: &[u8] = b"attested verifier secret 51c2";
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn workload() -> Vec<&'static str> {
+    vec!["sh", "-c", "printf %s \"$DB_PASSWORD\" | sha256sum"]
+}
+
+fn pins(dep: &Deployment, measurements: &Image, with_ca: bool) -> Vec<String> {
+    let mut pins = vec![
+        "--verifier-measurements".to_string(),
+        measurements.describe_json.display().to_string(),
+        "--verifier-root".to_string(),
+        dep.verifier_root().display().to_string(),
+    ];
+    if with_ca {
+        pins.push("--verifier-ca".into());
+        pins.push(dep.tls.ca.display().to_string());
+    }
+    pins
+}
+
+#[test]
+fn an_enclave_pinning_the_verifiers_measurements_gets_its_secret_and_refuses_another_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = make_image(dir.path(), "app", b"app 1");
+    let verifier_image = make_image(dir.path(), "verifier", b"verifier 1");
+    let other_verifier = make_image(dir.path(), "other-verifier", b"verifier 2");
+    let dep = Deployment::start_attested(
+        dir.path(),
+        &policy_for(&app, "db-password"),
+        &verifier_image,
+        false,
+    );
+    dep.put_secret("db-password", SECRET);
+
+    // The pinned measurements alone, and together with the CA: released.
+    for with_ca in [false, true] {
+        let out = run(
+            dep.enclave_pinning(
+                &app,
+                &pins(&dep, &verifier_image, with_ca),
+                &["--secret", "db-password"],
+                &workload(),
+            ),
+            LIMIT,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "with_ca={with_ca}: {stderr}\nverifier:\n{}",
+            dep.verifier.log_text()
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(&sha256_hex(SECRET)));
+    }
+
+    // The enclave pins another verifier image: refused during the
+    // handshake, even though the certificate comes from the CA it also pins.
+    let out = run(
+        dep.enclave_pinning(
+            &app,
+            &pins(&dep, &other_verifier, true),
+            &["--secret", "db-password"],
+            &workload(),
+        ),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[verifier_measurements_mismatch]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("measurements differ from the pinned ones"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no workload ran");
+
+    // Documents from a root the enclave does not trust: refused.
+    let out = run(
+        dep.enclave_pinning(
+            &app,
+            &[
+                "--verifier-measurements".to_string(),
+                verifier_image.describe_json.display().to_string(),
+                "--verifier-root".to_string(),
+                dep.pki_dir.join("root.pem").display().to_string(),
+            ],
+            &["--secret", "db-password"],
+            &workload(),
+        ),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[verifier_attestation_invalid]"),
+        "{stderr}"
+    );
+
+    // The verifier said loudly that a simulated NSM is not hermetic.
+    let log = dep.verifier.log_text();
+    assert!(log.contains("event=not_hermetic nsm=simulated"), "{log}");
+    assert!(log.contains("event=attested_identity"), "{log}");
+}
+
+#[test]
+fn a_debug_mode_verifier_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = make_image(dir.path(), "app", b"app 1");
+    let verifier_image = make_image(dir.path(), "verifier", b"verifier 1");
+    let dep = Deployment::start_attested(
+        dir.path(),
+        &policy_for(&app, "db-password"),
+        &verifier_image,
+        true,
+    );
+    let out = run(
+        dep.enclave_pinning(
+            &app,
+            &pins(&dep, &verifier_image, false),
+            &["--secret", "db-password"],
+            &workload(),
+        ),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[verifier_debug_mode]"), "{stderr}");
+}
