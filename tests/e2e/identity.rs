@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use hermetic_e2e::{make_image, policy_for, run, sha256_hex, Deployment, Image};
+use std::process::Command;
+
+use hermetic_e2e::{bin, make_image, policy_for, run, sha256_hex, Deployment, Image};
 
 const SECRET: &[u8] = b"attested verifier secret 51c2";
 const LIMIT: Duration = Duration::from_secs(60);
@@ -105,6 +107,84 @@ fn an_enclave_pinning_the_verifiers_measurements_gets_its_secret_and_refuses_ano
         stderr.contains("[verifier_attestation_invalid]"),
         "{stderr}"
     );
+
+    // The owner's CLI: `secret list` pinning the verifier's measurements
+    // works; pinning another image is refused before any admin call.
+    let cli = |admin: &Deployment, measurements: &Image, args: &[&str]| {
+        let mut cmd = Command::new(bin("hermetic-verifier"));
+        cmd.args(args)
+            .args(["--admin-url", &admin.admin_url, "--token-file"])
+            .arg(admin.token_file())
+            .args([
+                "--verifier",
+                dep.verifier_endpoint.trim_start_matches("tcp://"),
+            ])
+            .arg("--verifier-measurements")
+            .arg(&measurements.describe_json)
+            .arg("--verifier-root")
+            .arg(dep.verifier_root());
+        run(cmd, LIMIT)
+    };
+    let out = cli(&dep, &verifier_image, &["secret", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("db-password"));
+    let out = cli(&dep, &other_verifier, &["secret", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("verifier_measurements_mismatch"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // The owner seals a new value to the attested intake key.
+    let value = dir.path().join("v2.value");
+    std::fs::write(&value, b"second value").unwrap();
+    let owner_key = dep.owner_key.display().to_string();
+    let out = cli(
+        &dep,
+        &verifier_image,
+        &[
+            "secret",
+            "put",
+            "db-password",
+            "--value-file",
+            value.to_str().unwrap(),
+            "--sign",
+            &owner_key,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An operator pointing the owner at another verifier's admin API (whose
+    // intake key it controls) behind the genuine attested listener: refused.
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = Deployment::start(&other_dir, &policy_for(&app, "db-password"));
+    let out = cli(
+        &other,
+        &verifier_image,
+        &[
+            "secret",
+            "put",
+            "db-password",
+            "--value-file",
+            value.to_str().unwrap(),
+            "--sign",
+            &owner_key,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("verifier_intake_key_mismatch"), "{stderr}");
 
     // The verifier said loudly that a simulated NSM is not hermetic.
     let log = dep.verifier.log_text();

@@ -68,6 +68,8 @@ pub enum ProposeError {
     Client(#[from] super::ClientError),
     #[error("wrong_deployment: the service at this URL is deployment {service}, not {given}")]
     WrongDeployment { service: String, given: String },
+    #[error("verifier_intake_key_mismatch: the service's intake key is not the one its attestation document binds")]
+    IntakeKeyNotAttested,
     #[error("the service's intake key is not a base64 X25519 public key")]
     BadIntakeKey,
 }

@@ -4,6 +4,7 @@
 //! listener is meant for loopback.
 
 pub mod change;
+pub mod identity;
 
 use std::time::Duration;
 
@@ -141,6 +142,10 @@ pub struct AdminClient {
     base: String,
     authorization: String,
     http: HttpClient,
+    /// The intake key the verifier's attestation document binds
+    /// (`--verifier-measurements`): values are sealed to it, and the admin
+    /// API's must be the same.
+    attested_intake: Option<[u8; 32]>,
 }
 
 impl AdminClient {
@@ -150,7 +155,15 @@ impl AdminClient {
             base: base.trim_end_matches('/').to_owned(),
             authorization: format!("Bearer {}", token.trim()),
             http: HttpClient::default(),
+            attested_intake: None,
         }
+    }
+
+    /// Seal values only to `intake` (an attested verifier's intake key), and
+    /// refuse a deployment whose admin API names another.
+    pub fn with_attested_intake(mut self, intake: [u8; 32]) -> Self {
+        self.attested_intake = Some(intake);
+        self
     }
 
     async fn call(
@@ -221,6 +234,12 @@ impl AdminClient {
             Some(v) => v,
             None => self.secret_info(proposal.name()).await?.version + 1,
         };
+        if let Some(attested) = &self.attested_intake {
+            if base64::engine::general_purpose::STANDARD.encode(attested) != info.intake_public_key
+            {
+                return Err(change::ProposeError::IntakeKeyNotAttested);
+            }
+        }
         let intake = base64::engine::general_purpose::STANDARD
             .decode(&info.intake_public_key)
             .ok()

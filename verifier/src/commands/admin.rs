@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aws_lc_rs::rand::SystemRandom;
+use base64::Engine as _;
 use clap::{Args, Subcommand};
 use hermetic_approval::{key_label, OwnerSet, Signer, StatementFile, MAX_FILE_LEN};
 use hermetic_envelope::Zeroizing;
 use hermetic_verifier::client::change::{self, Proposal, ProposeError};
+use hermetic_verifier::client::identity::attest_verifier;
 use hermetic_verifier::client::{AdminClient, ClientError};
 use hermetic_verifier::policy::PolicyFile;
 use hermetic_verifier::service::ChangeApplied;
@@ -83,13 +85,101 @@ pub struct AdminArgs {
     /// File holding an admin bearer token (e.g. DATA_DIR/admin.token).
     #[arg(long, env = "HERMETIC_ADMIN_TOKEN_FILE", value_name = "FILE")]
     token_file: PathBuf,
+    #[command(flatten)]
+    pins: VerifierPinArgs,
+}
+
+/// Checking the verifier's attested identity before anything is sent.
+#[derive(Args, Clone, Default)]
+pub struct VerifierPinArgs {
+    /// The verifier's public (attested TLS) listener, HOST:PORT.
+    #[arg(
+        long = "verifier",
+        value_name = "HOST:PORT",
+        requires = "verifier_measurements"
+    )]
+    verifier: Option<String>,
+    /// Pin the verifier enclave's measurements (`hermetic-eif describe`
+    /// JSON of its image, or a policy file's measurement sets): before any
+    /// admin call, the verifier at --verifier must prove, by its attestation
+    /// document, that it runs that image (not in debug mode) and holds the
+    /// TLS key it presents; the admin API's intake key must be the attested
+    /// one, and values are sealed only to it. Refused: exit 1 with the
+    /// reason (verifier_measurements_mismatch, verifier_debug_mode,
+    /// verifier_key_not_bound, verifier_attestation_stale, ...).
+    #[arg(long, value_name = "FILE", requires = "verifier")]
+    verifier_measurements: Option<PathBuf>,
+    /// Trust this root (PEM) for the verifier's documents INSTEAD of the
+    /// pinned AWS root: a simulated verifier. Repeatable. Only in builds
+    /// with the `test-roots` feature.
+    #[cfg_attr(not(feature = "test-roots"), arg(hide = true))]
+    #[arg(long, value_name = "PEM", requires = "verifier_measurements")]
+    verifier_root: Vec<PathBuf>,
+}
+
+impl VerifierPinArgs {
+    /// The attested intake key, after checking the verifier (`None` when
+    /// nothing is pinned).
+    async fn attest(&self) -> Result<Option<[u8; 32]>, Failure> {
+        let (Some(addr), Some(file)) = (&self.verifier, &self.verifier_measurements) else {
+            return Ok(None);
+        };
+        if !self.verifier_root.is_empty() && !hermetic_verifier::service::TEST_ROOTS_ENABLED {
+            return Err(io(hermetic_verifier::service::NO_TEST_ROOTS));
+        }
+        let pins = hermetic_identity::Pins::from_file(file).map_err(io)?;
+        let roots = self
+            .verifier_root
+            .iter()
+            .map(|p| {
+                let pem = std::fs::read(p)
+                    .map_err(|e| io(format!("--verifier-root {}: {e}", p.display())))?;
+                hermetic_attestation::TrustedRoot::from_pem(&pem)
+                    .map_err(|e| io(format!("--verifier-root {}: {e}", p.display())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let identity = attest_verifier(addr, &pins, roots, std::time::Duration::from_secs(30))
+            .await
+            .map_err(|e| Failure {
+                code: e.exit_code(),
+                message: e.to_string(),
+            })?;
+        Ok(Some(identity.intake_key))
+    }
+}
+
+/// An admin client; with pinned measurements, only after the verifier's
+/// identity verified and its admin API's intake key is the attested one.
+async fn checked_client(
+    admin_url: &str,
+    token_file: &Path,
+    pins: &VerifierPinArgs,
+) -> Result<AdminClient, Failure> {
+    let token = std::fs::read_to_string(token_file)
+        .map_err(|e| io(format!("--token-file {}: {e}", token_file.display())))?;
+    let client = AdminClient::new(admin_url, token.trim());
+    match pins.attest().await? {
+        None => Ok(client),
+        Some(intake) => {
+            let client = client.with_attested_intake(intake);
+            let info = client.deployment().await?;
+            let identity_key = base64::engine::general_purpose::STANDARD.encode(intake);
+            if info.intake_public_key != identity_key {
+                return Err(refused(
+                    hermetic_verifier::client::identity::AttestError::IntakeKeyMismatch {
+                        admin: info.intake_public_key,
+                        attested: identity_key,
+                    },
+                ));
+            }
+            Ok(client)
+        }
+    }
 }
 
 impl AdminArgs {
-    fn client(&self) -> Result<AdminClient, Failure> {
-        let token = std::fs::read_to_string(&self.token_file)
-            .map_err(|e| io(format!("--token-file {}: {e}", self.token_file.display())))?;
-        Ok(AdminClient::new(&self.admin_url, token.trim()))
+    async fn client(&self) -> Result<AdminClient, Failure> {
+        checked_client(&self.admin_url, &self.token_file, &self.pins).await
     }
 }
 
@@ -196,7 +286,8 @@ pub fn secret(cmd: SecretCommand) -> ExitCode {
                 admin,
             } => {
                 let created = admin
-                    .client()?
+                    .client()
+                    .await?
                     .create_secret(&name, &owners, threshold)
                     .await?;
                 println!(
@@ -218,7 +309,7 @@ pub fn secret(cmd: SecretCommand) -> ExitCode {
                 })?;
                 let signer = load_signer(&key)?;
                 let value = read_value(&value_file)?;
-                let client = admin.client()?;
+                let client = admin.client().await?;
                 let applied =
                     propose_sign_submit(&client, Proposal::Value { name, value }, &signer).await?;
                 println!(
@@ -229,7 +320,7 @@ pub fn secret(cmd: SecretCommand) -> ExitCode {
                 );
             }
             SecretCommand::List { admin } => {
-                for s in admin.client()?.list_secrets().await? {
+                for s in admin.client().await?.list_secrets().await? {
                     let policy = if s.has_policy { "policy" } else { "NO POLICY" };
                     println!(
                         "{}\tlatest {}\tversions {:?}\t{policy}\tversion {}\towners {} of {}",
@@ -243,7 +334,7 @@ pub fn secret(cmd: SecretCommand) -> ExitCode {
                 }
             }
             SecretCommand::Show { name, admin } => {
-                let s = admin.client()?.secret_info(&name).await?;
+                let s = admin.client().await?.secret_info(&name).await?;
                 println!("name: {}", s.name);
                 println!("version: {}", s.version);
                 println!("threshold: {} of {}", s.threshold, s.owners.len());
@@ -332,7 +423,7 @@ pub fn policy(cmd: PolicyCommand) -> ExitCode {
                     Some(n) => vec![n],
                     None => parsed.secrets.keys().cloned().collect(),
                 };
-                let client = admin.client()?;
+                let client = admin.client().await?;
                 for name in names {
                     let proposal = Proposal::Policy {
                         name: name.clone(),
@@ -348,10 +439,10 @@ pub fn policy(cmd: PolicyCommand) -> ExitCode {
                 }
             }
             PolicyCommand::Get { name, admin } => {
-                print!("{}", admin.client()?.get_policy(&name).await?);
+                print!("{}", admin.client().await?.get_policy(&name).await?);
             }
             PolicyCommand::List { admin } => {
-                for n in admin.client()?.list_policies().await? {
+                for n in admin.client().await?.list_policies().await? {
                     println!("{n}");
                 }
             }
@@ -454,6 +545,8 @@ pub struct ProposeArgs {
     /// --version are given for a policy, owners or delete statement).
     #[arg(long, env = "HERMETIC_ADMIN_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pins: VerifierPinArgs,
 }
 
 pub fn change(cmd: ChangeCommand) -> ExitCode {
@@ -462,7 +555,7 @@ pub fn change(cmd: ChangeCommand) -> ExitCode {
         ChangeCommand::Sign { statement, key } => finish(sign(&statement, &key)),
         ChangeCommand::Submit { statement, admin } => run_client(async move {
             let file = read_statement(&statement)?;
-            let applied = admin.client()?.submit_change(&file).await?;
+            let applied = admin.client().await?.submit_change(&file).await?;
             print_applied(&applied);
             Ok(())
         }),
@@ -500,11 +593,7 @@ async fn propose(what: ProposeCommand) -> Outcome {
         let token_file = common.token_file.as_ref().ok_or_else(|| {
             io("--token-file (or HERMETIC_ADMIN_TOKEN_FILE) is needed to ask the service for the deployment, version and intake key")
         })?;
-        let admin = AdminArgs {
-            admin_url: common.admin_url.clone(),
-            token_file: token_file.clone(),
-        };
-        let client = admin.client()?;
+        let client = checked_client(&common.admin_url, token_file, &common.pins).await?;
         build(
             &client,
             &proposal,
