@@ -3,6 +3,12 @@
 //! loopback TCP in tests and the demo), connects each only to an
 //! allow-listed destination the enclave names, and relays TLS records —
 //! checking their framing, never their contents. It logs byte counts only.
+//!
+//! Inbound mode ([`Config::forward_to`]) runs the other way, for a verifier
+//! that is itself an enclave on this host: clients connect over TCP and
+//! every connection is relayed to the one fixed destination (the verifier
+//! enclave's vsock port), with the same record checks, limits and logs.
+//! There is no destination line: inbound clients speak plain TLS.
 
 pub mod record;
 mod relay;
@@ -24,6 +30,9 @@ pub struct Config {
     pub listen: Endpoint,
     /// Destinations an enclave may ask for; anything else is refused.
     pub allow: Vec<Endpoint>,
+    /// Inbound mode: relay every accepted connection to this endpoint (no
+    /// destination line; `allow` is then empty).
+    pub forward_to: Option<Endpoint>,
     /// Connections relayed at once; more are refused (`DENIED busy`).
     pub max_connections: usize,
     /// New connections per second (token bucket, burst = 2× the rate).
@@ -49,6 +58,7 @@ impl Config {
         Config {
             listen,
             allow,
+            forward_to: None,
             max_connections: 64,
             connections_per_second: 50,
             idle_timeout: Duration::from_secs(60),
@@ -73,6 +83,8 @@ pub enum ParentError {
     },
     #[error("the allow-list is empty: the parent would relay nothing")]
     EmptyAllowList,
+    #[error("inbound mode (--forward-to) relays to one destination: give no --allow")]
+    ForwardWithAllowList,
 }
 
 /// A bound proxy, ready to run.
@@ -107,8 +119,10 @@ impl Bucket {
 
 impl Proxy {
     pub async fn bind(config: Config) -> Result<Self, ParentError> {
-        if config.allow.is_empty() {
-            return Err(ParentError::EmptyAllowList);
+        match (&config.forward_to, config.allow.is_empty()) {
+            (None, true) => return Err(ParentError::EmptyAllowList),
+            (Some(_), false) => return Err(ParentError::ForwardWithAllowList),
+            _ => {}
         }
         let capture = match &config.capture {
             Some(path) => Some(Arc::new(Capture::create(path).map_err(|source| {
@@ -190,7 +204,54 @@ impl Proxy {
     }
 }
 
-async fn handle(mut enclave: Stream, peer: String, cfg: &Config, capture: Option<Arc<Capture>>) {
+async fn handle(enclave: Stream, peer: String, cfg: &Config, capture: Option<Arc<Capture>>) {
+    match &cfg.forward_to {
+        Some(dest) => forward(enclave, peer, dest, cfg, capture).await,
+        None => handle_outbound(enclave, peer, cfg, capture).await,
+    }
+}
+
+/// Inbound mode: a client's connection, relayed to the fixed destination.
+async fn forward(
+    client: Stream,
+    peer: String,
+    dest: &Endpoint,
+    cfg: &Config,
+    capture: Option<Arc<Capture>>,
+) {
+    let upstream = match tokio::time::timeout(cfg.handshake_timeout, connect(dest)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, %dest, error = %e, "destination unreachable");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, %dest, "destination connect timed out");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let (up, down, reason) = relay::relay(client, upstream, cfg, capture.as_deref()).await;
+    tracing::info!(
+        %peer,
+        %dest,
+        inbound = true,
+        up_bytes = up.bytes,
+        up_records = up.records,
+        down_bytes = down.bytes,
+        down_records = down.records,
+        millis = started.elapsed().as_millis() as u64,
+        closed = %reason,
+        "connection closed"
+    );
+}
+
+async fn handle_outbound(
+    mut enclave: Stream,
+    peer: String,
+    cfg: &Config,
+    capture: Option<Arc<Capture>>,
+) {
     let dest = match read_request(&mut enclave, cfg.handshake_timeout).await {
         Ok(d) => d,
         Err(e) => {

@@ -17,6 +17,11 @@ use tokio::signal::unix::{signal, SignalKind};
 /// The enclave connects to --listen and names a destination; the parent
 /// connects it only if that destination is given with --allow, then relays
 /// TLS records both ways (plaintext is refused), logging byte counts only.
+///
+/// Inbound mode (--forward-to): for a verifier running as an enclave on
+/// this host, clients connect to --listen (tcp://0.0.0.0:8443) and each
+/// connection is relayed to the verifier enclave (vsock://CID:PORT), with
+/// the same record checks, limits and logs.
 #[derive(Parser)]
 #[command(name = "hermetic-parent", version)]
 struct Cli {
@@ -26,8 +31,17 @@ struct Cli {
     listen: Endpoint,
     /// A destination enclaves may reach, e.g. tcp://verifier.internal:8443.
     /// Repeatable; anything not listed is refused and logged.
-    #[arg(long = "allow", value_name = "ENDPOINT", required = true)]
+    #[arg(
+        long = "allow",
+        value_name = "ENDPOINT",
+        required_unless_present = "forward_to",
+        conflicts_with = "forward_to"
+    )]
     allow: Vec<Endpoint>,
+    /// Inbound mode: relay every connection accepted on --listen to this
+    /// endpoint (the verifier enclave, e.g. vsock://16:8443).
+    #[arg(long, value_name = "ENDPOINT")]
+    forward_to: Option<Endpoint>,
     /// Connections relayed at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
@@ -76,6 +90,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let mut config = Config::new(cli.listen, cli.allow);
+    config.forward_to = cli.forward_to;
     config.max_connections = cli.max_connections;
     config.connections_per_second = cli.connections_per_second;
     config.idle_timeout = cli.idle_timeout;
@@ -84,6 +99,7 @@ async fn run(cli: Cli) -> ExitCode {
     config.capture = cli.capture;
     config.shutdown_grace = cli.shutdown_grace;
     let allow: Vec<String> = config.allow.iter().map(ToString::to_string).collect();
+    let forward = config.forward_to.clone();
     let proxy = match Proxy::bind(config).await {
         Ok(p) => p,
         Err(e) => {
@@ -101,7 +117,12 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(listen = %proxy.local_endpoint(), allow = ?allow, "listening");
+    match &forward {
+        Some(dest) => {
+            tracing::info!(listen = %proxy.local_endpoint(), forward_to = %dest, "listening")
+        }
+        None => tracing::info!(listen = %proxy.local_endpoint(), allow = ?allow, "listening"),
+    }
     proxy
         .run(async {
             tokio::select! {

@@ -311,3 +311,54 @@ async fn an_empty_allow_list_is_refused_at_start() {
         Err(hermetic_parent::ParentError::EmptyAllowList)
     ));
 }
+
+#[tokio::test]
+async fn inbound_mode_relays_tls_records_to_its_one_destination_and_refuses_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, mut received) = echo_upstream(&unix(dir.path(), "verifier.sock")).await;
+    let mut cfg = Config::new("tcp://127.0.0.1:0".parse().unwrap(), Vec::new());
+    cfg.forward_to = Some(upstream.clone());
+    let proxy = start(cfg).await;
+
+    // A plain TLS client: no destination line.
+    let mut s = hermetic_transport::connect(&proxy.endpoint).await.unwrap();
+    let sent = [record(22, b"client hello"), record(23, &[0x55; 100])].concat();
+    s.write_all(&sent).await.unwrap();
+    let mut back = vec![0u8; sent.len()];
+    tokio::time::timeout(WAIT, s.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, sent);
+    drop(s);
+    assert_eq!(
+        tokio::time::timeout(WAIT, received.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+        sent
+    );
+
+    // Not TLS (an HTTP request in the clear): closed, nothing forwarded.
+    let mut s = hermetic_transport::connect(&proxy.endpoint).await.unwrap();
+    s.write_all(b"GET /v1/attestation HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty());
+    let forwarded = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(forwarded.is_empty(), "plaintext reached the verifier");
+    proxy.shutdown().await;
+
+    // Inbound mode has one destination: an allow-list besides it is refused.
+    let mut cfg = Config::new(unix(dir.path(), "p2.sock"), vec![upstream.clone()]);
+    cfg.forward_to = Some(upstream);
+    assert!(matches!(
+        Proxy::bind(cfg).await.err(),
+        Some(hermetic_parent::ParentError::ForwardWithAllowList)
+    ));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::process::Command;
 
-use hermetic_e2e::{bin, make_image, policy_for, run, sha256_hex, Deployment, Image};
+use hermetic_e2e::{bin, make_image, policy_for, run, sha256_hex, Deployment, Image, Proc};
 
 const SECRET: &[u8] = b"attested verifier secret 51c2";
 const LIMIT: Duration = Duration::from_secs(60);
@@ -215,4 +215,65 @@ fn a_debug_mode_verifier_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("[verifier_debug_mode]"), "{stderr}");
+}
+
+#[test]
+fn the_inbound_parent_relays_a_release_to_the_verifier_enclave() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = make_image(dir.path(), "app", b"app 1");
+    let verifier_image = make_image(dir.path(), "verifier", b"verifier 1");
+    let dep = Deployment::start_attested(
+        dir.path(),
+        &policy_for(&app, "db-password"),
+        &verifier_image,
+        false,
+    );
+    dep.put_secret("db-password", SECRET);
+
+    // The verifier host's parent: TCP in, out to the verifier "enclave"
+    // (here its loopback listener, through the same transport abstraction).
+    let capture = dir.path().join("inbound-capture.bin");
+    let mut cmd = Command::new(bin("hermetic-parent"));
+    cmd.args([
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--forward-to",
+        &dep.verifier_endpoint,
+    ])
+    .arg("--capture")
+    .arg(&capture);
+    let mut inbound = Proc::spawn("inbound-parent", cmd, dir.path());
+    let line = inbound.wait_for("listening", LIMIT);
+    let listen = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .unwrap_or_else(|| panic!("no listen= in {line}"))
+        .to_string();
+
+    // The enclave dials the inbound parent as if it were the verifier.
+    let mut cmd = Command::new(bin("hermetic-enclave"));
+    cmd.args(["run", "--nsm", "simulated", "--pki-dir"])
+        .arg(&dep.pki_dir)
+        .arg("--pcrs-from")
+        .arg(&app.describe_json)
+        .args(["--verifier", &listen])
+        .args(pins(&dep, &verifier_image, false))
+        .args(["--secret", "db-password", "--"])
+        .args(workload());
+    let out = run(cmd, LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{stderr}\ninbound parent:\n{}",
+        inbound.log_text()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&sha256_hex(SECRET)));
+    let log = inbound.log_text();
+    assert!(log.contains("inbound=true"), "{log}");
+    // What the inbound parent saw: TLS records only, starting with the
+    // client's handshake, and not the secret.
+    let seen = std::fs::read(&capture).unwrap();
+    assert_eq!(&seen[..2], &[b'>', 22]);
+    assert!(!seen.windows(SECRET.len()).any(|w| w == SECRET));
+    inbound.kill();
 }
