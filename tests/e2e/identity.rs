@@ -230,8 +230,9 @@ fn the_inbound_parent_relays_a_release_to_the_verifier_enclave() {
     );
     dep.put_secret("db-password", SECRET);
 
-    // The verifier host's parent: TCP in, out to the verifier "enclave"
-    // (here its loopback listener, through the same transport abstraction).
+    // The verifier host's parent: TCP in, out to the verifier enclave's
+    // --public-endpoint (vsock on a Nitro host; a Unix socket here, through
+    // the same transport abstraction).
     let capture = dir.path().join("inbound-capture.bin");
     let mut cmd = Command::new(bin("hermetic-parent"));
     cmd.args([

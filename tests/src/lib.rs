@@ -316,6 +316,15 @@ impl Deployment {
         Self::start_with(dir, policy_toml, Some((verifier_image, debug_mode)))
     }
 
+    /// The attested verifier's enclave-side endpoint (`--public-endpoint`;
+    /// vsock on a Nitro host, a Unix socket here).
+    pub fn verifier_enclave_endpoint(&self) -> String {
+        format!(
+            "unix://{}",
+            self.dir.join("verifier-enclave.sock").display()
+        )
+    }
+
     /// The root of the attested verifier's (simulated) documents.
     pub fn verifier_root(&self) -> PathBuf {
         self.dir.join("verifier-sim-pki").join("root.pem")
@@ -346,6 +355,9 @@ impl Deployment {
                 if debug_mode {
                     mode.push("--debug-mode".into());
                 }
+                // Its "vsock" side, for an inbound parent (a Unix socket here).
+                mode.push("--public-endpoint".into());
+                mode.push(format!("unix://{}", dir.join("verifier-enclave.sock").display()).into());
                 mode
             }
         };

@@ -109,6 +109,13 @@ pub struct ServeArgs {
     /// remainder is recorded on shutdown.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     refusal_summary_interval: Duration,
+    /// Also serve the public API on this endpoint: vsock://ANY:PORT inside
+    /// a Nitro Enclave (e.g. vsock://4294967295:8443; the host's
+    /// `hermetic-parent --forward-to vsock://CID:8443` brings TCP clients
+    /// in), or unix:///path. Its clients all arrive through the parent: they
+    /// share one rate-limit bucket and the --max-connections bound.
+    #[arg(long, value_name = "ENDPOINT")]
+    public_endpoint: Option<hermetic_transport::Endpoint>,
     /// Serve the public API over TLS with an attested identity: the TLS key
     /// is made in memory at start, and the NSM's attestation document,
     /// binding it and the intake key, travels in every handshake (and at
@@ -207,6 +214,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     }
     let config = ServeConfig {
         attested,
+        public_endpoint: args.public_endpoint.clone(),
         listen: args.listen,
         admin_listen: args.admin_listen,
         data_dir: args.data_dir,

@@ -213,6 +213,51 @@ pub async fn serve(
     }
 }
 
+/// Serves `router` on a vsock or Unix listener (a verifier enclave's
+/// public API, reached through the host's inbound `hermetic-parent`). The
+/// peer is always the parent, so there is no client address: connections
+/// are bounded in all only, and the router sees `0.0.0.0:0` (one rate-limit
+/// bucket; the parent applies its own per-connection limits).
+pub async fn serve_transport(
+    listener: hermetic_transport::Listener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    total: usize,
+) {
+    let permits = Arc::new(Semaphore::new(total.max(1)));
+    let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                eprintln!("hermetic-verifier: level=warn event=accept_failed error={e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let router = router.clone();
+        let tls = tls.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            match tls {
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(TokioIo::new(stream), peer, router).await
+                    }
+                }
+                None => serve_connection(TokioIo::new(stream), peer, router).await,
+            }
+        });
+    }
+}
+
 async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,

@@ -82,6 +82,9 @@ pub struct ServeConfig {
     /// How often release refusals not recorded one by one are summed up in
     /// a `refusal_summary` record (only when there were any; also on stop).
     pub refusal_summary_interval: Duration,
+    /// Also serve the public API on this vsock or Unix endpoint (a verifier
+    /// enclave: `vsock://ANY:PORT`, reached through the inbound parent).
+    pub public_endpoint: Option<hermetic_transport::Endpoint>,
     /// Serve the public API over TLS with an attested identity (`--nsm`):
     /// the key is made in memory, the NSM's document binds it.
     pub attested: Option<AttestedConfig>,
@@ -212,6 +215,7 @@ impl ServeConfig {
             max_nonces_per_address: DEFAULT_PER_ADDRESS,
             refusal_summary_interval: DEFAULT_REFUSAL_SUMMARY_INTERVAL,
             attested: None,
+            public_endpoint: None,
         }
     }
 }
@@ -521,6 +525,21 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     ];
     if let Some((nsm, id)) = identity {
         tasks.push(tokio::spawn(refresh_identity(nsm, id)));
+    }
+    if let Some(endpoint) = &config.public_endpoint {
+        let listener = hermetic_transport::Listener::bind(endpoint)
+            .await
+            .map_err(|e| setup(format!("--public-endpoint {endpoint}: {e}")))?;
+        eprintln!(
+            "hermetic-verifier: level=info event=serving_endpoint public={}",
+            listener.local_endpoint()
+        );
+        tasks.push(tokio::spawn(listener::serve_transport(
+            listener,
+            api::router(state.clone(), limits),
+            tls.clone(),
+            config.max_connections,
+        )));
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
