@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# hermetic, the whole flow on one machine: a verifier (TLS on loopback, an
+# hermetic, the whole flow on one machine: a verifier (a simulated attested
+# enclave: TLS key made in memory, bound by its attestation document; an
 # embedded store), a secret created with one owner whose signed statements
 # set its policy and value, a parent proxy (Unix socket standing in for
 # vsock) and a simulated Nitro enclave that fetches the secret and hands it
-# to its workload; then the admin token alone fails to let another image in,
+# to its workload, every client pinning the verifier image's measurements;
+# then an enclave pinning another verifier image refuses it, the admin token alone fails to let another image in,
 # an enclave with the wrong image is refused, and the audit log is checked.
 # Everything it starts is stopped on exit.
 #
@@ -51,14 +53,18 @@ say "Create the simulated NSM's test PKI (the verifier must be told to trust its
 run hermetic-enclave describe-nsm --nsm simulated --pki-dir "$work/sim-pki" > /dev/null
 echo "test root: $work/sim-pki/root.pem"
 
-say "Create a development CA and TLS certificate for the verifier"
-run hermetic-verifier dev-tls --out "$work/tls"
+say "Build the verifier's own enclave image and record its measurements (clients pin them)"
+printf 'demo verifier kernel\n' > "$work/verifier-kernel.bin"
+printf 'demo init + hermetic-verifier v1\n' > "$work/verifier-ramdisk.cpio"
+run hermetic-eif build --kernel "$work/verifier-kernel.bin" --cmdline "console=ttyS0" \
+  --ramdisk "$work/verifier-ramdisk.cpio" --output "$work/verifier.eif"
+hermetic-eif describe "$work/verifier.eif" --format json > "$work/verifier.json"
 
-say "Start the verifier (embedded store, TLS)"
+say "Start the verifier as a (simulated) attested enclave: its TLS key is made in memory and bound by its document"
 hermetic-verifier serve --data-dir "$work/verifier" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --trust-root "$work/sim-pki/root.pem" \
-  --tls-cert "$work/tls/server.pem" --tls-key "$work/tls/server.key" \
+  --nsm simulated --pki-dir "$work/verifier-sim-pki" --pcrs-from "$work/verifier.json" \
   2> "$work/verifier.log" &
 pids+=($!)
 line=$(wait_for "$work/verifier.log" "event=listening")
@@ -67,11 +73,18 @@ public=$(sed -n 's/.*public=https:\/\/\([^ ]*\).*/\1/p' <<< "$line")
 admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<< "$line")
 
 export HERMETIC_ADMIN_URL="$admin" HERMETIC_ADMIN_TOKEN_FILE="$work/verifier/admin.token"
+grep -m1 "event=not_hermetic" "$work/verifier.log"
+# Every client pins the verifier image (simulated: its test root too).
+pins=(--verifier-measurements "$work/verifier.json" --verifier-root "$work/verifier-sim-pki/root.pem")
+if command -v curl > /dev/null; then
+  echo "its current attestation document: $(curl -sk "https://$public/v1/attestation" | wc -c) bytes at GET /v1/attestation"
+fi
 
 say "The secret's owner makes a signing key; the admin creates the secret with that owner"
 owner=$(run hermetic-verifier owner keygen --name demo-owner --out "$work/owner.key")
 echo "owner key (public): $owner"
-run hermetic-verifier secret create demo-db-password --owner "$owner" --threshold 1
+run hermetic-verifier secret create demo-db-password --owner "$owner" --threshold 1 \
+  --verifier "$public" "${pins[@]}"
 
 say "The owner proposes the policy, signs it (offline) and submits it"
 run hermetic-verifier change propose policy demo-db-password --file "$work/policy.toml" \
@@ -79,13 +92,13 @@ run hermetic-verifier change propose policy demo-db-password --file "$work/polic
 run hermetic-verifier change sign "$work/policy-change.json" --key "$work/owner.key"
 run hermetic-verifier change submit "$work/policy-change.json"
 
-say "The owner puts the value (sealed to the verifier's intake key; no API returns it)"
+say "The owner checks the verifier's attestation, then puts the value sealed to its attested intake key (no API returns it)"
 printf 'hunter2-%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" > "$work/secret.value"
 run hermetic-verifier secret put demo-db-password --value-file "$work/secret.value" \
-  --sign "$work/owner.key"
+  --sign "$work/owner.key" --verifier "$public" "${pins[@]}"
 expected=$(sha256sum < "$work/secret.value" | cut -d' ' -f1)
 rm -f "$work/secret.value"
-run hermetic-verifier secret list
+run hermetic-verifier secret list --verifier "$public" "${pins[@]}"
 
 say "Start the parent proxy (the untrusted relay; allow-listed to the verifier)"
 hermetic-parent --listen "unix://$work/parent.sock" --allow "tcp://$public" \
@@ -96,11 +109,26 @@ echo "parent listening on unix://$work/parent.sock, relaying to tcp://$public"
 
 workload='printf "workload: DEMO_DB_PASSWORD has %s bytes, sha256 %s\n" "${#DEMO_DB_PASSWORD}" "$(printf %s "$DEMO_DB_PASSWORD" | sha256sum | cut -d" " -f1)"'
 
-say "The enclave (simulated NSM, PCRs of app.eif) fetches the secret and starts its workload"
+say "The enclave (simulated NSM, PCRs of app.eif), pinning the verifier's measurements, fetches the secret and starts its workload"
 run hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
-  --via "unix://$work/parent.sock" --verifier "tcp://$public" --verifier-ca "$work/tls/ca.pem" \
+  --via "unix://$work/parent.sock" --verifier "tcp://$public" "${pins[@]}" \
   --secret demo-db-password -- sh -c "$workload" | tee "$work/workload.out"
 grep -q "$expected" "$work/workload.out" && echo "(the hash matches the value the owner put)"
+
+say "An enclave pinning another verifier image refuses this verifier during the TLS handshake"
+printf 'demo init + hermetic-verifier v2\n' > "$work/verifier2-ramdisk.cpio"
+hermetic-eif build --kernel "$work/verifier-kernel.bin" --cmdline "console=ttyS0" \
+  --ramdisk "$work/verifier2-ramdisk.cpio" --output "$work/verifier2.eif" > /dev/null
+hermetic-eif describe "$work/verifier2.eif" --format json > "$work/verifier2.json"
+set +e
+hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
+  --via "unix://$work/parent.sock" --verifier "tcp://$public" \
+  --verifier-measurements "$work/verifier2.json" --verifier-root "$work/verifier-sim-pki/root.pem" \
+  --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"'
+status=$?
+set -e
+echo "enclave exit status: $status (no request sent, no workload started)"
+[ "$status" -eq 1 ]
 
 say "What the parent saw: TLS records and byte counts only"
 tail -n 1 "$work/parent.log"
@@ -127,7 +155,7 @@ echo "submit exit status: $status (refused: no owner signed it)"
 say "An enclave built from that other image is refused"
 set +e
 hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/evil.json" \
-  --via "unix://$work/parent.sock" --verifier "tcp://$public" --verifier-ca "$work/tls/ca.pem" \
+  --via "unix://$work/parent.sock" --verifier "tcp://$public" "${pins[@]}" \
   --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"'
 status=$?
 set -e

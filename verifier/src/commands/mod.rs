@@ -201,6 +201,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         );
     }
     let attested = attested_config(&args);
+    if attested.is_some() && (args.tls_cert.is_some() || args.tls_key.is_some()) {
+        return fail(
+            2,
+            "--nsm makes its own TLS key: give --tls-issuer-cert/--tls-issuer-key to have it issued by a CA, not --tls-cert/--tls-key",
+        );
+    }
     if let Some(a) = &attested {
         if let Err(e) = a.nsm.check() {
             return fail(

@@ -112,10 +112,20 @@ impl hermetic_nsm::Clock for NsmClock {
 }
 
 /// Opens the NSM, makes the in-memory TLS key and its first document.
+/// Opens the NSM: before the store, so a verifier that cannot attest
+/// creates nothing.
+fn open_attested_nsm(
+    config: &AttestedConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<hermetic_nsm::OpenedNsm, ServeError> {
+    hermetic_nsm::open_nsm(&config.nsm, Arc::new(NsmClock(clock)))
+        .map_err(|e| setup(format!("--nsm: {e}")))
+}
+
 fn attested_identity(
     config: &AttestedConfig,
+    opened: hermetic_nsm::OpenedNsm,
     intake: [u8; 32],
-    clock: Arc<dyn Clock>,
 ) -> Result<
     (
         Arc<dyn hermetic_nsm::Nsm>,
@@ -123,8 +133,6 @@ fn attested_identity(
     ),
     ServeError,
 > {
-    let opened = hermetic_nsm::open_nsm(&config.nsm, Arc::new(NsmClock(clock)))
-        .map_err(|e| setup(format!("--nsm: {e}")))?;
     #[cfg(feature = "test-roots")]
     if let Some((root, origin)) = &opened.pki {
         eprintln!(
@@ -382,6 +390,10 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     if !config.trust_roots.is_empty() && !TEST_ROOTS_ENABLED {
         return Err(ServeError::TestRootsDisabled);
     }
+    let opened_nsm = match &config.attested {
+        Some(attested) => Some(open_attested_nsm(attested, clock.clone())?),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| setup(format!("--data-dir {}: {e}", config.data_dir.display())))?;
     #[cfg(unix)]
@@ -428,8 +440,9 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             ))
         }
         (None, None, Some(attested)) => {
+            let opened = opened_nsm.ok_or_else(|| setup("the NSM was not opened"))?;
             let (nsm, tls_identity) =
-                attested_identity(attested, intake.public_key_bytes(), clock.clone())?;
+                attested_identity(attested, opened, intake.public_key_bytes())?;
             identity = Some((nsm, tls_identity.clone()));
             Some(listener::attested_acceptor(tls_identity).map_err(setup)?)
         }
