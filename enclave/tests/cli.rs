@@ -187,7 +187,7 @@ fn attest_takes_pcrs_from_eif_json_and_debug_mode() {
 
 #[test]
 fn usage_errors_of_the_real_backend_exit_2() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["attest", "--nonce", "zz"], "not hex"),
         (&["attest", "--nsm", "real", "--debug-mode"], "[usage]"),
         (
@@ -211,6 +211,37 @@ fn usage_errors_of_the_real_backend_exit_2() {
                 "true",
             ],
             "--pcrs-from applies only to --nsm simulated",
+        ),
+        (
+            // Neither a CA nor measurements: the enclave would trust anyone.
+            &[
+                "run",
+                "--nsm",
+                "real",
+                "--verifier",
+                "tcp://127.0.0.1:9",
+                "--secret",
+                "s",
+                "--",
+                "true",
+            ],
+            "--verifier-ca",
+        ),
+        (
+            &[
+                "run",
+                "--nsm",
+                "real",
+                "--verifier",
+                "tcp://127.0.0.1:9",
+                "--verifier-measurements",
+                "/nonexistent-verifier.json",
+                "--secret",
+                "s",
+                "--",
+                "true",
+            ],
+            "--verifier-measurements",
         ),
     ];
     for (args, needle) in cases {
