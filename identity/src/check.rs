@@ -66,13 +66,18 @@ fn describe(diffs: &[PcrDiff]) -> String {
             Some(a) => format!(
                 "PCR{} is {}…, pinned {}…",
                 d.index,
-                &hex::encode(a)[..16],
-                &hex::encode(&d.expected)[..16]
+                prefix(a),
+                prefix(&d.expected)
             ),
             None => format!("PCR{} is absent", d.index),
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The first 8 bytes in hex: enough to tell values apart in a message.
+fn prefix(value: &[u8]) -> String {
+    hex::encode(&value[..value.len().min(8)])
 }
 
 impl IdentityError {
