@@ -66,6 +66,27 @@ impl ReleaseRequest {
 pub struct ReleaseResponse {
     /// One entry per released secret.
     pub secrets: Vec<WrappedSecret>,
+    /// Proof that the grant is in the verifier's transparency log (absent
+    /// from verifiers that predate it; enclaves that pin a log key refuse
+    /// an answer without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// A release's log receipt: the signed checkpoint that covers the
+/// release's own record, the record's leaf index, the record itself (the
+/// leaf bytes, JSON) and the RFC 6962 inclusion proof (standard base64
+/// hashes, leaf's sibling first), as in a C2SP tlog-proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The signed checkpoint note (c2sp.org/tlog-checkpoint).
+    pub checkpoint: String,
+    /// The record's leaf index.
+    pub index: u64,
+    /// The leaf: the release record's JSON, exactly as hashed.
+    pub leaf: String,
+    /// The inclusion proof, one base64 SHA-256 hash each.
+    pub proof: Vec<String>,
 }
 
 /// A [`SealedSecret`] on the wire: `enc` and `ciphertext` in standard padded base64.

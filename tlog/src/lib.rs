@@ -8,6 +8,7 @@
 //! - [`checkpoint`]: C2SP tlog-checkpoint note bodies (c2sp.org/tlog-checkpoint).
 //! - [`cosignature`]: C2SP Ed25519 `cosignature/v1` witness cosignatures
 //!   (c2sp.org/tlog-cosignature).
+//! - [`proof`]: C2SP tlog-proof files (c2sp.org/tlog-proof).
 //! - [`tile`]: C2SP tlog-tiles paths, tile contents, entry bundles
 //!   (c2sp.org/tlog-tiles).
 //! - [`witness`]: C2SP tlog-witness `add-checkpoint` bodies and answers, the
@@ -21,5 +22,6 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod tile;
 pub mod witness;

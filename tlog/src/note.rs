@@ -445,6 +445,15 @@ impl Signer {
         Ed25519Key::from_private_key(s, ALG_ED25519).map(|key| Signer { key })
     }
 
+    /// The key named `name` whose Ed25519 seed is `seed` (RFC 8032 §5.1.5:
+    /// any 32 bytes are a seed), for keys derived from another secret.
+    pub fn from_seed(name: &str, seed: Zeroizing<[u8; 32]>) -> Result<Signer, NoteError> {
+        if !is_valid_name(name) {
+            return Err(NoteError::InvalidName);
+        }
+        Ed25519Key::from_seed(name, ALG_ED25519, seed).map(|key| Signer { key })
+    }
+
     /// `PRIVATE+KEY+NAME+HHHHHHHH+BASE64(0x01 || seed)`, in memory that is
     /// wiped when dropped. Whoever holds it can sign as this key.
     pub fn private_key_string(&self) -> Zeroizing<String> {

@@ -6,7 +6,7 @@ pub mod admin;
 pub mod witness;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,12 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use hermetic_verifier::clock::SystemClock;
 use hermetic_verifier::service::{self, ServeConfig};
-use hermetic_verifier::store::MASTER_KEY_ENV;
+use hermetic_tlog::cosignature::CosignerKey;
+use hermetic_tlog::note::VerifierKey;
+use hermetic_tlog::proof::TlogProof;
+use hermetic_verifier::log::audit::{self, Intact, VerifyOptions};
+use hermetic_verifier::log::log_signer;
+use hermetic_verifier::store::{MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE};
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
@@ -285,26 +290,81 @@ fn stop_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Sen
 
 #[derive(Subcommand)]
 pub enum LogCommand {
-    /// Check the audit log's hash chain, and flag every start that trusted
-    /// a root other than the pinned AWS Nitro root and every release granted
-    /// under such a root (or naming no root). Flags are warnings: exit
-    /// status 0 intact (flagged or not; 1 with --require-aws-root when
-    /// anything is flagged), 1 broken (the first break is named), 2
-    /// unreadable.
+    /// Check the transparency log: recompute the Merkle tree from every
+    /// record, check the latest checkpoint's signature by the pinned log key
+    /// (and witness cosignatures), check the records hash to its root, and
+    /// with --since prove the log extends checkpoints kept earlier. Flags
+    /// every start that trusted a root other than the pinned AWS Nitro root
+    /// and every release granted under such a root (or naming no root);
+    /// flags are warnings. Exit status 0 intact (1 with --require-aws-root
+    /// when anything is flagged), 1 broken (the first break is named:
+    /// edited, deleted, reordered, truncated, forked, rolled_back,
+    /// bad_signature, no_checkpoint), 2 unreadable.
     Verify {
         /// The service's data directory.
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
-        /// Output format. JSON: {"intact", "records", "last_hash",
-        /// "non_aws_root_starts", "non_aws_root_releases",
-        /// "unknown_root_releases"} (sequence numbers), or {"intact": false,
-        /// "break": {"seq", "line", "what"}}.
+        #[arg(long, value_name = "DIR", required_unless_present = "url", conflicts_with = "url")]
+        data_dir: Option<PathBuf>,
+        /// The verifier's public URL (http://HOST:PORT): the log is read as
+        /// C2SP tlog-tiles (/checkpoint, /tile/entries/...).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The log's verifier key (`hermetic-verifier log key`), pinned out
+        /// of band.
+        #[arg(long, value_name = "VKEY")]
+        log_key: String,
+        /// A witness's cosigner key (repeatable).
+        #[arg(long = "witness-key", value_name = "VKEY")]
+        witness_keys: Vec<String>,
+        /// How many of the --witness-key witnesses must have cosigned.
+        #[arg(long, value_name = "K", default_value_t = 0)]
+        witness_threshold: usize,
+        /// A checkpoint note kept from an earlier look at this log
+        /// (repeatable): the log must extend it (else rolled back or forked).
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        since: Vec<PathBuf>,
+        /// Output format. JSON: {"intact", "records", "checkpoint_size",
+        /// "root", "cosignatures", "consistent_with", "non_aws_root_starts",
+        /// "non_aws_root_releases", "unknown_root_releases"} (sequence
+        /// numbers), or {"intact": false, "break": {"kind", "seq", "what"}}.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         format: LogFormat,
         /// Exit 1 when any start or release is flagged (for production logs,
         /// which must show only the AWS root).
         #[arg(long)]
         require_aws_root: bool,
+        /// Also write the verified checkpoint to FILE (to pass as --since
+        /// next time).
+        #[arg(long, value_name = "FILE")]
+        save_checkpoint: Option<PathBuf>,
+    },
+    /// Print the log's verifier key (derived from the master key, read as
+    /// `serve` reads it); auditors and enclaves pin it.
+    Key {
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// File holding the master key (else HERMETIC_MASTER_KEY, else
+        /// DIR/master.key).
+        #[arg(long, value_name = "FILE")]
+        master_key_file: Option<PathBuf>,
+    },
+    /// Write a C2SP tlog-proof (c2sp.org/tlog-proof) that record SEQ is in
+    /// the log under its latest signed checkpoint; the record rides in the
+    /// proof's extra data. Checked offline by `log verify-proof`.
+    Prove {
+        /// The record's sequence number (leaf index, from 0).
+        seq: u64,
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check a tlog-proof file with no access to the log: the checkpoint's
+    /// signature by the log key and the record's inclusion. Prints the
+    /// record. Exit 0 proven, 1 refused, 2 unreadable.
+    VerifyProof {
+        file: PathBuf,
+        #[arg(long, value_name = "VKEY")]
+        log_key: String,
     },
 }
 
@@ -332,63 +392,238 @@ pub fn log(cmd: LogCommand) -> ExitCode {
     match cmd {
         LogCommand::Verify {
             data_dir,
+            url,
+            log_key,
+            witness_keys,
+            witness_threshold,
+            since,
             format,
             require_aws_root,
-        } => match hermetic_verifier::log::verify(&data_dir) {
-            Ok(Ok(intact)) => {
-                match format {
-                    LogFormat::Json => println!(
-                        "{}",
-                        serde_json::json!({
-                            "intact": true,
-                            "records": intact.records,
-                            "last_hash": intact.last_hash,
-                            "non_aws_root_starts": intact.non_aws_root_starts,
-                            "non_aws_root_releases": intact.non_aws_root_releases,
-                            "unknown_root_releases": intact.unknown_root_releases,
-                        })
-                    ),
-                    LogFormat::Text => {
-                        println!(
-                            "audit log intact: {} records, last hash {}",
-                            intact.records, intact.last_hash
-                        );
-                        let flags = [
-                            (&intact.non_aws_root_starts, "start(s) trusted a root other than the pinned AWS Nitro root"),
-                            (&intact.non_aws_root_releases, "release(s) granted under a root other than the pinned AWS Nitro root"),
-                            (&intact.unknown_root_releases, "release(s) granted without naming their root (written before roots were recorded)"),
-                        ];
-                        for (seqs, what) in flags {
-                            if !seqs.is_empty() {
-                                println!(
-                                    "WARNING: {} {what}: records {}",
-                                    seqs.len(),
-                                    seq_list(seqs)
-                                );
-                            }
-                        }
-                    }
-                }
-                if require_aws_root && !intact.aws_root_only() {
-                    ExitCode::from(1)
-                } else {
-                    ExitCode::SUCCESS
+            save_checkpoint,
+        } => {
+            let Ok(log_key) = log_key.parse::<VerifierKey>() else {
+                return fail(2, "--log-key is not a verifier key (NAME+HHHHHHHH+BASE64)");
+            };
+            let mut opts = VerifyOptions::new(log_key);
+            for w in &witness_keys {
+                match w.parse::<CosignerKey>() {
+                    Ok(k) => opts.witnesses.push(k),
+                    Err(e) => return fail(2, format!("--witness-key {w}: {e}")),
                 }
             }
-            Ok(Err(brk)) => {
-                match format {
-                    LogFormat::Json => println!(
-                        "{}",
-                        serde_json::json!({
-                            "intact": false,
-                            "break": {"seq": brk.seq, "line": brk.line, "what": brk.what},
-                        })
-                    ),
-                    LogFormat::Text => println!("audit log BROKEN at {brk}"),
+            if witness_threshold > opts.witnesses.len() {
+                return fail(2, "--witness-threshold is larger than the number of --witness-key");
+            }
+            opts.witness_threshold = witness_threshold;
+            for path in &since {
+                match std::fs::read_to_string(path) {
+                    Ok(t) => opts.since.push(t),
+                    Err(e) => return fail(2, format!("--since {}: {e}", path.display())),
                 }
-                ExitCode::from(1)
+            }
+            let data = match (data_dir, url) {
+                (Some(dir), _) => match audit::read_dir(&dir) {
+                    Ok(d) => d,
+                    Err(e) => return fail(2, e),
+                },
+                (None, Some(url)) => {
+                    let runtime = match tokio::runtime::Runtime::new() {
+                        Ok(r) => r,
+                        Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
+                    };
+                    let client = hermetic_verifier::client::HttpClient::default();
+                    match runtime.block_on(hermetic_verifier::log::http::read_url(&client, &url)) {
+                        Ok(d) => d,
+                        Err(e) => return fail(2, e),
+                    }
+                }
+                (None, None) => return fail(2, "give --data-dir or --url"),
+            };
+            match audit::verify_data(&data, &opts) {
+                Ok(intact) => {
+                    if let (Some(path), Some(note)) = (&save_checkpoint, &data.checkpoint) {
+                        if let Err(e) = hermetic_verifier::client::change::write_atomic(path, note.as_bytes()) {
+                            return fail(2, format!("--save-checkpoint {}: {e}", path.display()));
+                        }
+                    }
+                    print_intact(&intact, format);
+                    if require_aws_root && !intact.aws_root_only() {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(brk) => {
+                    match format {
+                        LogFormat::Json => println!(
+                            "{}",
+                            serde_json::json!({
+                                "intact": false,
+                                "break": {"kind": brk.kind(), "seq": brk.seq(), "what": brk.to_string()},
+                            })
+                        ),
+                        LogFormat::Text => println!("audit log BROKEN ({}): {brk}", brk.kind()),
+                    }
+                    ExitCode::from(1)
+                }
+            }
+        }
+        LogCommand::Key {
+            data_dir,
+            master_key_file,
+        } => match log_key(&data_dir, master_key_file.as_deref()) {
+            Ok(key) => {
+                println!("{key}");
+                ExitCode::SUCCESS
             }
             Err(e) => fail(2, e),
         },
+        LogCommand::Prove { seq, data_dir, out } => match prove(&data_dir, seq) {
+            Ok(Ok(text)) => match hermetic_verifier::client::change::write_atomic(&out, text.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(2, format!("--out {}: {e}", out.display())),
+            },
+            Ok(Err(refused)) => fail(1, refused),
+            Err(e) => fail(2, e),
+        },
+        LogCommand::VerifyProof { file, log_key } => {
+            let Ok(log_key) = log_key.parse::<VerifierKey>() else {
+                return fail(2, "--log-key is not a verifier key (NAME+HHHHHHHH+BASE64)");
+            };
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => return fail(2, format!("{}: {e}", file.display())),
+            };
+            let proof = match TlogProof::parse(&text) {
+                Ok(p) => p,
+                Err(e) => return fail(1, format!("{}: {e}", file.display())),
+            };
+            match proof.verify(&log_key) {
+                Ok((cp, record)) => {
+                    println!(
+                        "record {} is in {} at size {} (root {})",
+                        proof.index, cp.origin, cp.size, cp.root_hash
+                    );
+                    println!("{}", String::from_utf8_lossy(record));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(1, format!("proof refused: {e}")),
+            }
+        }
     }
+}
+
+fn print_intact(intact: &Intact, format: LogFormat) {
+    match format {
+        LogFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "intact": true,
+                "records": intact.records,
+                "checkpoint_size": intact.checkpoint_size,
+                "root": intact.root,
+                "cosignatures": intact.cosignatures,
+                "consistent_with": intact.consistent_with,
+                "non_aws_root_starts": intact.non_aws_root_starts,
+                "non_aws_root_releases": intact.non_aws_root_releases,
+                "unknown_root_releases": intact.unknown_root_releases,
+            })
+        ),
+        LogFormat::Text => {
+            println!(
+                "audit log intact: {} records, signed checkpoint of {} (root {}), {} witness cosignature(s)",
+                intact.records, intact.checkpoint_size, intact.root, intact.cosignatures
+            );
+            if intact.records > intact.checkpoint_size {
+                println!(
+                    "note: {} record(s) after the checkpoint are not yet covered by a signature (written just before a crash or stop)",
+                    intact.records - intact.checkpoint_size
+                );
+            }
+            for size in &intact.consistent_with {
+                println!("consistent with the earlier checkpoint of {size} records");
+            }
+            let flags = [
+                (&intact.non_aws_root_starts, "start(s) trusted a root other than the pinned AWS Nitro root"),
+                (&intact.non_aws_root_releases, "release(s) granted under a root other than the pinned AWS Nitro root"),
+                (&intact.unknown_root_releases, "release(s) granted without naming their root (written before roots were recorded)"),
+            ];
+            for (seqs, what) in flags {
+                if !seqs.is_empty() {
+                    println!(
+                        "WARNING: {} {what}: records {}",
+                        seqs.len(),
+                        seq_list(seqs)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The log key of the data directory: the master key (as `serve` finds it,
+/// never generating one) and the deployment id (from the stored checkpoint's
+/// origin, whose signature must then verify with the derived key, or from
+/// the store when there is no checkpoint yet).
+fn log_key(data_dir: &Path, key_file: Option<&Path>) -> Result<VerifierKey, String> {
+    let env = std::env::var(MASTER_KEY_ENV).ok();
+    if key_file.is_none() && env.is_none() && !data_dir.join(MASTER_KEY_FILE).exists() {
+        return Err(format!(
+            "no master key: give --master-key-file, set {MASTER_KEY_ENV}, or point --data-dir at a served data directory"
+        ));
+    }
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let (key, _) = MasterKey::load(data_dir, key_file, env.as_deref(), &rng).map_err(|e| e.to_string())?;
+    let cp_path = data_dir.join(hermetic_verifier::log::CHECKPOINT_FILE);
+    match std::fs::read_to_string(&cp_path) {
+        Ok(note) => {
+            let parsed = hermetic_tlog::note::parse(note.as_bytes()).map_err(|e| format!("{}: {e}", cp_path.display()))?;
+            let origin = parsed.text.lines().next().unwrap_or_default();
+            let deployment = origin
+                .strip_prefix("hermetic.log/")
+                .ok_or_else(|| format!("{}: origin {origin:?} is not hermetic.log/<deployment>", cp_path.display()))?;
+            let vkey = log_signer(&key, deployment).map_err(|e| e.to_string())?.verifier_key();
+            hermetic_tlog::checkpoint::open(note.as_bytes(), vkey.name(), &vkey).map_err(|e| {
+                format!("{} is not signed by this master key's log key ({e})", cp_path.display())
+            })?;
+            Ok(vkey)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let store = hermetic_verifier::store::Store::open(data_dir, &key, None).map_err(|e| e.to_string())?;
+            Ok(log_signer(&key, store.deployment()).map_err(|e| e.to_string())?.verifier_key())
+        }
+        Err(e) => Err(format!("{}: {e}", cp_path.display())),
+    }
+}
+
+/// The tlog-proof of record `seq` under the data directory's stored
+/// checkpoint; `Ok(Err)` when the record is not covered by it.
+fn prove(data_dir: &Path, seq: u64) -> Result<Result<String, String>, String> {
+    use hermetic_tlog::merkle::prove_record;
+    use hermetic_verifier::log::store::{Hashes, LogStore};
+    let store = hermetic_verifier::log::FileLogStore::open_read_only(data_dir).map_err(|e| e.to_string())?;
+    let Some(note) = store.checkpoint().map_err(|e| e.to_string())? else {
+        return Ok(Err("the log has no signed checkpoint".into()));
+    };
+    let parsed = hermetic_tlog::note::parse(note.as_bytes()).map_err(|e| e.to_string())?;
+    let cp = hermetic_tlog::checkpoint::Checkpoint::parse(&parsed.text).map_err(|e| e.to_string())?;
+    if seq >= cp.size {
+        return Ok(Err(format!(
+            "record {seq} is not covered by the latest checkpoint ({} records)",
+            cp.size
+        )));
+    }
+    let proof = prove_record(cp.size, seq, &Hashes(&store)).map_err(|e| e.to_string())?;
+    let leaf = store
+        .read_leaves(seq, seq + 1)
+        .map_err(|e| e.to_string())?
+        .pop()
+        .unwrap_or_default();
+    Ok(Ok(TlogProof {
+        extra: Some(leaf),
+        index: seq,
+        proof,
+        checkpoint: note,
+    }
+    .to_text()))
 }

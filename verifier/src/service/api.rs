@@ -24,6 +24,9 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/attestation"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("GET", "/checkpoint"),
+    ("GET", "/tile/{*path}"),
+    ("GET", "/v1/log/key"),
 ];
 
 /// Limits shared by both listeners.
@@ -40,6 +43,9 @@ pub fn router(state: Shared, limits: Limits) -> Router {
         .route("/v1/attestation", get(attestation))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/checkpoint", get(super::tiles::checkpoint))
+        .route("/tile/{*path}", get(super::tiles::tile))
+        .route("/v1/log/key", get(super::tiles::log_key))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

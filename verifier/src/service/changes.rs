@@ -394,7 +394,7 @@ mod tests {
     use hermetic_policy::{PolicyFile, SecretPolicy};
 
     use super::*;
-    use crate::log::{AuditLog, MAX_RECORD_LEN};
+    use crate::log::{SharedLog, MAX_RECORD_LEN};
 
     /// The largest change records a valid statement can produce fit under
     /// the log's record cap: a refused record would refuse the change.
@@ -432,7 +432,7 @@ mod tests {
         };
         let admin = format!("{}:{}", "f".repeat(16), "bootstrap");
         let dir = tempfile::tempdir().unwrap();
-        let mut log = AuditLog::open(dir.path()).unwrap();
+        let log = SharedLog::open(dir.path(), Signer::generate("hermetic.log/test").unwrap()).unwrap();
         for (action, content) in [
             (Action::Policy, Content::Policy { policy, toml }),
             (Action::Owners, Content::Owners(owners)),

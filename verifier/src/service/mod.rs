@@ -15,6 +15,7 @@ mod refusal;
 #[cfg(test)]
 mod retry_reasons;
 mod state;
+mod tiles;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ pub use state::{AppState, Unlogged};
 
 use crate::challenge::{NonceBook, DEFAULT_CAPACITY, DEFAULT_PER_ADDRESS};
 use crate::clock::Clock;
-use crate::log::{AuditLog, Entry, SharedLog, Start, ACTION_START};
+use crate::log::{log_signer, Entry, SharedLog, Start, ACTION_START};
 use crate::policy::policy_digest;
 use crate::store::{write_private, KeySource, MasterKey, Store};
 use state::Shared;
@@ -423,9 +424,10 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         }
     }
     let store = Store::open(&config.data_dir, &key, config.deployment.as_deref())?;
+    // The log key is derived from the master key, kept only in memory.
+    let log = SharedLog::open(&config.data_dir, log_signer(&key, store.deployment())?)?;
     drop(key);
     let intake = store.intake_key()?;
-    let mut log = AuditLog::open(&config.data_dir)?;
     if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
         eprintln!(
             "hermetic-verifier: level=info event=admin_token_created path={}",
@@ -460,28 +462,31 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let start = start_record(&verifier, &store)?;
     let non_aws_root = start.non_aws_root;
     let trusted_roots = start.trusted_roots.join(",");
-    let seq = log.append(
-        Entry {
-            action: ACTION_START.into(),
-            verdict: "done".into(),
-            start: Some(start),
-            ..Entry::default()
-        },
-        clock.now(),
-    )?;
+    let seq = log
+        .append(
+            Entry {
+                action: ACTION_START.into(),
+                verdict: "done".into(),
+                start: Some(start),
+                ..Entry::default()
+            },
+            clock.now(),
+        )?
+        .seq;
     if non_aws_root {
         eprintln!(
             "hermetic-verifier: level=warn event=non_aws_root trusted_roots={trusted_roots} start_record={seq} note=\"documents chaining to a root other than the pinned AWS Nitro root are accepted; never in production\""
         );
     }
     eprintln!(
-        "hermetic-verifier: level=info event=deployment id={}",
-        store.deployment()
+        "hermetic-verifier: level=info event=deployment id={} log_key={}",
+        store.deployment(),
+        log.verifier_key()
     );
     let state = Arc::new(AppState {
         store,
         intake,
-        log: SharedLog::new(log)?,
+        log,
         nonces: NonceBook::new(config.challenge_ttl, config.max_nonces)
             .with_per_address(config.max_nonces_per_address),
         verifier,

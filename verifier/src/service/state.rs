@@ -10,7 +10,7 @@ use aws_lc_rs::rand::SystemRandom;
 use axum::http::StatusCode;
 use hermetic_attestation::Verifier;
 use hermetic_envelope::wire::{
-    reason, ChallengeResponse, ReleaseRequest, ReleaseResponse, WrappedSecret,
+    reason, ChallengeResponse, Receipt, ReleaseRequest, ReleaseResponse, WrappedSecret,
 };
 use hermetic_envelope::{seal, EnclaveKey, ReleaseContext};
 
@@ -20,7 +20,9 @@ use super::rate_limit::RateLimiter;
 use super::refusal::ApiRefusal;
 use crate::challenge::{IssueError, NonceBook};
 use crate::clock::Clock;
-use crate::log::{Entry, RefusalSummary, SecretRef, SharedLog, Who, ACTION_REFUSAL_SUMMARY};
+use crate::log::{
+    Appended, Entry, RefusalSummary, SecretRef, SharedLog, Who, ACTION_REFUSAL_SUMMARY,
+};
 use crate::release::{decide, Lookup, ReleaseError};
 use crate::store::Store;
 
@@ -67,7 +69,7 @@ pub(super) fn issue_status(error: &IssueError) -> StatusCode {
 impl AppState {
     /// Appends to the audit log; an error is returned to the caller, who
     /// decides whether the action may still be acknowledged.
-    pub fn audit(&self, entry: Entry) -> Result<u64, ApiRefusal> {
+    pub fn audit(&self, entry: Entry) -> Result<Appended, ApiRefusal> {
         self.log.append(entry, self.clock.now()).map_err(|e| {
             eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e:?}");
             ApiRefusal::internal(
@@ -216,15 +218,38 @@ impl AppState {
                 version: Some(version),
             });
         }
-        // Logged (and synced) before anything leaves: no unrecorded release.
-        self.audit(Entry {
+        // Logged (durable, under a signed checkpoint) before anything
+        // leaves: no unrecorded release, and the answer proves it.
+        let appended = self.audit(Entry {
             action: "release".into(),
             verdict: "granted".into(),
             secrets: released,
             who,
             ..Entry::default()
         })?;
-        Ok(ReleaseResponse { secrets: wrapped })
+        let receipt = self.receipt(&appended)?;
+        Ok(ReleaseResponse {
+            secrets: wrapped,
+            receipt: Some(receipt),
+        })
+    }
+
+    /// The receipt of an appended record: its checkpoint and inclusion proof.
+    fn receipt(&self, appended: &Appended) -> Result<Receipt, ApiRefusal> {
+        let size = appended.checkpoint.size;
+        let proof = self.log.prove(appended.seq, size).map_err(|e| {
+            eprintln!("hermetic-verifier: level=error event=audit_proof_failed error={e}");
+            ApiRefusal::internal(
+                reason::AUDIT_LOG_UNAVAILABLE,
+                "the audit log could not prove the release record",
+            )
+        })?;
+        Ok(Receipt {
+            checkpoint: appended.checkpoint.note.clone(),
+            index: appended.seq,
+            leaf: String::from_utf8_lossy(&appended.leaf).into_owned(),
+            proof: proof.iter().map(ToString::to_string).collect(),
+        })
     }
 
     /// Records a refusal that came after attestation and a consumed nonce,
@@ -265,15 +290,18 @@ impl AppState {
                 .map(|(reason, n)| ((*reason).to_owned(), *n))
                 .collect(),
         };
-        let seq = self.log.append(
-            Entry {
-                action: ACTION_REFUSAL_SUMMARY.into(),
-                verdict: "refused".into(),
-                refusals: Some(summary),
-                ..Entry::default()
-            },
-            now,
-        )?;
+        let seq = self
+            .log
+            .append(
+                Entry {
+                    action: ACTION_REFUSAL_SUMMARY.into(),
+                    verdict: "refused".into(),
+                    refusals: Some(summary),
+                    ..Entry::default()
+                },
+                now,
+            )?
+            .seq;
         self.unlogged.settle(&counts, now);
         Ok(Some(seq))
     }
