@@ -60,8 +60,13 @@ pub enum Break {
     TooFewCosignatures { have: usize, need: usize },
     /// A leaf is not a record.
     Unreadable { seq: u64, what: String },
-    /// The leaf at `position` says it is record `found`.
-    Misplaced { position: u64, found: u64 },
+    /// The leaf at `position` says it is record `found`; `later`: record
+    /// `position` comes further on (reordered) rather than not at all.
+    Misplaced {
+        position: u64,
+        found: u64,
+        later: bool,
+    },
     /// Record `seq` does not hash to the stored tree.
     Edited { seq: u64 },
     /// The leaves do not hash to the signed root.
@@ -84,7 +89,7 @@ impl Break {
             Break::BadSignature { .. } => "bad_signature",
             Break::TooFewCosignatures { .. } => "too_few_cosignatures",
             Break::Unreadable { .. } => "unreadable",
-            Break::Misplaced { position, found } if found > position => "deleted",
+            Break::Misplaced { later: false, .. } => "deleted",
             Break::Misplaced { .. } => "reordered",
             Break::Edited { .. } | Break::RootMismatch { .. } => "edited",
             Break::Truncated { .. } => "truncated",
@@ -112,8 +117,8 @@ impl std::fmt::Display for Break {
             Break::BadSignature { what } => write!(f, "the checkpoint does not verify with the log key: {what}"),
             Break::TooFewCosignatures { have, need } => write!(f, "the checkpoint has {have} valid witness cosignature(s), {need} required"),
             Break::Unreadable { seq, what } => write!(f, "record {seq}: not a log record ({what})"),
-            Break::Misplaced { position, found } if found > position => write!(f, "record {position} is missing: position {position} holds record {found} (records were deleted)"),
-            Break::Misplaced { position, found } => write!(f, "position {position} holds record {found} (records were reordered or duplicated)"),
+            Break::Misplaced { position, found, later: false } => write!(f, "record {position} is missing: position {position} holds record {found} (records were deleted)"),
+            Break::Misplaced { position, found, later: true } => write!(f, "position {position} holds record {found}, record {position} comes later (records were reordered)"),
             Break::Edited { seq } => write!(f, "record {seq} was edited (its hash is not the stored tree's)"),
             Break::RootMismatch { size } => write!(f, "the first {size} records do not hash to the signed checkpoint's root (a record was edited, inserted or removed)"),
             Break::Truncated { records, size } => write!(f, "the log ends early: {records} records, the signed checkpoint covers {size} (truncated)"),
@@ -263,9 +268,13 @@ pub fn verify_data(data: &LogData, opts: &VerifyOptions) -> Result<Intact, Break
             what: e.to_string(),
         })?;
         if record.seq != seq {
+            let later = data.leaves[i + 1..].iter().any(|l| {
+                serde_json::from_slice::<Record>(l).is_ok_and(|r| r.seq == seq)
+            });
             return Err(Break::Misplaced {
                 position: seq,
                 found: record.seq,
+                later,
             });
         }
         let leaf_hash = record_hash(leaf);
