@@ -143,6 +143,12 @@ struct RunArgs {
     /// The name the verifier's certificate must carry.
     #[arg(long, default_value = "localhost", value_name = "NAME")]
     verifier_name: String,
+    /// The verifier's log key (`hermetic-verifier log key`): each release
+    /// answer must prove, under a checkpoint this key signed, that this
+    /// very release is in the verifier's transparency log; otherwise the
+    /// workload is not started (exit 1).
+    #[arg(long, value_name = "VKEY", value_parser = parse_log_key)]
+    log_key: hermetic_tlog::note::VerifierKey,
     /// A secret to fetch: NAME, or NAME=ENV to choose the environment
     /// variable (default: NAME upper-cased, other characters as _).
     /// Repeatable.
@@ -266,6 +272,11 @@ fn pcr_json(nsm: &dyn Nsm, index: u16) -> Result<serde_json::Value, CommandError
     Ok(serde_json::json!({"index": index, "locked": pcr.locked, "data": hex::encode(pcr.data)}))
 }
 
+fn parse_log_key(s: &str) -> Result<hermetic_tlog::note::VerifierKey, String> {
+    s.parse()
+        .map_err(|e| format!("not a log verifier key (NAME+HHHHHHHH+BASE64): {e}"))
+}
+
 fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
         Command::Run(args) => {
@@ -311,6 +322,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                     retries: args.retries,
                     backoff: args.retry_delay,
                     attempt_timeout: args.timeout,
+                    log_key: args.log_key,
                 },
                 spec: hermetic_enclave::workload::DeliverySpec::parse(
                     &args.secrets,

@@ -46,6 +46,8 @@ fn no_nsm_device() -> bool {
     true
 }
 
+/// A well-formed log verifier key (the usage checks come before it is used).
+const LOG_KEY: &str = "hermetic.log/hermetic-652ca930885dd2eca3cb5f22c89c67ed+ab588e81+AbJTN2aYOnIKbO5G9/7pNvEcVMbWTwJcRRYJ0aOsdu31";
 #[test]
 fn the_real_backend_off_hardware_fails_cleanly_in_the_library() {
     if !no_nsm_device() {
@@ -205,6 +207,8 @@ fn usage_errors_of_the_real_backend_exit_2() {
                 "tcp://127.0.0.1:9",
                 "--verifier-ca",
                 "/nonexistent-ca.pem",
+                "--log-key",
+                LOG_KEY,
                 "--secret",
                 "s",
                 "--",
@@ -478,6 +482,8 @@ fn without_the_simulator_feature_the_simulator_is_a_usage_error() {
             "tcp://127.0.0.1:9",
             "--verifier-ca",
             "/nonexistent-ca.pem",
+            "--log-key",
+            LOG_KEY,
             "--secret",
             "s",
             "--",

@@ -45,8 +45,12 @@ fn round_trips() {
     round_trip(&request());
     round_trip(&ReleaseResponse {
         secrets: vec![wrapped(), wrapped()],
+        receipt: None,
     });
-    round_trip(&ReleaseResponse { secrets: vec![] });
+    round_trip(&ReleaseResponse {
+        secrets: vec![],
+        receipt: None,
+    });
     round_trip(&wrapped());
     round_trip(&Refusal::new(
         "nonce_expired",
@@ -73,7 +77,8 @@ fn json_field_names_are_pinned() {
     );
     assert_eq!(
         serde_json::to_value(ReleaseResponse {
-            secrets: vec![wrapped()]
+            secrets: vec![wrapped()],
+            receipt: None
         })
         .unwrap(),
         json!({"secrets": [{"name": "db-password", "version": 7, "enc": "AAEC", "ciphertext": "/+8="}]})
@@ -227,6 +232,7 @@ fn end_to_end_over_json() {
     let sealed = seal(&key.recipient(), &ctx, b"s3cret", &rng).unwrap();
     let body = serde_json::to_string(&ReleaseResponse {
         secrets: vec![WrappedSecret::from(&sealed)],
+        receipt: None,
     })
     .unwrap();
 

@@ -123,6 +123,8 @@ fn an_enclave_refuses_a_verifier_certificate_not_from_its_pinned_ca() {
         &dep.verifier_endpoint,
         "--verifier-ca",
         other_ca.ca.to_str().unwrap(),
+        "--log-key",
+        &dep.log_key,
         "--secret",
         "db-password",
         "--retries",
@@ -158,10 +160,18 @@ fn the_audit_log_of_a_release_verifies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let key = std::process::Command::new(hermetic_e2e::bin("hermetic-verifier"))
+        .args(["log", "key", "--data-dir"])
+        .arg(dir.path().join("verifier-data"))
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "{key:?}");
     let mut verify = std::process::Command::new(hermetic_e2e::bin("hermetic-verifier"));
     verify
         .args(["log", "verify", "--data-dir"])
-        .arg(dir.path().join("verifier-data"));
+        .arg(dir.path().join("verifier-data"))
+        .arg("--log-key")
+        .arg(String::from_utf8_lossy(&key.stdout).trim());
     let out = run(verify, LIMIT);
     assert!(
         out.status.success(),

@@ -79,6 +79,7 @@ impl Setup {
         };
         a.extend(args(&["--verifier", verifier, "--verifier-ca"]));
         a.push(self.dep.tls.ca.display().to_string());
+        a.extend(args(&["--log-key", &self.dep.log_key]));
         a.extend(args(&[
             "--secret",
             "db-password",
@@ -391,6 +392,8 @@ fn a_verifier_returning_errors_is_retried_then_reported() {
         &endpoint,
         "--verifier-ca",
         tls.ca.to_str().unwrap(),
+        "--log-key",
+        &s.dep.log_key,
     ]);
     let mut a = a;
     a.extend(args(&[

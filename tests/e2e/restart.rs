@@ -192,6 +192,8 @@ fn a_verifier_restarted_between_challenge_and_release_is_retried_with_a_fresh_ch
         &front_endpoint,
         "--verifier-ca",
         front_tls.ca.to_str().unwrap(),
+        "--log-key",
+        &dep.log_key,
         "--secret",
         "db-password",
         "--retries",

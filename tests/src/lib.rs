@@ -254,6 +254,9 @@ pub struct Deployment {
     /// The one owner's private key (`owner keygen`): it approves every
     /// policy and value change.
     pub owner_key: PathBuf,
+    /// The verifier's log key (`hermetic-verifier log key`), which every
+    /// enclave pins (`--log-key`).
+    pub log_key: String,
 }
 
 const START: Duration = Duration::from_secs(30);
@@ -392,6 +395,9 @@ impl Deployment {
             );
             String::from_utf8(out.stdout).unwrap()
         };
+        let log_key = verifier_cli(&["log", "key", "--data-dir", data.to_str().unwrap()])
+            .trim()
+            .to_owned();
         let owner_key = dir.join("owner.key");
         let owner = verifier_cli(&["owner", "keygen", "--out", owner_key.to_str().unwrap()]);
         for name in policy_toml.lines().filter_map(|l| {
@@ -445,6 +451,7 @@ impl Deployment {
             restarts: 0,
             verifier_mode,
             owner_key,
+            log_key,
         }
     }
 
@@ -497,6 +504,8 @@ impl Deployment {
             self.parent_endpoint.clone(),
             "--verifier".into(),
             self.verifier_endpoint.clone(),
+            "--log-key".into(),
+            self.log_key.clone(),
         ];
         args.extend(pins.iter().cloned());
         args.extend(extra.iter().map(|s| s.to_string()));

@@ -67,12 +67,14 @@ impl TlogProof {
 
     /// Parses a proof's text strictly (canonical index, canonical base64).
     pub fn parse(text: &str) -> Result<TlogProof, TlogProofError> {
-        let (head, checkpoint) = text
-            .split_once("\n\n")
-            .ok_or(TlogProofError::Malformed("no blank line before the checkpoint"))?;
+        let (head, checkpoint) = text.split_once("\n\n").ok_or(TlogProofError::Malformed(
+            "no blank line before the checkpoint",
+        ))?;
         let mut lines = head.split('\n');
         if lines.next() != Some(HEADER) {
-            return Err(TlogProofError::Malformed("the first line is not c2sp.org/tlog-proof@v1"));
+            return Err(TlogProofError::Malformed(
+                "the first line is not c2sp.org/tlog-proof@v1",
+            ));
         }
         let mut line = lines.next();
         let mut extra = None;

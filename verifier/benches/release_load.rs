@@ -339,6 +339,7 @@ fn stages(state: &AppState, enclave: &Enclave, n: usize) {
                 black_box(request.attestation_document_bytes().unwrap());
                 let response = ReleaseResponse {
                     secrets: vec![WrappedSecret::from(&sealed)],
+                    receipt: None,
                 };
                 black_box(serde_json::to_vec(&response).unwrap());
             },

@@ -142,9 +142,17 @@ async fn acknowledged_puts_survive_sigkill() {
     server.child.wait().unwrap();
 
     // The audit log is still a valid chain after the crash.
+    let key = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args(["log", "key", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "{key:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
         .args(["log", "verify", "--data-dir"])
         .arg(&data)
+        .arg("--log-key")
+        .arg(String::from_utf8_lossy(&key.stdout).trim())
         .output()
         .unwrap();
     assert!(

@@ -128,7 +128,7 @@ fn last_release(data: &Path) -> Value {
         .lines()
         .rfind(|l| l.contains("\"action\":\"release\""))
         .expect("a release record");
-    serde_json::from_str::<Value>(line).unwrap()["record"]["entry"].clone()
+    serde_json::from_str::<Value>(line).unwrap()["entry"].clone()
 }
 
 #[cfg(feature = "test-roots")]

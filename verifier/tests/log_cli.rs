@@ -204,10 +204,17 @@ fn a_record_edited_with_every_later_hash_recomputed_is_caught() {
     let (code, out) = verify(dir.path(), &[]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(break_kind(&out), "edited", "{out}");
-    assert!(out.contains("do not hash to the signed checkpoint"), "{out}");
+    assert!(
+        out.contains("do not hash to the signed checkpoint"),
+        "{out}"
+    );
     // And the service refuses to sign on over it.
     let err = SharedLog::open(dir.path(), signer()).unwrap_err();
-    assert!(err.to_string().contains("do not match the stored checkpoint"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("do not match the stored checkpoint"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -296,7 +303,10 @@ fn a_restored_older_data_dir_is_caught_by_an_auditors_checkpoint() {
     let (code, out) = verify(&live, &["--since", seen.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(break_kind(&out), "rolled_back", "{out}");
-    assert!(out.contains("an auditor saw 6 records, the log now has 4"), "{out}");
+    assert!(
+        out.contains("an auditor saw 6 records, the log now has 4"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -329,13 +339,27 @@ fn witness_cosignatures_are_checked_against_the_threshold() {
     std::fs::write(&path, cosign(note.as_bytes(), &w1, 1_800_000_000).unwrap()).unwrap();
     let (code, out) = verify(
         dir.path(),
-        &["--witness-key", &k1, "--witness-key", &k2, "--witness-threshold", "1"],
+        &[
+            "--witness-key",
+            &k1,
+            "--witness-key",
+            &k2,
+            "--witness-threshold",
+            "1",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"cosignatures\":1"), "{out}");
     let (code, out) = verify(
         dir.path(),
-        &["--witness-key", &k1, "--witness-key", &k2, "--witness-threshold", "2"],
+        &[
+            "--witness-key",
+            &k1,
+            "--witness-key",
+            &k2,
+            "--witness-threshold",
+            "2",
+        ],
     );
     assert_eq!(code, 1, "{out}");
     assert_eq!(break_kind(&out), "too_few_cosignatures", "{out}");
@@ -382,12 +406,24 @@ fn a_proof_verifies_offline_and_a_tampered_one_is_refused() {
     std::fs::copy(&out, &copy).unwrap();
     drop(dir);
     let key = key();
-    let (code, stdout, err) = run(&["log", "verify-proof", copy.to_str().unwrap(), "--log-key", &key]);
+    let (code, stdout, err) = run(&[
+        "log",
+        "verify-proof",
+        copy.to_str().unwrap(),
+        "--log-key",
+        &key,
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("\"name\":\"s3\""), "{stdout}");
     // Another index for the same proof hashes.
     std::fs::write(&copy, text.replace("\nindex 3\n", "\nindex 2\n")).unwrap();
-    let (code, _, err) = run(&["log", "verify-proof", copy.to_str().unwrap(), "--log-key", &key]);
+    let (code, _, err) = run(&[
+        "log",
+        "verify-proof",
+        copy.to_str().unwrap(),
+        "--log-key",
+        &key,
+    ]);
     assert_eq!(code, 1, "{err}");
     // Another record in the extra data.
     let parsed = hermetic_tlog::proof::TlogProof::parse(&text).unwrap();
@@ -399,7 +435,13 @@ fn a_proof_verifies_offline_and_a_tampered_one_is_refused() {
             .into_bytes(),
     );
     std::fs::write(&copy, other.to_text()).unwrap();
-    let (code, _, err) = run(&["log", "verify-proof", copy.to_str().unwrap(), "--log-key", &key]);
+    let (code, _, err) = run(&[
+        "log",
+        "verify-proof",
+        copy.to_str().unwrap(),
+        "--log-key",
+        &key,
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("inclusion proof"), "{err}");
     // Another log's key.
@@ -408,11 +450,27 @@ fn a_proof_verifies_offline_and_a_tampered_one_is_refused() {
         .unwrap()
         .verifier_key()
         .to_string();
-    let (code, _, err) = run(&["log", "verify-proof", copy.to_str().unwrap(), "--log-key", &other_key]);
+    let (code, _, err) = run(&[
+        "log",
+        "verify-proof",
+        copy.to_str().unwrap(),
+        "--log-key",
+        &other_key,
+    ]);
     assert_eq!(code, 1, "{err}");
     // Garbage is refused, not a panic.
     std::fs::write(&copy, "c2sp.org/tlog-proof@v1\nindex 01\n\nx\n").unwrap();
-    assert_eq!(run(&["log", "verify-proof", copy.to_str().unwrap(), "--log-key", &key]).0, 1);
+    assert_eq!(
+        run(&[
+            "log",
+            "verify-proof",
+            copy.to_str().unwrap(),
+            "--log-key",
+            &key
+        ])
+        .0,
+        1
+    );
 }
 
 #[test]
@@ -439,7 +497,10 @@ fn log_key_is_derived_from_the_master_key_and_never_written() {
     assert_eq!(code, 0, "{err}");
     let expected = log_signer(&master, &deployment).unwrap().verifier_key();
     assert_eq!(out.trim(), expected.to_string());
-    assert!(out.starts_with("hermetic.log/hermetic-logkeytest+"), "{out}");
+    assert!(
+        out.starts_with("hermetic.log/hermetic-logkeytest+"),
+        "{out}"
+    );
     // After a checkpoint: the same key, checked against its signature.
     {
         let log = SharedLog::open(&data, log_signer(&master, &deployment).unwrap()).unwrap();
@@ -456,7 +517,9 @@ fn log_key_is_derived_from_the_master_key_and_never_written() {
     assert_eq!(code, 0);
     assert_eq!(again, out);
     // No file in the data directory holds the private key.
-    let private = log_signer(&master, &deployment).unwrap().private_key_string();
+    let private = log_signer(&master, &deployment)
+        .unwrap()
+        .private_key_string();
     let seed_b64 = private.rsplit('+').next().unwrap().to_owned();
     for f in std::fs::read_dir(&data).unwrap() {
         let bytes = std::fs::read(f.unwrap().path()).unwrap();
@@ -476,6 +539,9 @@ fn log_key_is_derived_from_the_master_key_and_never_written() {
     // No key at all: exit 2, nothing generated.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    assert_eq!(run(&["log", "key", "--data-dir", empty.to_str().unwrap()]).0, 2);
+    assert_eq!(
+        run(&["log", "key", "--data-dir", empty.to_str().unwrap()]).0,
+        2
+    );
     assert!(!empty.join("master.key").exists());
 }

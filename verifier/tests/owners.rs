@@ -64,6 +64,13 @@ fn offline(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The data directory's log key (`log key`, reading the master key as serve does).
+fn log_key_of(data: &Path) -> String {
+    let out = offline(&["log", "key", "--data-dir", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out).trim().to_owned()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -172,7 +179,7 @@ fn records(data: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(data.join("audit.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["record"]["entry"].clone())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"].clone())
         .collect()
 }
 
@@ -390,7 +397,15 @@ async fn finding_1_the_admin_token_alone_cannot_change_who_receives_a_secret() {
         .all(|e| !e.to_string().contains(&attacker_pcr0)));
     let text = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
     assert!(!text.contains(std::str::from_utf8(VALUE).unwrap()));
-    let verify = offline(&["log", "verify", "--data-dir", data.to_str().unwrap()]);
+    let key = log_key_of(&data);
+    let verify = offline(&[
+        "log",
+        "verify",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--log-key",
+        &key,
+    ]);
     assert!(verify.status.success(), "{verify:?}");
 }
 
@@ -860,7 +875,15 @@ async fn k_of_n_through_the_cli() {
         .filter(|e| e["action"] == "secret_create")
         .count();
     assert_eq!(creates, 2);
-    let verify = offline(&["log", "verify", "--data-dir", data.to_str().unwrap()]);
+    let key = log_key_of(&data);
+    let verify = offline(&[
+        "log",
+        "verify",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--log-key",
+        &key,
+    ]);
     assert!(verify.status.success(), "{verify:?}");
 }
 

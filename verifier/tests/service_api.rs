@@ -8,6 +8,7 @@
 
 mod common;
 
+use hermetic_verifier::log::VerifyOptions;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,14 +102,19 @@ async fn releases_to_a_simulated_enclave_that_matches_the_policy() {
     // The replay consumed no nonce: it is only counted, and the count is
     // recorded in a `refusal_summary` on stop.
     let data = dir.path().join("data");
-    let intact = hermetic_verifier::log::verify(&data).unwrap().unwrap();
+    let opts = VerifyOptions::new(svc.running.state.log.verifier_key());
+    let intact = hermetic_verifier::log::verify(&data, &opts)
+        .unwrap()
+        .unwrap();
     assert_eq!(intact.records, 7); // start, create, policy, value, release, value, release
     let log = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
     assert!(log.contains("\"verdict\":\"granted\""));
     assert!(!log.contains("nonce_replayed"));
     assert!(!log.contains("correct horse"), "values never reach the log");
     svc.running.stop().await;
-    let intact = hermetic_verifier::log::verify(&data).unwrap().unwrap();
+    let intact = hermetic_verifier::log::verify(&data, &opts)
+        .unwrap()
+        .unwrap();
     assert_eq!(intact.records, 8);
     let last: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(data.join("audit.jsonl"))
@@ -118,9 +124,9 @@ async fn releases_to_a_simulated_enclave_that_matches_the_policy() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(last["record"]["entry"]["action"], "refusal_summary");
+    assert_eq!(last["entry"]["action"], "refusal_summary");
     assert_eq!(
-        last["record"]["entry"]["refusals"]["counts"],
+        last["entry"]["refusals"]["counts"],
         serde_json::json!({"nonce_replayed": 1})
     );
 }
@@ -463,15 +469,16 @@ async fn the_store_survives_a_restart() {
     let (status, body) = svc.release(&enclave.document(&n), &[SECRET_NAME]).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(open_released(&enclave, &body, &n)[0].2, b"v2 value");
+    let opts = VerifyOptions::new(svc.running.state.log.verifier_key());
     svc.running.stop().await;
     // start, create, policy, value, value; start, release. Both starts
     // trusted the test root, and the release ended in it: each is flagged.
-    let intact = hermetic_verifier::log::verify(&dir.path().join("data"))
+    let intact = hermetic_verifier::log::verify(&dir.path().join("data"), &opts)
         .unwrap()
         .unwrap();
     assert_eq!(intact.records, 7);
-    assert_eq!(intact.non_aws_root_starts, vec![1, 6]);
-    assert_eq!(intact.non_aws_root_releases, vec![7]);
+    assert_eq!(intact.non_aws_root_starts, vec![0, 5]);
+    assert_eq!(intact.non_aws_root_releases, vec![6]);
     assert!(intact.unknown_root_releases.is_empty());
 }
 

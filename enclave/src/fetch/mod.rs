@@ -9,6 +9,7 @@
 //! boot's key, for the name asked, bound to the nonce this enclave used.
 
 mod http;
+pub mod receipt;
 mod tls;
 mod verifier_identity;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use hermetic_envelope::wire::{self, ChallengeResponse, Refusal, ReleaseRequest, ReleaseResponse};
 use hermetic_envelope::{open, EnclaveKey, ReleaseContext, SealedSecret};
+use hermetic_tlog::note::VerifierKey;
 use hermetic_transport::proxy::connect_via;
 use hermetic_transport::{connect, Endpoint};
 
@@ -48,6 +50,9 @@ pub struct FetchConfig {
     pub backoff: Duration,
     /// Time limit of each whole attempt.
     pub attempt_timeout: Duration,
+    /// The verifier's log key: every answer must carry a receipt proving
+    /// the release is in the log this key signs.
+    pub log_key: VerifierKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +85,8 @@ pub enum FetchError {
     Missing(String),
     #[error("the answer carries a secret that was not asked for, or one twice")]
     Unexpected,
+    #[error("the release's log receipt is refused: {0}")]
+    Receipt(#[from] receipt::ReceiptError),
     #[error("gave up after {attempts} attempts; last error: {last}")]
     GaveUp {
         attempts: u32,
@@ -123,6 +130,7 @@ impl FetchError {
             FetchError::Unwrap { reason, .. } => reason,
             FetchError::Missing(_) => "secret_missing",
             FetchError::Unexpected => "unexpected_secret",
+            FetchError::Receipt(e) => e.reason(),
             FetchError::GaveUp { last, .. } => last.reason(),
         }
     }
@@ -197,7 +205,25 @@ async fn fetch_once(
     let document = nsm.attestation(&attestation_request(key, Some(nonce.clone()), None))?;
     let request = ReleaseRequest::new(&document, names.to_vec());
     let response: ReleaseResponse = conn.post_json("/v1/release", &request).await?;
-    open_all(key, names, &nonce, response)
+    let receipt = response.receipt.clone();
+    let versions: std::collections::BTreeMap<String, u64> = response
+        .secrets
+        .iter()
+        .map(|w| (w.name.clone(), w.version))
+        .collect();
+    let secrets = open_all(key, names, &nonce, response)?;
+    // Every secret opened (so `versions` names exactly the ones asked
+    // for); now the log must show this very release.
+    receipt::check(
+        receipt.as_ref(),
+        &cfg.log_key,
+        &receipt::Expected {
+            nonce: &nonce,
+            document: &document,
+            secrets: versions,
+        },
+    )?;
+    Ok(secrets)
 }
 
 /// Opens every requested secret and nothing else.
@@ -286,6 +312,7 @@ mod tests {
                 wrapped(&k, "b", NONCE, b"two"),
                 wrapped(&k, "a", NONCE, b"one"),
             ],
+            receipt: None,
         };
         let secrets = open_all(&k, &names(&["a", "b"]), NONCE, response).unwrap();
         assert_eq!(secrets.get("a"), Some(&b"one"[..]));
@@ -296,6 +323,7 @@ mod tests {
     fn refuses_a_secret_sealed_to_another_key() {
         let response = ReleaseResponse {
             secrets: vec![wrapped(&key(2), "a", NONCE, b"one")],
+            receipt: None,
         };
         let err = open_all(&key(1), &names(&["a"]), NONCE, response).unwrap_err();
         assert!(
@@ -315,6 +343,7 @@ mod tests {
         let k = key(1);
         let response = ReleaseResponse {
             secrets: vec![wrapped(&k, "a", &[8; 32], b"one")],
+            receipt: None,
         };
         let err = open_all(&k, &names(&["a"]), NONCE, response).unwrap_err();
         assert!(
@@ -338,7 +367,10 @@ mod tests {
             &k,
             &names(&["a"]),
             NONCE,
-            ReleaseResponse { secrets: vec![w] },
+            ReleaseResponse {
+                secrets: vec![w],
+                receipt: None,
+            },
         )
         .unwrap_err();
         assert!(matches!(err, FetchError::Unwrap { .. }), "{err}");
@@ -349,6 +381,7 @@ mod tests {
         let k = key(1);
         let missing = ReleaseResponse {
             secrets: vec![wrapped(&k, "b", NONCE, b"two")],
+            receipt: None,
         };
         assert!(matches!(
             open_all(&k, &names(&["a"]), NONCE, missing).unwrap_err(),
@@ -356,6 +389,7 @@ mod tests {
         ));
         let extra = ReleaseResponse {
             secrets: vec![wrapped(&k, "a", NONCE, b"1"), wrapped(&k, "b", NONCE, b"2")],
+            receipt: None,
         };
         assert!(matches!(
             open_all(&k, &names(&["a"]), NONCE, extra).unwrap_err(),
@@ -363,6 +397,7 @@ mod tests {
         ));
         let twice = ReleaseResponse {
             secrets: vec![wrapped(&k, "a", NONCE, b"1"), wrapped(&k, "a", NONCE, b"1")],
+            receipt: None,
         };
         assert!(matches!(
             open_all(&k, &names(&["a", "b"]), NONCE, twice).unwrap_err(),
@@ -420,6 +455,7 @@ mod tests {
         let k = key(1);
         let response = ReleaseResponse {
             secrets: vec![wrapped(&key(2), "a", NONCE, b"TOP-SECRET-VALUE")],
+            receipt: None,
         };
         let err = open_all(&k, &names(&["a"]), NONCE, response).unwrap_err();
         assert!(!format!("{err} {err:?}").contains("TOP-SECRET-VALUE"));

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hermetic_verifier::clock::SystemClock;
-use hermetic_verifier::service::{self, ServeConfig};
 use hermetic_tlog::cosignature::CosignerKey;
 use hermetic_tlog::note::VerifierKey;
 use hermetic_tlog::proof::TlogProof;
+use hermetic_verifier::clock::SystemClock;
 use hermetic_verifier::log::audit::{self, Intact, VerifyOptions};
 use hermetic_verifier::log::log_signer;
+use hermetic_verifier::service::{self, ServeConfig};
 use hermetic_verifier::store::{MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE};
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -302,7 +302,12 @@ pub enum LogCommand {
     /// bad_signature, no_checkpoint), 2 unreadable.
     Verify {
         /// The service's data directory.
-        #[arg(long, value_name = "DIR", required_unless_present = "url", conflicts_with = "url")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "url",
+            conflicts_with = "url"
+        )]
         data_dir: Option<PathBuf>,
         /// The verifier's public URL (http://HOST:PORT): the log is read as
         /// C2SP tlog-tiles (/checkpoint, /tile/entries/...).
@@ -412,7 +417,10 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                 }
             }
             if witness_threshold > opts.witnesses.len() {
-                return fail(2, "--witness-threshold is larger than the number of --witness-key");
+                return fail(
+                    2,
+                    "--witness-threshold is larger than the number of --witness-key",
+                );
             }
             opts.witness_threshold = witness_threshold;
             for path in &since {
@@ -442,7 +450,9 @@ pub fn log(cmd: LogCommand) -> ExitCode {
             match audit::verify_data(&data, &opts) {
                 Ok(intact) => {
                     if let (Some(path), Some(note)) = (&save_checkpoint, &data.checkpoint) {
-                        if let Err(e) = hermetic_verifier::client::change::write_atomic(path, note.as_bytes()) {
+                        if let Err(e) =
+                            hermetic_verifier::client::change::write_atomic(path, note.as_bytes())
+                        {
                             return fail(2, format!("--save-checkpoint {}: {e}", path.display()));
                         }
                     }
@@ -479,10 +489,12 @@ pub fn log(cmd: LogCommand) -> ExitCode {
             Err(e) => fail(2, e),
         },
         LogCommand::Prove { seq, data_dir, out } => match prove(&data_dir, seq) {
-            Ok(Ok(text)) => match hermetic_verifier::client::change::write_atomic(&out, text.as_bytes()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(2, format!("--out {}: {e}", out.display())),
-            },
+            Ok(Ok(text)) => {
+                match hermetic_verifier::client::change::write_atomic(&out, text.as_bytes()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(2, format!("--out {}: {e}", out.display())),
+                }
+            }
             Ok(Err(refused)) => fail(1, refused),
             Err(e) => fail(2, e),
         },
@@ -550,11 +562,7 @@ fn print_intact(intact: &Intact, format: LogFormat) {
             ];
             for (seqs, what) in flags {
                 if !seqs.is_empty() {
-                    println!(
-                        "WARNING: {} {what}: records {}",
-                        seqs.len(),
-                        seq_list(seqs)
-                    );
+                    println!("WARNING: {} {what}: records {}", seqs.len(), seq_list(seqs));
                 }
             }
         }
@@ -573,24 +581,37 @@ fn log_key(data_dir: &Path, key_file: Option<&Path>) -> Result<VerifierKey, Stri
         ));
     }
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    let (key, _) = MasterKey::load(data_dir, key_file, env.as_deref(), &rng).map_err(|e| e.to_string())?;
+    let (key, _) =
+        MasterKey::load(data_dir, key_file, env.as_deref(), &rng).map_err(|e| e.to_string())?;
     let cp_path = data_dir.join(hermetic_verifier::log::CHECKPOINT_FILE);
     match std::fs::read_to_string(&cp_path) {
         Ok(note) => {
-            let parsed = hermetic_tlog::note::parse(note.as_bytes()).map_err(|e| format!("{}: {e}", cp_path.display()))?;
+            let parsed = hermetic_tlog::note::parse(note.as_bytes())
+                .map_err(|e| format!("{}: {e}", cp_path.display()))?;
             let origin = parsed.text.lines().next().unwrap_or_default();
-            let deployment = origin
-                .strip_prefix("hermetic.log/")
-                .ok_or_else(|| format!("{}: origin {origin:?} is not hermetic.log/<deployment>", cp_path.display()))?;
-            let vkey = log_signer(&key, deployment).map_err(|e| e.to_string())?.verifier_key();
+            let deployment = origin.strip_prefix("hermetic.log/").ok_or_else(|| {
+                format!(
+                    "{}: origin {origin:?} is not hermetic.log/<deployment>",
+                    cp_path.display()
+                )
+            })?;
+            let vkey = log_signer(&key, deployment)
+                .map_err(|e| e.to_string())?
+                .verifier_key();
             hermetic_tlog::checkpoint::open(note.as_bytes(), vkey.name(), &vkey).map_err(|e| {
-                format!("{} is not signed by this master key's log key ({e})", cp_path.display())
+                format!(
+                    "{} is not signed by this master key's log key ({e})",
+                    cp_path.display()
+                )
             })?;
             Ok(vkey)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let store = hermetic_verifier::store::Store::open(data_dir, &key, None).map_err(|e| e.to_string())?;
-            Ok(log_signer(&key, store.deployment()).map_err(|e| e.to_string())?.verifier_key())
+            let store = hermetic_verifier::store::Store::open(data_dir, &key, None)
+                .map_err(|e| e.to_string())?;
+            Ok(log_signer(&key, store.deployment())
+                .map_err(|e| e.to_string())?
+                .verifier_key())
         }
         Err(e) => Err(format!("{}: {e}", cp_path.display())),
     }
@@ -601,12 +622,14 @@ fn log_key(data_dir: &Path, key_file: Option<&Path>) -> Result<VerifierKey, Stri
 fn prove(data_dir: &Path, seq: u64) -> Result<Result<String, String>, String> {
     use hermetic_tlog::merkle::prove_record;
     use hermetic_verifier::log::store::{Hashes, LogStore};
-    let store = hermetic_verifier::log::FileLogStore::open_read_only(data_dir).map_err(|e| e.to_string())?;
+    let store = hermetic_verifier::log::FileLogStore::open_read_only(data_dir)
+        .map_err(|e| e.to_string())?;
     let Some(note) = store.checkpoint().map_err(|e| e.to_string())? else {
         return Ok(Err("the log has no signed checkpoint".into()));
     };
     let parsed = hermetic_tlog::note::parse(note.as_bytes()).map_err(|e| e.to_string())?;
-    let cp = hermetic_tlog::checkpoint::Checkpoint::parse(&parsed.text).map_err(|e| e.to_string())?;
+    let cp =
+        hermetic_tlog::checkpoint::Checkpoint::parse(&parsed.text).map_err(|e| e.to_string())?;
     if seq >= cp.size {
         return Ok(Err(format!(
             "record {seq} is not covered by the latest checkpoint ({} records)",

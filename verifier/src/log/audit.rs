@@ -224,10 +224,7 @@ pub fn read_dir(data_dir: &Path) -> Result<LogData, LogError> {
 }
 
 /// Checks the log in `data_dir`: `Ok` when intact, the first break otherwise.
-pub fn verify(
-    data_dir: &Path,
-    opts: &VerifyOptions,
-) -> Result<Result<Intact, Break>, LogError> {
+pub fn verify(data_dir: &Path, opts: &VerifyOptions) -> Result<Result<Intact, Break>, LogError> {
     Ok(verify_data(&read_dir(data_dir)?, opts))
 }
 
@@ -268,9 +265,9 @@ pub fn verify_data(data: &LogData, opts: &VerifyOptions) -> Result<Intact, Break
             what: e.to_string(),
         })?;
         if record.seq != seq {
-            let later = data.leaves[i + 1..].iter().any(|l| {
-                serde_json::from_slice::<Record>(l).is_ok_and(|r| r.seq == seq)
-            });
+            let later = data.leaves[i + 1..]
+                .iter()
+                .any(|l| serde_json::from_slice::<Record>(l).is_ok_and(|r| r.seq == seq));
             return Err(Break::Misplaced {
                 position: seq,
                 found: record.seq,
@@ -305,10 +302,11 @@ pub fn verify_data(data: &LogData, opts: &VerifyOptions) -> Result<Intact, Break
         return Err(Break::RootMismatch { size: cp.size });
     }
     for since in &opts.since {
-        let old = checkpoint::open(since.as_bytes(), origin, &opts.log_key)
-            .map_err(|e| Break::BadSince {
+        let old = checkpoint::open(since.as_bytes(), origin, &opts.log_key).map_err(|e| {
+            Break::BadSince {
                 what: e.to_string(),
-            })?;
+            }
+        })?;
         check_since(&old, &cp, |size| root_at(size))?;
         intact.consistent_with.push(old.size);
     }

@@ -60,10 +60,12 @@ pub async fn read_url(client: &HttpClient, base: &str) -> Result<LogData, FetchE
         let width = (cp.size - n * TILE_WIDTH).min(TILE_WIDTH) as u16;
         let tile = Tile::entries(n, width).map_err(|e| malformed(e.to_string()))?;
         let url = format!("{base}/{tile}");
-        let bundle = get(client, &url).await?.ok_or_else(|| FetchError::Malformed {
-            url: url.clone(),
-            message: "missing entry bundle".into(),
-        })?;
+        let bundle = get(client, &url)
+            .await?
+            .ok_or_else(|| FetchError::Malformed {
+                url: url.clone(),
+                message: "missing entry bundle".into(),
+            })?;
         let entries = parse_entry_bundle(&bundle).map_err(|e| FetchError::Malformed {
             url: url.clone(),
             message: e.to_string(),

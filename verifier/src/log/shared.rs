@@ -89,10 +89,9 @@ impl SharedLog {
         let size = store.size();
         if let Some(note) = store.checkpoint()? {
             let key = signer.verifier_key();
-            let cp = hermetic_tlog::checkpoint::open(note.as_bytes(), key.name(), &key)
-                .map_err(|e| {
-                    LogError::Corrupt(format!("the stored checkpoint does not verify ({e})"))
-                })?;
+            let cp = hermetic_tlog::checkpoint::open(note.as_bytes(), key.name(), &key).map_err(
+                |e| LogError::Corrupt(format!("the stored checkpoint does not verify ({e})")),
+            )?;
             if cp.size > size {
                 return Err(LogError::Corrupt(format!(
                     "the stored checkpoint covers {} records but the log holds {size} (records were removed or an older log restored)",

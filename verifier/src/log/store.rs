@@ -170,10 +170,9 @@ impl FileLogStore {
             // Rebuilt from the leaves: the hashes are derived data.
             let mut all: Vec<Hash> = Vec::with_capacity(want as usize);
             for (n, leaf) in leaf_hashes.iter().enumerate() {
-                let new = hermetic_tlog::merkle::stored_hashes_for_record_hash(
-                    n as u64, *leaf, &all,
-                )
-                .map_err(|e| LogError::Corrupt(e.to_string()))?;
+                let new =
+                    hermetic_tlog::merkle::stored_hashes_for_record_hash(n as u64, *leaf, &all)
+                        .map_err(|e| LogError::Corrupt(e.to_string()))?;
                 all.extend(new);
             }
             let bytes: Vec<u8> = all.iter().flat_map(|h| h.0).collect();
@@ -219,10 +218,7 @@ impl LogStore for FileLogStore {
         line.push(b'\n');
         let bytes: Vec<u8> = new_hashes.iter().flat_map(|h| h.0).collect();
         // Hashes first: readers look leaves up by the offsets, published last.
-        if let Err(e) = self
-            .hashes
-            .write_all_at(&bytes, count * HASH_SIZE as u64)
-        {
+        if let Err(e) = self.hashes.write_all_at(&bytes, count * HASH_SIZE as u64) {
             let _ = self.hashes.set_len(count * HASH_SIZE as u64);
             return Err(io(&self.hashes_path)(e));
         }

@@ -432,7 +432,8 @@ mod tests {
         };
         let admin = format!("{}:{}", "f".repeat(16), "bootstrap");
         let dir = tempfile::tempdir().unwrap();
-        let log = SharedLog::open(dir.path(), Signer::generate("hermetic.log/test").unwrap()).unwrap();
+        let log =
+            SharedLog::open(dir.path(), Signer::generate("hermetic.log/test").unwrap()).unwrap();
         for (action, content) in [
             (Action::Policy, Content::Policy { policy, toml }),
             (Action::Owners, Content::Owners(owners)),

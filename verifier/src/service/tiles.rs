@@ -10,7 +10,9 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hermetic_tlog::tile::{encode_entry_bundle, read_tile_data, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH};
+use hermetic_tlog::tile::{
+    encode_entry_bundle, read_tile_data, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH,
+};
 
 use super::refusal::ApiRefusal;
 use super::state::Shared;
@@ -69,8 +71,9 @@ pub async fn tile(State(state): State<Shared>, Path(rest): Path<String>) -> Resp
     }
     let cache = if tile.is_full() { IMMUTABLE } else { NO_CACHE };
     let result = tokio::task::spawn_blocking(move || match tile.kind {
-        TileKind::Hashes { .. } => read_tile_data(&tile, &Hashes(state.log.store()))
-            .map_err(|e| e.to_string()),
+        TileKind::Hashes { .. } => {
+            read_tile_data(&tile, &Hashes(state.log.store())).map_err(|e| e.to_string())
+        }
         TileKind::Entries => {
             let start = tile.n * TILE_WIDTH;
             let leaves = state

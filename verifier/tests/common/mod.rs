@@ -371,7 +371,7 @@ pub fn log_records(data: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(data.join("audit.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["record"].clone())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .collect()
 }
 
