@@ -263,3 +263,257 @@ fn poisoned(e: &str) -> LogError {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use hermetic_attestation::Document;
+    use hermetic_envelope::Zeroizing;
+    use hermetic_tlog::checkpoint;
+
+    use super::*;
+    use crate::log::audit::{verify, VerifyOptions};
+    use crate::log::{SecretRef, Who, LOG_FILE, MAX_MODULE_ID_LOGGED};
+
+    fn signer() -> Signer {
+        Signer::from_seed("hermetic.log/unit", Zeroizing::new([3; 32])).unwrap()
+    }
+
+    fn opts() -> VerifyOptions {
+        VerifyOptions::new(signer().verifier_key())
+    }
+
+    fn entry(action: &str) -> Entry {
+        Entry {
+            action: action.into(),
+            verdict: "done".into(),
+            secrets: vec![SecretRef {
+                name: "a".into(),
+                version: Some(1),
+            }],
+            ..Entry::default()
+        }
+    }
+
+    const NOW: Duration = Duration::from_secs(1_800_000_000);
+
+    #[test]
+    fn a_record_over_the_cap_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SharedLog::open(dir.path(), signer()).unwrap();
+        log.append(entry("one"), NOW).unwrap();
+        let before = std::fs::read(dir.path().join(LOG_FILE)).unwrap();
+        let mut big = entry("big");
+        big.reason = Some("x".repeat(MAX_RECORD_LEN));
+        match log.append(big, NOW) {
+            Err(LogError::RecordTooLarge { len, max }) => {
+                assert!(len > max);
+                assert_eq!(max, MAX_RECORD_LEN);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(dir.path().join(LOG_FILE)).unwrap(), before);
+        assert_eq!(log.append(entry("two"), NOW).unwrap().seq, 1);
+        drop(log);
+        assert_eq!(verify(dir.path(), &opts()).unwrap().unwrap().records, 2);
+    }
+
+    #[test]
+    fn the_largest_valid_release_record_fits_under_the_cap() {
+        // 64 names of 128 characters (the request's limits), 32 PCRs of 64
+        // bytes, a module id longer than the logged maximum, a 32-byte nonce.
+        let doc = Document {
+            module_id: "m".repeat(4 * MAX_MODULE_ID_LOGGED),
+            digest: "SHA384".into(),
+            timestamp_ms: u64::MAX,
+            pcrs: (0u8..32).map(|i| (i, vec![0xff; 64])).collect(),
+            certificate: vec![1; 1024],
+            cabundle: vec![vec![1; 1024]],
+            public_key: Some(vec![2; 1024]),
+            user_data: Some(vec![3; 1024]),
+            nonce: Some(vec![4; 32]),
+            unknown_fields: vec![],
+        };
+        let mut who = Who::attested(&doc, &[9; 32], b"document");
+        who.client = Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".into());
+        let release = Entry {
+            action: "release".into(),
+            verdict: "refused".into(),
+            reason: Some("envelope_bad_public_key".into()),
+            secrets: (0..crate::release::MAX_SECRETS_PER_REQUEST)
+                .map(|i| SecretRef {
+                    name: format!("{i:0>128}"),
+                    version: Some(u64::MAX),
+                })
+                .collect(),
+            who,
+            ..Entry::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let log = SharedLog::open(dir.path(), signer()).unwrap();
+        let appended = log
+            .append(release, Duration::from_secs(253_402_300_799))
+            .unwrap();
+        assert!(
+            appended.leaf.len() < MAX_RECORD_LEN,
+            "{}",
+            appended.leaf.len()
+        );
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        assert!(!text.contains(&"m".repeat(MAX_MODULE_ID_LOGGED + 1)));
+    }
+
+    #[test]
+    fn group_commit_keeps_one_order_and_every_answer_is_under_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(SharedLog::open(dir.path(), signer()).unwrap());
+        let key = log.verifier_key();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let log = log.clone();
+                let key = key.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|_| {
+                            let a = log.append(entry("x"), NOW).unwrap();
+                            // The checkpoint covers the record and proves it.
+                            let cp =
+                                checkpoint::open(a.checkpoint.note.as_bytes(), key.name(), &key)
+                                    .unwrap();
+                            assert!(cp.size > a.seq);
+                            let proof = log.prove(a.seq, cp.size).unwrap();
+                            hermetic_tlog::merkle::check_record(
+                                &proof,
+                                cp.size,
+                                &cp.root_hash,
+                                a.seq,
+                                &hermetic_tlog::merkle::record_hash(&a.leaf),
+                            )
+                            .unwrap();
+                            a.seq
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        seqs.sort();
+        assert_eq!(seqs, (0..400).collect::<Vec<_>>());
+        assert_eq!(log.checkpoint().size, 400);
+        drop(log);
+        let intact = verify(dir.path(), &opts()).unwrap().unwrap();
+        assert_eq!((intact.records, intact.checkpoint_size), (400, 400));
+    }
+
+    #[test]
+    fn a_reopened_log_continues_its_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..3u64 {
+            let log = SharedLog::open(dir.path(), signer()).unwrap();
+            assert_eq!(log.checkpoint().size, round * 2);
+            log.append(entry("a"), NOW).unwrap();
+            assert_eq!(log.append(entry("b"), NOW).unwrap().seq, round * 2 + 1);
+        }
+        assert_eq!(verify(dir.path(), &opts()).unwrap().unwrap().records, 6);
+        // Another key cannot take the log over.
+        let other = Signer::from_seed("hermetic.log/unit", Zeroizing::new([4; 32])).unwrap();
+        assert!(SharedLog::open(dir.path(), other).is_err());
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_the_hashes_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = SharedLog::open(dir.path(), signer()).unwrap();
+            log.append(entry("one"), NOW).unwrap();
+        }
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(LOG_FILE))
+            .unwrap();
+        f.write_all(b"{\"seq\":1,\"ti").unwrap();
+        // A hash written for the torn record, too.
+        let mut h = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(super::super::HASHES_FILE))
+            .unwrap();
+        h.write_all(&[0xab; 32]).unwrap();
+        let log = SharedLog::open(dir.path(), signer()).unwrap();
+        assert_eq!(log.append(entry("two"), NOW).unwrap().seq, 1);
+        drop(log);
+        assert_eq!(verify(dir.path(), &opts()).unwrap().unwrap().records, 2);
+    }
+
+    /// A store whose sync fails on demand (a stand-in for a failing disk).
+    #[derive(Debug)]
+    struct Flaky {
+        inner: FileLogStore,
+        fail: Arc<AtomicBool>,
+        stored: Arc<AtomicUsize>,
+    }
+
+    impl LogStore for Flaky {
+        fn size(&self) -> u64 {
+            self.inner.size()
+        }
+        fn append(&self, leaf: &[u8], hashes: &[Hash]) -> Result<(), LogError> {
+            self.inner.append(leaf, hashes)
+        }
+        fn sync(&self) -> Result<(), LogError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(LogError::Io {
+                    path: "flaky".into(),
+                    error: std::io::Error::other("EIO"),
+                });
+            }
+            self.inner.sync()
+        }
+        fn read_leaves(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
+            self.inner.read_leaves(start, end)
+        }
+        fn read_stored_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, LogError> {
+            self.inner.read_stored_hashes(indexes)
+        }
+        fn checkpoint(&self) -> Result<Option<String>, LogError> {
+            self.inner.checkpoint()
+        }
+        fn store_checkpoint(&self, note: &str) -> Result<(), LogError> {
+            self.stored.fetch_add(1, Ordering::SeqCst);
+            self.inner.store_checkpoint(note)
+        }
+    }
+
+    #[test]
+    fn a_failed_sync_signs_nothing_and_refuses_every_later_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let stored = Arc::new(AtomicUsize::new(0));
+        let store = Flaky {
+            inner: FileLogStore::open(dir.path()).unwrap(),
+            fail: fail.clone(),
+            stored: stored.clone(),
+        };
+        let log = SharedLog::new(Box::new(store), signer()).unwrap();
+        assert_eq!(log.append(entry("ok"), NOW).unwrap().seq, 0);
+        let signed = stored.load(Ordering::SeqCst);
+        fail.store(true, Ordering::SeqCst);
+        assert!(log.append(entry("lost"), NOW).is_err());
+        // No checkpoint over the record that did not become durable.
+        assert_eq!(stored.load(Ordering::SeqCst), signed);
+        assert_eq!(log.checkpoint().size, 1);
+        fail.store(false, Ordering::SeqCst);
+        let err = log.append(entry("after"), NOW).unwrap_err();
+        assert!(err.to_string().contains("restart"), "{err}");
+        drop(log);
+        // Reopened, the unacknowledged record is in the log (it may say
+        // more than was answered, never less) and gets signed.
+        let log = SharedLog::open(dir.path(), signer()).unwrap();
+        assert_eq!(log.checkpoint().size, 2);
+        assert_eq!(log.append(entry("reopened"), NOW).unwrap().seq, 2);
+    }
+}
