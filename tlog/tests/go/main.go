@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -48,6 +50,12 @@ type request struct {
 
 	// parse_tree / tile_path
 	Path string `json:"path"`
+
+	// verify_log: a served log checked as a client would. Tiles maps C2SP
+	// tlog-tiles paths (tile/L/N..., tile/entries/N...) to base64 data;
+	// Proof is a C2SP tlog-proof text.
+	Tiles map[string]string `json:"tiles"`
+	Proof string            `json:"proof"`
 }
 
 type sig struct {
@@ -188,6 +196,9 @@ func run(r request) answer {
 		}
 		return answer{Size: t.N, Hash: &t.Hash}
 
+	case "verify_log":
+		return verifyLog(r)
+
 	case "tile_path":
 		t, err := tlog.ParseTilePath(r.Path)
 		if err != nil {
@@ -269,6 +280,183 @@ func tree(r request) answer {
 		}
 	}
 	return a
+}
+
+// c2spTiles serves tiles of height 8 from C2SP paths: Go names them
+// tile/8/L/N (and tile/8/data/N for entries), C2SP tlog-tiles drops the
+// height (tile/L/N, tile/entries/N).
+type c2spTiles map[string]string
+
+func (c c2spTiles) Height() int { return 8 }
+
+func (c c2spTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, t := range tiles {
+		p := "tile/" + strings.TrimPrefix(t.Path(), "tile/8/")
+		b64, ok := c[p]
+		if !ok {
+			return nil, fmt.Errorf("tile %s not served", p)
+		}
+		data, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+func (c c2spTiles) SaveTiles(tiles []tlog.Tile, data [][]byte) {}
+
+// parseCheckpoint reads a C2SP checkpoint body: origin, size, root hash.
+func parseCheckpoint(text string) (string, tlog.Tree, error) {
+	lines := strings.Split(text, "\n")
+	if len(lines) < 4 {
+		return "", tlog.Tree{}, errors.New("short checkpoint")
+	}
+	n, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		return "", tlog.Tree{}, err
+	}
+	h, err := tlog.ParseHash(lines[2])
+	if err != nil {
+		return "", tlog.Tree{}, err
+	}
+	return lines[0], tlog.Tree{N: n, Hash: h}, nil
+}
+
+func verifyLog(r request) answer {
+	v, err := note.NewVerifier(r.Vkeys[0])
+	if err != nil {
+		return answer{Error: err.Error()}
+	}
+	n, err := note.Open([]byte(r.Note), note.VerifierList(v))
+	if err != nil {
+		return answer{Error: "checkpoint: " + err.Error()}
+	}
+	origin, tree, err := parseCheckpoint(n.Text)
+	if err != nil {
+		return answer{Error: err.Error()}
+	}
+	if origin != v.Name() {
+		return answer{Error: "origin is not the key name"}
+	}
+	tiles := c2spTiles(r.Tiles)
+	reader := tlog.TileHashReader(tree, tiles)
+	// The tiles hash up to the signed root (TileHashReader checks each
+	// tile it reads against the tree).
+	root, err := tlog.TreeHash(tree.N, reader)
+	if err != nil {
+		return answer{Error: "tree hash: " + err.Error()}
+	}
+	if root != tree.Hash {
+		return answer{Error: "tiles do not hash to the checkpoint root"}
+	}
+	// Every entry in the bundles is the leaf the tiles hold, proven.
+	var leaves int64
+	for i := int64(0); leaves < tree.N; i++ {
+		w := tree.N - leaves
+		if w > 256 {
+			w = 256
+		}
+		p := fmt.Sprintf("tile/entries/%s", tileIndex(i))
+		if w < 256 {
+			p += fmt.Sprintf(".p/%d", w)
+		}
+		b64, ok := r.Tiles[p]
+		if !ok {
+			return answer{Error: "entry bundle " + p + " not served"}
+		}
+		bundle, _ := base64.StdEncoding.DecodeString(b64)
+		for len(bundle) > 0 {
+			if len(bundle) < 2 {
+				return answer{Error: "truncated bundle " + p}
+			}
+			l := int(bundle[0])<<8 | int(bundle[1])
+			if len(bundle) < 2+l {
+				return answer{Error: "truncated bundle " + p}
+			}
+			entry := bundle[2 : 2+l]
+			bundle = bundle[2+l:]
+			rp, err := tlog.ProveRecord(tree.N, leaves, reader)
+			if err != nil {
+				return answer{Error: err.Error()}
+			}
+			if err := tlog.CheckRecord(rp, tree.N, tree.Hash, leaves, tlog.RecordHash(entry)); err != nil {
+				return answer{Error: fmt.Sprintf("entry %d: %v", leaves, err)}
+			}
+			leaves++
+		}
+	}
+	if leaves != tree.N {
+		return answer{Error: "bundles hold the wrong number of entries"}
+	}
+	a := answer{Size: tree.N, Hash: &tree.Hash, Text: n.Text}
+	if r.Proof != "" {
+		idx, hashes, extra, cp, err := parseProof(r.Proof)
+		if err != nil {
+			return answer{Error: "proof: " + err.Error()}
+		}
+		pn, err := note.Open([]byte(cp), note.VerifierList(v))
+		if err != nil {
+			return answer{Error: "proof checkpoint: " + err.Error()}
+		}
+		_, ptree, err := parseCheckpoint(pn.Text)
+		if err != nil {
+			return answer{Error: err.Error()}
+		}
+		if err := tlog.CheckRecord(hashes, ptree.N, ptree.Hash, idx, tlog.RecordHash(extra)); err != nil {
+			return answer{Error: "proof: " + err.Error()}
+		}
+		a.Note = string(extra)
+	}
+	return a
+}
+
+func tileIndex(n int64) string {
+	s := fmt.Sprintf("%03d", n%1000)
+	for n >= 1000 {
+		n /= 1000
+		s = fmt.Sprintf("x%03d/", n%1000) + s
+	}
+	return s
+}
+
+// parseProof reads a C2SP tlog-proof (c2sp.org/tlog-proof).
+func parseProof(text string) (int64, tlog.RecordProof, []byte, string, error) {
+	i := strings.Index(text, "\n\n")
+	if i < 0 {
+		return 0, nil, nil, "", errors.New("no blank line")
+	}
+	head, cp := strings.Split(text[:i], "\n"), text[i+2:]
+	if head[0] != "c2sp.org/tlog-proof@v1" {
+		return 0, nil, nil, "", errors.New("bad header")
+	}
+	head = head[1:]
+	var extra []byte
+	if len(head) > 0 && strings.HasPrefix(head[0], "extra ") {
+		e, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(head[0], "extra "))
+		if err != nil {
+			return 0, nil, nil, "", err
+		}
+		extra, head = e, head[1:]
+	}
+	if len(head) == 0 || !strings.HasPrefix(head[0], "index ") {
+		return 0, nil, nil, "", errors.New("no index")
+	}
+	idx, err := strconv.ParseInt(strings.TrimPrefix(head[0], "index "), 10, 64)
+	if err != nil {
+		return 0, nil, nil, "", err
+	}
+	var proof tlog.RecordProof
+	for _, l := range head[1:] {
+		h, err := tlog.ParseHash(l)
+		if err != nil {
+			return 0, nil, nil, "", err
+		}
+		proof = append(proof, h)
+	}
+	return idx, proof, extra, cp, nil
 }
 
 func main() {
