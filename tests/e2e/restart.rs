@@ -165,6 +165,7 @@ fn a_verifier_restarted_between_challenge_and_release_is_retried_with_a_fresh_ch
     let dep = Deployment::start(dir.path(), &policy_for(&image, "db-password"));
     dep.put_secret("db-password", SECRET);
     let pki_dir = dep.pki_dir.clone();
+    let log_key = dep.log_key.clone();
     let front_tls = make_tls(dir.path(), "front");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -193,7 +194,7 @@ fn a_verifier_restarted_between_challenge_and_release_is_retried_with_a_fresh_ch
         "--verifier-ca",
         front_tls.ca.to_str().unwrap(),
         "--log-key",
-        &dep.log_key,
+        &log_key,
         "--secret",
         "db-password",
         "--retries",

@@ -307,7 +307,7 @@ pub fn verify_data(data: &LogData, opts: &VerifyOptions) -> Result<Intact, Break
                 what: e.to_string(),
             }
         })?;
-        check_since(&old, &cp, |size| root_at(size))?;
+        check_since(&old, &cp, root_at)?;
         intact.consistent_with.push(old.size);
     }
     Ok(intact)
