@@ -80,6 +80,10 @@ if command -v curl > /dev/null; then
   echo "its current attestation document: $(curl -sk "https://$public/v1/attestation" | wc -c) bytes at GET /v1/attestation"
 fi
 
+say "The verifier's log key (derived from its master key): enclaves and auditors pin it"
+log_key=$(run hermetic-verifier log key --data-dir "$work/verifier")
+echo "log key: $log_key"
+
 say "The secret's owner makes a signing key; the admin creates the secret with that owner"
 owner=$(run hermetic-verifier owner keygen --name demo-owner --out "$work/owner.key")
 echo "owner key (public): $owner"
@@ -112,7 +116,7 @@ workload='printf "workload: DEMO_DB_PASSWORD has %s bytes, sha256 %s\n" "${#DEMO
 say "The enclave (simulated NSM, PCRs of app.eif), pinning the verifier's measurements, fetches the secret and starts its workload"
 run hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
   --via "unix://$work/parent.sock" --verifier "tcp://$public" "${pins[@]}" \
-  --secret demo-db-password -- sh -c "$workload" | tee "$work/workload.out"
+  --log-key "$log_key" --secret demo-db-password -- sh -c "$workload" | tee "$work/workload.out"
 grep -q "$expected" "$work/workload.out" && echo "(the hash matches the value the owner put)"
 
 say "An enclave pinning another verifier image refuses this verifier during the TLS handshake"
@@ -124,7 +128,7 @@ set +e
 hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
   --via "unix://$work/parent.sock" --verifier "tcp://$public" \
   --verifier-measurements "$work/verifier2.json" --verifier-root "$work/verifier-sim-pki/root.pem" \
-  --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"'
+  --log-key "$log_key" --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"'
 status=$?
 set -e
 echo "enclave exit status: $status (no request sent, no workload started)"
@@ -156,7 +160,7 @@ say "An enclave built from that other image is refused"
 set +e
 hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/evil.json" \
   --via "unix://$work/parent.sock" --verifier "tcp://$public" "${pins[@]}" \
-  --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"'
+  --log-key "$log_key" --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"'
 status=$?
 set -e
 echo "enclave exit status: $status (no workload started)"
@@ -171,10 +175,16 @@ run hermetic-verifier audit "$work/doc.cbor" --root "$work/sim-pki/root.pem" \
 echo "(without --root the same document is refused: only the AWS root is trusted)"
 hermetic-verifier audit "$work/doc.cbor" --format json | grep -m1 '"reason"' || true
 
-say "The audit log: each start (with the roots it trusts), every change (with its approvers and policy), release and attested refusal, hash-chained; log verify flags the test root"
+say "The transparency log: each start (with the roots it trusts), every change (with its approvers and policy), release and attested refusal is a Merkle leaf under a signed checkpoint; log verify flags the test root"
 cut -c1-200 "$work/verifier/audit.jsonl"
 echo "the applied changes (action, version, statement hash, approvers, policy with its PCRs):"
 grep '"change_applied"' "$work/verifier/audit.jsonl" | grep -o '"change":{.*' | cut -c1-400
-run hermetic-verifier log verify --data-dir "$work/verifier"
+echo "the signed checkpoint (GET /checkpoint):"
+cat "$work/verifier/audit.checkpoint"
+run hermetic-verifier log verify --data-dir "$work/verifier" --log-key "$log_key" \
+  --save-checkpoint "$work/auditor.checkpoint"
+release_seq=$(grep -n '"action":"release","verdict":"granted"' "$work/verifier/audit.jsonl" | head -n1 | cut -d: -f1)
+run hermetic-verifier log prove "$((release_seq - 1))" --data-dir "$work/verifier" --out "$work/release.tlog-proof"
+run hermetic-verifier log verify-proof "$work/release.tlog-proof" --log-key "$log_key" | head -n 1
 
 say "Done: stopping the verifier and the parent"

@@ -30,7 +30,15 @@ fn the_enclave_image_command_is_accepted_and_needs_a_real_nsm() {
         .expect("CMD [\"sh\", \"-c\", \"...\"]");
     let dir = tempfile::tempdir().unwrap();
     let tls = hermetic_e2e::make_tls(dir.path(), "image");
-    let script = script.replace("/etc/hermetic/verifier-ca.pem", tls.ca.to_str().unwrap());
+    let log_key = dir.path().join("verifier-log.key");
+    std::fs::write(
+        &log_key,
+        "hermetic.log/hermetic-652ca930885dd2eca3cb5f22c89c67ed+ab588e81+AbJTN2aYOnIKbO5G9/7pNvEcVMbWTwJcRRYJ0aOsdu31\n",
+    )
+    .unwrap();
+    let script = script
+        .replace("/etc/hermetic/verifier-ca.pem", tls.ca.to_str().unwrap())
+        .replace("/etc/hermetic/verifier-log.key", log_key.to_str().unwrap());
     let mut sh = Command::new("sh");
     sh.args(["-c", &script])
         .env(

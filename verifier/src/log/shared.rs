@@ -87,7 +87,10 @@ impl SharedLog {
     /// Signs a checkpoint of the current size before returning.
     pub fn new(store: Box<dyn LogStore>, signer: Signer) -> Result<SharedLog, LogError> {
         let size = store.size();
-        if let Some(note) = store.checkpoint()? {
+        // An empty file is a checkpoint lost in a crash (it is written
+        // without a sync), no evidence of tampering: deleting it would do
+        // the same. Anything else must be this log's own.
+        if let Some(note) = store.checkpoint()?.filter(|n| !n.is_empty()) {
             let key = signer.verifier_key();
             let cp = hermetic_tlog::checkpoint::open(note.as_bytes(), key.name(), &key).map_err(
                 |e| LogError::Corrupt(format!("the stored checkpoint does not verify ({e})")),
