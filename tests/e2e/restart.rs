@@ -10,17 +10,16 @@
 //! request arrives, so the restart falls between challenge and release
 //! every time.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hermetic_e2e::front::{acceptor, connector, read_message};
 use hermetic_e2e::{
     enclave_command, make_image, make_tls, policy_for, run, sha256_hex, Deployment,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -28,74 +27,6 @@ const SECRET: &[u8] = b"s3cr3t-across-a-verifier-restart";
 const LIMIT: Duration = Duration::from_secs(90);
 /// Longest wait for one message from either side.
 const READ_LIMIT: Duration = Duration::from_secs(30);
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-fn acceptor(cert: &Path, key: &Path) -> TlsAcceptor {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(key).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    TlsAcceptor::from(Arc::new(config))
-}
-
-fn connector(ca: &Path) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads one HTTP/1.1 message (head, then a `content-length` body) from
-/// `s`, keeping what follows in `buf`. `None` at the end of the stream.
-async fn read_message<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    loop {
-        if let Some(end) = find(buf, b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).expect("an HTTP head");
-            let body_len = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-                .map(|(_, v)| v.trim().parse::<usize>().expect("a content-length"))
-                .unwrap_or(0);
-            let total = end + 4 + body_len;
-            while buf.len() < total {
-                let mut chunk = [0u8; 8192];
-                let n = s.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buf.drain(..total).collect());
-        }
-        let mut chunk = [0u8; 8192];
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
 
 /// `GET path` from the verifier at `endpoint` (`tcp://HOST:PORT`, TLS).
 async fn get(connector: &TlsConnector, endpoint: &str, path: &str) -> String {

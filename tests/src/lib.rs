@@ -4,6 +4,8 @@
 //! reports, and a deployment of verifier + parent on loopback and Unix
 //! sockets. Every process is killed when its handle drops.
 
+pub mod front;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
