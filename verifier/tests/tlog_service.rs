@@ -246,3 +246,47 @@ async fn a_release_answer_proves_its_own_record_is_in_the_log() {
     assert!(!body.windows(SECRET_VALUE.len()).any(|w| w == SECRET_VALUE));
     svc.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_verify_reads_an_https_log_trusting_only_the_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let other = dir.path().join("other");
+    hermetic_verifier::devtls::generate(&tls, &["localhost".into()]).unwrap();
+    hermetic_verifier::devtls::generate(&other, &["localhost".into()]).unwrap();
+    let mut c = config(dir.path(), None);
+    c.tls_cert = Some(tls.join("server.pem"));
+    c.tls_key = Some(tls.join("server.key"));
+    let svc = Service::start(c, Arc::new(SystemClock)).await;
+    let key = svc.running.state.log.verifier_key().to_string();
+    let url = format!("https://localhost:{}", svc.running.public_addr.port());
+    let run = move |extra: Vec<String>| {
+        let (url, key) = (url.clone(), key.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+                .args(["log", "verify", "--url", &url, "--log-key", &key])
+                .args(extra)
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        })
+    };
+    let ca = |d: &std::path::Path| d.join("ca.pem").to_str().unwrap().to_owned();
+    let (code, out) = run(vec!["--ca".into(), ca(&tls)]).await.unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact: 1 records"), "{out}");
+    // Another CA, or none: nothing is judged (exit 2).
+    let (code, out) = run(vec!["--ca".into(), ca(&other)]).await.unwrap();
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("TLS"), "{out}");
+    let (code, out) = run(vec![]).await.unwrap();
+    assert_eq!(code, 2, "{out}");
+    svc.running.stop().await;
+}

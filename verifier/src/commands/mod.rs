@@ -309,10 +309,14 @@ pub enum LogCommand {
             conflicts_with = "url"
         )]
         data_dir: Option<PathBuf>,
-        /// The verifier's public URL (http://HOST:PORT): the log is read as
-        /// C2SP tlog-tiles (/checkpoint, /tile/entries/...).
+        /// The verifier's public URL (http://HOST:PORT or https://HOST:PORT):
+        /// the log is read as C2SP tlog-tiles (/checkpoint, /tile/entries/...).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// For an https --url: the CA certificate(s) (PEM) the verifier's
+        /// certificate must chain to; nothing else is trusted.
+        #[arg(long, value_name = "PEM", requires = "url")]
+        ca: Option<PathBuf>,
         /// The log's verifier key (`hermetic-verifier log key`), pinned out
         /// of band.
         #[arg(long, value_name = "VKEY")]
@@ -398,6 +402,7 @@ pub fn log(cmd: LogCommand) -> ExitCode {
         LogCommand::Verify {
             data_dir,
             url,
+            ca,
             log_key,
             witness_keys,
             witness_threshold,
@@ -439,8 +444,17 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                         Ok(r) => r,
                         Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
                     };
-                    let client = hermetic_verifier::client::HttpClient::default();
-                    match runtime.block_on(hermetic_verifier::log::http::read_url(&client, &url)) {
+                    let ca_pem = match ca.as_deref().map(std::fs::read).transpose() {
+                        Ok(pem) => pem,
+                        Err(e) => return fail(2, format!("--ca: {e}")),
+                    };
+                    let source =
+                        match hermetic_verifier::log::http::LogSource::new(&url, ca_pem.as_deref())
+                        {
+                            Ok(s) => s,
+                            Err(e) => return fail(2, e),
+                        };
+                    match runtime.block_on(hermetic_verifier::log::http::read_url(&source)) {
                         Ok(d) => d,
                         Err(e) => return fail(2, e),
                     }

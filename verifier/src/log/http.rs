@@ -1,14 +1,157 @@
 //! Reading a log served as C2SP tlog-tiles (c2sp.org/tlog-tiles):
 //! `/checkpoint`, then every entry bundle `/tile/entries/<N>[.p/<W>]` the
 //! checkpoint's size needs; [`super::audit::verify_data`] then checks it as
-//! it checks a data directory.
+//! it checks a data directory. `http://` or `https://` (rustls, trusting
+//! only the CA certificates given, as the enclave pins its verifier's CA).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use hermetic_tlog::note;
 use hermetic_tlog::tile::{parse_entry_bundle, Tile, TILE_WIDTH};
-use hyper::Method;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::audit::LogData;
-use crate::client::HttpClient;
+
+/// Largest answer read (a checkpoint, a tile or an entry bundle of 256
+/// records of at most 16 KiB each).
+const MAX_ANSWER: usize = 256 * (2 + 16 * 1024) + 1024;
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and how to reach a served log.
+#[derive(Clone)]
+pub struct LogSource {
+    scheme_https: bool,
+    /// `host:port`.
+    authority: String,
+    host: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for LogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSource")
+            .field("https", &self.scheme_https)
+            .field("authority", &self.authority)
+            .finish()
+    }
+}
+
+impl LogSource {
+    /// `url` is `http://HOST:PORT` or `https://HOST:PORT` (a path is not
+    /// allowed); `ca_pem` is required for https and is the only trust.
+    pub fn new(url: &str, ca_pem: Option<&[u8]>) -> Result<LogSource, FetchError> {
+        let bad = |message: &str| FetchError::Http {
+            url: url.to_owned(),
+            message: message.to_owned(),
+        };
+        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(bad("the URL must start with http:// or https://"));
+        };
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') {
+            return Err(bad("give the verifier's base URL, without a path"));
+        }
+        let host = match authority.rsplit_once(':') {
+            Some((h, port)) if port.parse::<u16>().is_ok() => h,
+            _ => authority,
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let authority = if authority.contains(':') && !authority.ends_with(']') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:{}", if https { 443 } else { 80 })
+        };
+        let tls = if https {
+            let pem = ca_pem.ok_or_else(|| {
+                bad("https needs --ca PEM (the CA the verifier's certificate chains to)")
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|_| bad("--ca is not PEM certificates"))?;
+                roots
+                    .add(cert)
+                    .map_err(|_| bad("--ca holds an unusable certificate"))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("--ca holds no certificate"));
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|_| bad("TLS configuration"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(Arc::new(config))
+        } else {
+            None
+        };
+        Ok(LogSource {
+            scheme_https: https,
+            authority,
+            host,
+            tls,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        let scheme = if self.scheme_https { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.authority)
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
+    source: &LogSource,
+    path: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header(hyper::header::HOST, &source.authority)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes()
+        .to_vec();
+    Ok((status, body))
+}
+
+async fn fetch(source: &LogSource, path: &str) -> Result<(u16, Vec<u8>), String> {
+    let tcp = tokio::net::TcpStream::connect(&source.authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    match &source.tls {
+        None => exchange(tcp, source, path).await,
+        Some(config) => {
+            let name = ServerName::try_from(source.host.clone()).map_err(|e| e.to_string())?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            exchange(tls, source, path).await
+        }
+    }
+}
 
 /// Why a served log could not be read (exit 2: nothing was judged).
 #[derive(Debug, thiserror::Error)]
@@ -19,15 +162,19 @@ pub enum FetchError {
     Malformed { url: String, message: String },
 }
 
-async fn get(client: &HttpClient, url: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    let (status, body) = client
-        .send(Method::GET, url, &[], Vec::new())
+async fn get(source: &LogSource, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    let url = source.url(path);
+    let (status, body) = tokio::time::timeout(TIMEOUT, fetch(source, path))
         .await
-        .map_err(|e| FetchError::Http {
-            url: url.to_owned(),
-            message: e.to_string(),
+        .map_err(|_| FetchError::Http {
+            url: url.clone(),
+            message: format!("no answer within {TIMEOUT:?}"),
+        })?
+        .map_err(|message| FetchError::Http {
+            url: url.clone(),
+            message,
         })?;
-    match status.as_u16() {
+    match status {
         200 => Ok(Some(body)),
         404 => Ok(None),
         s => Err(FetchError::Http {
@@ -37,12 +184,11 @@ async fn get(client: &HttpClient, url: &str) -> Result<Option<Vec<u8>>, FetchErr
     }
 }
 
-/// The log at `base` (`http://host:port`, the verifier's public listener).
-/// A missing `/checkpoint` is a log without one (a break, not an error).
-pub async fn read_url(client: &HttpClient, base: &str) -> Result<LogData, FetchError> {
-    let base = base.trim_end_matches('/');
-    let url = format!("{base}/checkpoint");
-    let Some(body) = get(client, &url).await? else {
+/// The log at `source` (the verifier's public listener). A missing
+/// `/checkpoint` is a log without one (a break, not an error).
+pub async fn read_url(source: &LogSource) -> Result<LogData, FetchError> {
+    let url = source.url("/checkpoint");
+    let Some(body) = get(source, "/checkpoint").await? else {
         return Ok(LogData::default());
     };
     let malformed = |message: String| FetchError::Malformed {
@@ -59,8 +205,9 @@ pub async fn read_url(client: &HttpClient, base: &str) -> Result<LogData, FetchE
     while n * TILE_WIDTH < cp.size {
         let width = (cp.size - n * TILE_WIDTH).min(TILE_WIDTH) as u16;
         let tile = Tile::entries(n, width).map_err(|e| malformed(e.to_string()))?;
-        let url = format!("{base}/{tile}");
-        let bundle = get(client, &url)
+        let path = format!("/{tile}");
+        let url = source.url(&path);
+        let bundle = get(source, &path)
             .await?
             .ok_or_else(|| FetchError::Malformed {
                 url: url.clone(),
