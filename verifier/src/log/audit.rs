@@ -189,18 +189,21 @@ impl Intact {
 
 /// Reads the log in a data directory.
 pub fn read_dir(data_dir: &Path) -> Result<LogData, LogError> {
-    let path = data_dir.join(LOG_FILE);
-    let text = std::fs::read(&path).map_err(io(&path))?;
-    let mut leaves: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
-    // The piece after the last newline: empty, or a torn tail (a crash
-    // mid-append, never acknowledged nor signed).
-    leaves.pop();
+    // The checkpoint first: a running service makes leaves durable before
+    // it stores the checkpoint over them, so the leaves read after it are
+    // all there.
     let cp_path = data_dir.join(CHECKPOINT_FILE);
     let checkpoint = match std::fs::read_to_string(&cp_path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(&cp_path)(e)),
     };
+    let path = data_dir.join(LOG_FILE);
+    let text = std::fs::read(&path).map_err(io(&path))?;
+    let mut leaves: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    // The piece after the last newline: empty, or a torn tail (a crash
+    // mid-append, never acknowledged nor signed).
+    leaves.pop();
     let hashes_path = data_dir.join(HASHES_FILE);
     let stored_leaf_hashes = match std::fs::read(&hashes_path) {
         Ok(bytes) => {
