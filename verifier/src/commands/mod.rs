@@ -636,11 +636,19 @@ fn log_key(data_dir: &Path, key_file: Option<&Path>) -> Result<VerifierKey, Stri
 fn prove(data_dir: &Path, seq: u64) -> Result<Result<String, String>, String> {
     use hermetic_tlog::merkle::prove_record;
     use hermetic_verifier::log::store::{Hashes, LogStore};
+    // The checkpoint before the leaves: a running service stores it only
+    // once the leaves it covers are durable.
+    let cp_path = data_dir.join(hermetic_verifier::log::CHECKPOINT_FILE);
+    let note = match std::fs::read_to_string(&cp_path) {
+        Ok(n) if !n.is_empty() => n,
+        Ok(_) => return Ok(Err("the log has no signed checkpoint".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err("the log has no signed checkpoint".into()))
+        }
+        Err(e) => return Err(format!("{}: {e}", cp_path.display())),
+    };
     let store = hermetic_verifier::log::FileLogStore::open_read_only(data_dir)
         .map_err(|e| e.to_string())?;
-    let Some(note) = store.checkpoint().map_err(|e| e.to_string())? else {
-        return Ok(Err("the log has no signed checkpoint".into()));
-    };
     let parsed = hermetic_tlog::note::parse(note.as_bytes()).map_err(|e| e.to_string())?;
     let cp =
         hermetic_tlog::checkpoint::Checkpoint::parse(&parsed.text).map_err(|e| e.to_string())?;
