@@ -8,14 +8,14 @@
 //! - `audit.checkpoint`: the latest signed checkpoint note.
 //!
 //! Crash safety: appends write leaves and hashes, then [`LogStore::sync`]
-//! makes them durable; a checkpoint is signed and stored only after that, so
+//! makes the leaves durable (the hashes are recomputed from them on open); a checkpoint is signed and stored only after that, so
 //! no checkpoint ever names a leaf that is not durable (the checkpoint file
 //! itself may lag after a crash; the log re-signs on open). Opening cuts a torn
 //! last line (a crash mid-append, never acknowledged) and rebuilds the
 //! hashes file from the leaves when its length does not match them.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -101,7 +101,7 @@ pub struct FileLogStore {
 
 impl FileLogStore {
     /// Opens (creating) the log files in `dir`, cutting a torn tail and
-    /// rebuilding a hashes file that does not match the leaves.
+    /// rewriting the hashes file where it does not match the leaves.
     pub fn open(dir: &Path) -> Result<FileLogStore, LogError> {
         FileLogStore::open_with(dir, true)
     }
@@ -166,17 +166,22 @@ impl FileLogStore {
             leaves.set_len(good_len).map_err(io(&leaves_path))?;
             leaves.sync_all().map_err(io(&leaves_path))?;
         }
-        let have = hashes.metadata().map_err(io(&hashes_path))?.len();
-        if have != want * HASH_SIZE as u64 {
-            // Rebuilt from the leaves: the hashes are derived data.
-            let mut all: Vec<Hash> = Vec::with_capacity(want as usize);
-            for (n, leaf) in leaf_hashes.iter().enumerate() {
-                let new =
-                    hermetic_tlog::merkle::stored_hashes_for_record_hash(n as u64, *leaf, &all)
-                        .map_err(|e| LogError::Corrupt(e.to_string()))?;
-                all.extend(new);
-            }
-            let bytes: Vec<u8> = all.iter().flat_map(|h| h.0).collect();
+        // The hashes are derived data, never synced on the append path: on
+        // open they are recomputed from the leaves (two SHA-256 per leaf)
+        // and the file rewritten where it differs, so a crash that left it
+        // short, long or holding stale blocks costs nothing but this pass.
+        let mut all: Vec<Hash> = Vec::with_capacity(want as usize);
+        for (n, leaf) in leaf_hashes.iter().enumerate() {
+            let new = hermetic_tlog::merkle::stored_hashes_for_record_hash(n as u64, *leaf, &all)
+                .map_err(|e| LogError::Corrupt(e.to_string()))?;
+            all.extend(new);
+        }
+        let bytes: Vec<u8> = all.iter().flat_map(|h| h.0).collect();
+        let mut on_disk = Vec::new();
+        (&hashes)
+            .read_to_end(&mut on_disk)
+            .map_err(io(&hashes_path))?;
+        if on_disk != bytes {
             hashes.set_len(0).map_err(io(&hashes_path))?;
             hashes.write_all_at(&bytes, 0).map_err(io(&hashes_path))?;
             hashes.sync_all().map_err(io(&hashes_path))?;
@@ -233,8 +238,9 @@ impl LogStore for FileLogStore {
         Ok(())
     }
 
+    /// One `fdatasync`, of the leaves: the hashes are recomputed from them
+    /// on open (see [`FileLogStore::open`]).
     fn sync(&self) -> Result<(), LogError> {
-        self.hashes.sync_data().map_err(io(&self.hashes_path))?;
         self.leaves.sync_data().map_err(io(&self.leaves_path))
     }
 
