@@ -255,8 +255,8 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     }
 }
 
-/// Whether `record` trusted or was granted under a root other than the
-/// pinned AWS root (see [`Intact`]).
+/// The pinned AWS Nitro root's SHA-256, hex, as records name roots (see
+/// [`Intact`]).
 pub(crate) fn aws_root_hex() -> String {
     hex::encode(AWS_NITRO_ROOT_G1_SHA256)
 }
