@@ -259,6 +259,7 @@ fn the_inbound_parent_relays_a_release_to_the_verifier_enclave() {
         .arg(&app.describe_json)
         .args(["--verifier", &listen])
         .args(pins(&dep, &verifier_image, false))
+        .args(["--log-key", &dep.log_key])
         .args(["--secret", "db-password", "--"])
         .args(workload());
     let out = run(cmd, LIMIT);
