@@ -43,7 +43,7 @@ enum Command {
     /// with exponential backoff; no workload starts without every secret.
     /// Exit status: the workload's; 1 if no secret could be fetched; 2 for
     /// usage errors.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the NSM's description (version, module ID, PCR count, locked
     /// PCRs, digest) as JSON.
     DescribeNsm(NsmArgs),
@@ -280,6 +280,7 @@ fn parse_log_key(s: &str) -> Result<hermetic_tlog::note::VerifierKey, String> {
 fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
         Command::Run(args) => {
+            let args = *args;
             let selection = selection(args.nsm)?;
             let read = |path: &PathBuf| {
                 std::fs::read(path).map_err(|source| CommandError::Io {
