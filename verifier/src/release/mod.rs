@@ -39,6 +39,11 @@ pub enum Lookup {
     /// The secret exists but no policy names it: nothing may receive it.
     NoPolicy,
     Policy(SecretPolicy),
+    /// The secret's stored rows were altered (`rolled_back: false`) or put
+    /// back from an older state (`true`) outside the verifier.
+    RowRefused {
+        rolled_back: bool,
+    },
 }
 
 /// Why a release was refused. `reason()` codes are stable.
@@ -67,6 +72,8 @@ pub enum ReleaseError {
     NoPolicy { name: String },
     #[error("secret {name:?}: {error}")]
     Policy { name: String, error: PolicyError },
+    #[error("secret {name:?}: its stored rows were {} outside the verifier, so it is not released", if *rolled_back { "rolled back" } else { "altered" })]
+    StoredRow { name: String, rolled_back: bool },
     #[error("the document carries no public key (absent or empty) to seal the secrets to")]
     PublicKeyMissing,
     #[error("the document's public key is unusable: {0}")]
@@ -86,6 +93,10 @@ impl ReleaseError {
             ReleaseError::UnknownSecret { .. } => "unknown_secret",
             ReleaseError::NoPolicy { .. } => "no_policy",
             ReleaseError::Policy { error, .. } => error.reason(),
+            ReleaseError::StoredRow {
+                rolled_back: true, ..
+            } => "row_rolled_back",
+            ReleaseError::StoredRow { .. } => "row_tampered",
             ReleaseError::PublicKeyMissing => "public_key_missing",
             ReleaseError::PublicKey(e) => e.reason(),
         }
@@ -203,6 +214,12 @@ pub fn decide(
             }
             Lookup::NoPolicy => return Err(refuse(ReleaseError::NoPolicy { name: name.clone() })),
             Lookup::Policy(p) => resolved.push((name, p)),
+            Lookup::RowRefused { rolled_back } => {
+                return Err(refuse(ReleaseError::StoredRow {
+                    name: name.clone(),
+                    rolled_back: rolled_back,
+                }))
+            }
         }
     }
     let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);

@@ -117,6 +117,15 @@ pub(super) fn store_refusal(e: &StoreError) -> ApiRefusal {
             format!("a secret named {name:?} exists; its owners change it"),
         ),
         StoreError::NoOwners(_) => ApiRefusal::forbidden("no_owners", e.to_string()),
+        // A row altered or put back by whoever writes the data directory:
+        // refused with its reason, never used.
+        e if e.is_row_refusal() => {
+            eprintln!(
+                "hermetic-verifier: level=error event=store_row_refused reason={} error=\"{e}\"",
+                e.reason()
+            );
+            ApiRefusal::forbidden(e.reason(), e.to_string())
+        }
         other => {
             eprintln!("hermetic-verifier: level=error event=store_failed error={other}");
             ApiRefusal::internal("store_error", "the store could not complete the request")

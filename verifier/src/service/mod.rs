@@ -348,6 +348,12 @@ fn bootstrap_admin_token(
 fn start_record(verifier: &Verifier, store: &Store) -> Result<Start, ServeError> {
     let stored = store.policies()?;
     let (policies, unusable_policies) = (stored.usable, stored.unusable);
+    for (name, error) in &stored.refused {
+        eprintln!(
+            "hermetic-verifier: level=error event=store_row_refused name={name} reason={} error=\"{error}\" note=\"releases and changes of this secret are refused\"",
+            error.reason()
+        );
+    }
     for name in &unusable_policies {
         eprintln!(
             "hermetic-verifier: level=warn event=policy_unusable name={name} note=\"stored before a policy rule this version enforces; releases of this secret are refused until its owners put a new policy\""
@@ -427,6 +433,12 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     // The log key is derived from the master key, kept only in memory.
     let log = SharedLog::open(&config.data_dir, log_signer(&key, store.deployment())?)?;
     drop(key);
+    if let Some(m) = store.migrated() {
+        eprintln!(
+            "hermetic-verifier: level=warn event=store_migrated secrets={} values={} policies={} tokens={} note=\"a store of the previous version was sealed row by row; its clear rows were writable by the host until now\"",
+            m.secrets, m.values, m.policies, m.tokens
+        );
+    }
     let intake = store.intake_key()?;
     if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
         eprintln!(

@@ -33,6 +33,7 @@ fn _every_variant_is_listed(
         | ReleaseError::UnknownSecret { .. }
         | ReleaseError::NoPolicy { .. }
         | ReleaseError::Policy { .. }
+        | ReleaseError::StoredRow { .. }
         | ReleaseError::PublicKeyMissing
         | ReleaseError::PublicKey(_) => {}
     }
@@ -96,6 +97,14 @@ fn release_errors() -> Vec<ReleaseError> {
         ReleaseError::NonceMissing,
         ReleaseError::UnknownSecret { name: name() },
         ReleaseError::NoPolicy { name: name() },
+        ReleaseError::StoredRow {
+            name: name(),
+            rolled_back: false,
+        },
+        ReleaseError::StoredRow {
+            name: name(),
+            rolled_back: true,
+        },
         ReleaseError::PublicKeyMissing,
         ReleaseError::PublicKey(EnvelopeError::InvalidPublicKeyLength {
             actual: 0,

@@ -25,6 +25,7 @@ use crate::log::{
 };
 use crate::release::{decide, Lookup, ReleaseError};
 use crate::store::Store;
+use crate::store::StoreError;
 
 pub struct AppState {
     pub store: Store,
@@ -96,14 +97,25 @@ impl AppState {
     }
 
     fn lookup(&self, name: &str) -> Lookup {
+        let refused = |e: &StoreError| {
+            eprintln!(
+                "hermetic-verifier: level=error event=store_row_refused name={name} reason={} error=\"{e}\"",
+                e.reason()
+            );
+            Lookup::RowRefused {
+                rolled_back: matches!(e, StoreError::RowRolledBack { .. }),
+            }
+        };
         match self.store.secret_exists(name) {
             Ok(true) => {}
             Ok(false) => return Lookup::Unknown,
+            Err(e) if e.is_row_refusal() => return refused(&e),
             // Fail closed: a store error never grants.
             Err(_) => return Lookup::NoPolicy,
         }
         match self.store.policy(name) {
             Ok(Some(policy)) => Lookup::Policy(policy),
+            Err(e) if e.is_row_refusal() => refused(&e),
             _ => Lookup::NoPolicy,
         }
     }
@@ -194,6 +206,11 @@ impl AppState {
                 Ok(None) => {
                     let error = ReleaseError::UnknownSecret { name: name.clone() };
                     let refusal = ApiRefusal::forbidden(error.reason(), error.to_string());
+                    return Err(self.refused(&who, &requested, refusal));
+                }
+                Err(e) if e.is_row_refusal() => {
+                    eprintln!("hermetic-verifier: level=error event=store_row_refused name={name} reason={} error=\"{e}\"", e.reason());
+                    let refusal = ApiRefusal::forbidden(e.reason(), e.to_string());
                     return Err(self.refused(&who, &requested, refusal));
                 }
                 Err(e) => {

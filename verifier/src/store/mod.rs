@@ -1,13 +1,26 @@
 //! The embedded store: one redb file in the data directory.
 //!
-//! Secret values are encrypted at rest under the master key (see
-//! `sealing.rs`); policies and admin token hashes are stored in the clear
-//! (neither is secret: tokens are kept only as SHA-256). Every write is a
-//! redb transaction committed with immediate durability before it returns,
-//! so the API acknowledges only what survives a crash.
+//! Every row of every table is authenticated encryption under a key derived
+//! from the master key and bound to its table, its row key and its version
+//! (`rows.rs`): whoever can write the data directory cannot change a policy,
+//! an owner set, a value or a token entry, move one row under another key,
+//! or put back an older row of a secret, without the read refusing it
+//! (`row_tampered`, `row_rolled_back`). Every write is a redb transaction
+//! committed with immediate durability before it returns, so the API
+//! acknowledges only what survives a crash.
 //!
-//! A secret's versions only grow: deleting a secret keeps a tombstone with
-//! its last value version and its last change version, so a secret
+//! Each secret has one **head** row (its owners, its change version, its
+//! last value version, and the change version its policy was written at);
+//! the head is rewritten by every change and names the version each of the
+//! secret's other rows must carry. A policy or value row from before the
+//! last change, put back alone, then disagrees with the head and is refused.
+//! Putting back a head together with every row it names (a consistent older
+//! copy of the secret, or of the whole file) opens cleanly: only something
+//! the host cannot roll back alone — the witnessed log — can tell that
+//! apart (README, "What is at rest").
+//!
+//! A secret's versions only grow: deleting a secret keeps a tombstone head
+//! with its last value version and its last change version, so a secret
 //! re-created under the same name never reuses a (name, version) pair that an
 //! enclave may already have seen, and no statement approved for the old
 //! secret can be replayed on the new one.
@@ -18,47 +31,54 @@
 //! two submissions can never both pass against the same version.
 //!
 //! The store also keeps the deployment id (generated once, when the store is
-//! created) and the X25519 intake key that owners seal values to (its seed
-//! AES-GCM-sealed under the master key, like values).
+//! created) and the X25519 intake key that owners seal values to.
+//!
+//! Stores written by the previous version (clear policies and token hashes,
+//! values sealed directly under the master key) are migrated when opened
+//! with their master key, in one transaction (`legacy.rs`).
 
+mod legacy;
 mod master_key;
-mod sealing;
+mod rows;
 
 use std::path::Path;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use hermetic_approval::{check_deployment_id, key_label, OwnerSet};
 use hermetic_envelope::{EnclaveKey, Zeroizing};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 
 pub(crate) use master_key::write_private;
 pub use master_key::{KeySource, MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE, MASTER_KEY_LEN};
 
 use crate::policy::{PolicyFile, SecretPolicy};
-use sealing::Sealer;
+use rows::{RowFault, RowKey, TokenMac};
 
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "hermetic.redb";
 
-/// name → (last value version ever issued, live). A live secret was created
-/// and not deleted; it may have no value yet.
-const SECRETS: TableDefinition<&str, (u64, bool)> = TableDefinition::new("secrets");
-/// name → (change version, canonical owner-set text; empty once deleted).
-const OWNERS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("secret_owners");
-/// (name, version) → nonce || AES-256-GCM ciphertext || tag.
-const VALUES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("secret_values");
-/// name → policy TOML (one `[secrets.NAME]`).
-const POLICIES: TableDefinition<&str, &str> = TableDefinition::new("policies");
-/// SHA-256(token) → label.
-const TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("admin_tokens");
-/// Store-wide facts, e.g. the master key check value.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// name → sealed [`Head`] (row version: the change version).
+const HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("v2/secrets");
+/// (name, value version) → sealed value (row version: the value version).
+const VALUES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("v2/secret_values");
+/// name → sealed policy TOML, one `[secrets.NAME]` (row version: the change
+/// version it was written at, which the head names).
+const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("v2/policies");
+/// HMAC(SHA-256(token)) → sealed label (row version 0).
+const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("v2/admin_tokens");
+/// Store-wide facts, sealed under the meta key (row version 0).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("v2/meta");
+
+/// Table names as bound into each row's associated data.
+const T_HEADS: &str = "secrets";
+const T_VALUES: &str = "secret_values";
+const T_POLICIES: &str = "policies";
+const T_TOKENS: &str = "admin_tokens";
+const T_META: &str = "meta";
 
 const KEY_CHECK: &str = "master_key_check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"hermetic master key check";
 const DEPLOYMENT: &str = "deployment";
-/// The intake key's 32-byte seed, sealed like a value under (this name,
-/// version 0); secret values start at version 1, so no value ever shares it.
 const INTAKE_KEY: &str = "intake_key_seed";
 const INTAKE_SEED_LEN: usize = 32;
 
@@ -88,6 +108,19 @@ pub enum StoreError {
     DeploymentMismatch { stored: String, given: String },
     #[error("invalid deployment id {id:?}: {reason}")]
     BadDeployment { id: String, reason: &'static str },
+    /// A row does not open as the row of its table and key (edited, moved
+    /// from another key, or missing where its secret's head names it).
+    #[error("the {table} row of {key:?} was altered, moved or removed outside the verifier; it is not used")]
+    RowTampered { table: &'static str, key: String },
+    /// A row opens but is not the one its secret's head names: an older row
+    /// put back (or a head put back under newer rows).
+    #[error("the {table} row of {key:?} is not the current one (version {found}, expected {expected}): it was rolled back outside the verifier and is not used")]
+    RowRolledBack {
+        table: &'static str,
+        key: String,
+        found: u64,
+        expected: u64,
+    },
 }
 
 impl StoreError {
@@ -96,13 +129,34 @@ impl StoreError {
             StoreError::NotFound(_) => "unknown_secret",
             StoreError::Exists(_) => "secret_exists",
             StoreError::NoOwners(_) => "no_owners",
+            StoreError::RowTampered { .. } => "row_tampered",
+            StoreError::RowRolledBack { .. } => "row_rolled_back",
             _ => "store_error",
         }
+    }
+
+    /// Whether this is a refused row (tampered or rolled back).
+    pub fn is_row_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::RowTampered { .. } | StoreError::RowRolledBack { .. }
+        )
     }
 }
 
 fn db<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(e.into().to_string())
+}
+
+fn tampered(table: &'static str, key: impl Into<String>) -> StoreError {
+    StoreError::RowTampered {
+        table,
+        key: key.into(),
+    }
+}
+
+fn fault<'a>(table: &'static str, key: &'a str) -> impl FnOnce(RowFault) -> StoreError + 'a {
+    move |RowFault::Tampered| tampered(table, key)
 }
 
 /// A decrypted secret value, wiped on drop.
@@ -136,6 +190,9 @@ pub struct StoredPolicies {
     pub usable: Vec<(String, SecretPolicy)>,
     /// Names of policies written before a rule this version enforces.
     pub unusable: Vec<String>,
+    /// Policy rows refused as tampered or rolled back (never used; the
+    /// secret's releases are refused with the row's reason).
+    pub refused: Vec<(String, StoreError)>,
 }
 
 /// What an owner-approved change is checked against.
@@ -169,11 +226,65 @@ pub struct Applied {
     pub deleted_versions: Vec<u64>,
 }
 
+/// What opening a store of the previous version converted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    pub secrets: u64,
+    pub values: u64,
+    pub policies: u64,
+    pub tokens: u64,
+}
+
+/// A secret's head row: everything about it but its value and policy, and
+/// the versions those rows must carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Head {
+    /// The last value version ever issued under this name.
+    last: u64,
+    /// Created and not deleted.
+    live: bool,
+    /// The change version (also the row's authenticated version).
+    version: u64,
+    /// Whether the value at `last` is held (a secret created, or re-created,
+    /// without a value yet has none).
+    value: bool,
+    /// The change version the policy row was written at, if there is one.
+    policy: Option<u64>,
+    /// Canonical owner-set text; empty once deleted (or, for a secret
+    /// migrated from before owner sets, never set).
+    owners: String,
+}
+
+type StrRows<'t> = dyn ReadableTableRef<&'static str> + 't;
+
+/// The read side shared by read-only and write tables.
+trait ReadableTableRef<K: redb::Key + 'static> {
+    fn get_row(&self, key: K::SelfType<'_>) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+impl<K: redb::Key + 'static, T: ReadableTable<K, &'static [u8]>> ReadableTableRef<K> for T {
+    fn get_row(&self, key: K::SelfType<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(key).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+}
+
+/// The row key of a value row, as bound into its associated data.
+fn value_key(name: &str, version: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 9);
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&version.to_be_bytes());
+    out
+}
+
 pub struct Store {
     db: Database,
-    sealer: Sealer,
+    meta: RowKey,
+    rows: RowKey,
+    tokens: TokenMac,
     rng: SystemRandom,
     deployment: String,
+    migrated: Option<Migrated>,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,6 +298,7 @@ impl Store {
     /// does not open the store's check value. `deployment` sets the
     /// deployment id of a new store (generated, `hermetic-<32 hex>`, when
     /// `None`); for an existing store it must be `None` or the stored id.
+    /// A store of the previous version is migrated (see [`Store::migrated`]).
     pub fn open(
         data_dir: &Path,
         key: &MasterKey,
@@ -198,14 +310,33 @@ impl Store {
                 reason,
             })?;
         }
-        let db = Database::create(data_dir.join(STORE_FILE)).map_err(db)?;
+        let database = Database::create(data_dir.join(STORE_FILE)).map_err(db)?;
+        let meta = RowKey::meta(key)?;
+        let rng = SystemRandom::new();
+        let tx = database.begin_write().map_err(db)?;
+        let legacy = legacy::Legacy::find(&tx, key)?;
+        let id = init_meta(&tx, &meta, legacy.as_ref(), deployment, &rng)?;
+        let rows = RowKey::rows(key, &id)?;
+        let tokens = TokenMac::new(key, &id)?;
         let mut store = Store {
-            db,
-            sealer: Sealer::new(key)?,
-            rng: SystemRandom::new(),
-            deployment: String::new(),
+            db: database,
+            meta,
+            rows,
+            tokens,
+            rng,
+            deployment: id,
+            migrated: None,
         };
-        store.deployment = store.init(deployment)?;
+        {
+            tx.open_table(HEADS).map_err(db)?;
+            tx.open_table(VALUES).map_err(db)?;
+            tx.open_table(POLICIES).map_err(db)?;
+            tx.open_table(TOKENS).map_err(db)?;
+        }
+        if let Some(legacy) = legacy {
+            store.migrated = Some(legacy.migrate(&tx, &store)?);
+        }
+        tx.commit().map_err(db)?;
         Ok(store)
     }
 
@@ -214,135 +345,161 @@ impl Store {
         &self.deployment
     }
 
+    /// What this open converted from a store of the previous version.
+    pub fn migrated(&self) -> Option<&Migrated> {
+        self.migrated.as_ref()
+    }
+
     /// The intake key owners seal values to (decrypted from the store).
     pub fn intake_key(&self) -> Result<EnclaveKey, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let meta = tx.open_table(META).map_err(db)?;
         let sealed = meta
-            .get(INTAKE_KEY)
-            .map_err(db)?
-            .ok_or_else(|| StoreError::Db("the intake key is missing".into()))?;
-        let seed = self.sealer.open(INTAKE_KEY, 0, sealed.value())?;
+            .get_row(INTAKE_KEY)?
+            .ok_or_else(|| tampered(T_META, INTAKE_KEY))?;
+        let (_, seed) = self
+            .meta
+            .open(T_META, INTAKE_KEY.as_bytes(), &sealed)
+            .map_err(fault(T_META, INTAKE_KEY))?;
         EnclaveKey::from_ikm(&seed)
             .map_err(|_| StoreError::Crypto("the intake key seed is unusable"))
     }
 
-    fn init(&self, deployment: Option<&str>) -> Result<String, StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
-        let id;
-        {
-            tx.open_table(SECRETS).map_err(db)?;
-            tx.open_table(OWNERS).map_err(db)?;
-            tx.open_table(VALUES).map_err(db)?;
-            tx.open_table(POLICIES).map_err(db)?;
-            tx.open_table(TOKENS).map_err(db)?;
-            let mut meta = tx.open_table(META).map_err(db)?;
-            let check = meta.get(KEY_CHECK).map_err(db)?.map(|v| v.value().to_vec());
-            match check {
-                Some(sealed) => {
-                    let plain = self.sealer.open(KEY_CHECK, 0, &sealed).map_err(|_| {
-                        StoreError::MasterKey(
-                            "this master key does not open the existing store".into(),
-                        )
-                    })?;
-                    if plain.as_slice() != KEY_CHECK_PLAINTEXT {
-                        return Err(StoreError::MasterKey("key check value is wrong".into()));
-                    }
-                }
-                None => {
-                    let sealed = self
-                        .sealer
-                        .seal(KEY_CHECK, 0, KEY_CHECK_PLAINTEXT, &self.rng)?;
-                    meta.insert(KEY_CHECK, sealed.as_slice()).map_err(db)?;
-                }
-            }
-            let stored = meta
-                .get(DEPLOYMENT)
-                .map_err(db)?
-                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
-            id = match (stored, deployment) {
-                (Some(stored), Some(given)) if stored != given => {
-                    return Err(StoreError::DeploymentMismatch {
-                        stored,
-                        given: given.to_owned(),
-                    })
-                }
-                (Some(stored), _) => stored,
-                (None, given) => {
-                    let id = match given {
-                        Some(given) => given.to_owned(),
-                        None => {
-                            let mut bytes = [0u8; 16];
-                            self.rng.fill(&mut bytes).map_err(|_| {
-                                StoreError::Crypto("the random number generator failed")
-                            })?;
-                            format!("hermetic-{}", hex::encode(bytes))
-                        }
-                    };
-                    meta.insert(DEPLOYMENT, id.as_bytes()).map_err(db)?;
-                    id
-                }
-            };
-            if meta.get(INTAKE_KEY).map_err(db)?.is_none() {
-                let mut seed = Zeroizing::new([0u8; INTAKE_SEED_LEN]);
-                self.rng
-                    .fill(&mut seed[..])
-                    .map_err(|_| StoreError::Crypto("the random number generator failed"))?;
-                let sealed = self.sealer.seal(INTAKE_KEY, 0, &seed[..], &self.rng)?;
-                meta.insert(INTAKE_KEY, sealed.as_slice()).map_err(db)?;
-            }
+    fn seal_head(&self, name: &str, head: &Head) -> Result<Vec<u8>, StoreError> {
+        let text = Zeroizing::new(
+            serde_json::to_vec(head).map_err(|e| StoreError::Db(format!("head: {e}")))?,
+        );
+        self.rows
+            .seal(T_HEADS, name.as_bytes(), head.version, &text, &self.rng)
+    }
+
+    fn put_head(&self, tx: &WriteTransaction, name: &str, head: &Head) -> Result<(), StoreError> {
+        let sealed = self.seal_head(name, head)?;
+        tx.open_table(HEADS)
+            .map_err(db)?
+            .insert(name, sealed.as_slice())
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// The head of `name`, opened and checked (its claimed version is the
+    /// one it was sealed with).
+    fn head(&self, heads: &StrRows<'_>, name: &str) -> Result<Option<Head>, StoreError> {
+        let Some(sealed) = heads.get_row(name)? else {
+            return Ok(None);
+        };
+        let (version, text) = self
+            .rows
+            .open(T_HEADS, name.as_bytes(), &sealed)
+            .map_err(fault(T_HEADS, name))?;
+        let head: Head = serde_json::from_slice(&text).map_err(|_| tampered(T_HEADS, name))?;
+        if head.version != version {
+            return Err(tampered(T_HEADS, name));
         }
-        tx.commit().map_err(db)?;
-        Ok(id)
+        Ok(Some(head))
+    }
+
+    /// The policy text of `name` if its head names one, checked against it.
+    fn policy_text(
+        &self,
+        policies: &StrRows<'_>,
+        name: &str,
+        head: &Head,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let sealed = policies.get_row(name)?;
+        let (sealed, expected) = match (sealed, head.policy.filter(|_| head.live)) {
+            (None, None) => return Ok(None),
+            // The head names a policy that is not there.
+            (None, Some(_)) => return Err(tampered(T_POLICIES, name)),
+            // A policy the head does not name (e.g. one put back after a
+            // delete): refused rather than taken as "no policy", so the
+            // owners see it.
+            (Some(sealed), None) => (sealed, None),
+            (Some(sealed), Some(v)) => (sealed, Some(v)),
+        };
+        let (found, text) = self
+            .rows
+            .open(T_POLICIES, name.as_bytes(), &sealed)
+            .map_err(fault(T_POLICIES, name))?;
+        match expected {
+            Some(expected) if expected == found => Ok(Some(text)),
+            _ => Err(StoreError::RowRolledBack {
+                table: T_POLICIES,
+                key: name.to_owned(),
+                found,
+                expected: expected.unwrap_or(0),
+            }),
+        }
+    }
+
+    /// Refuses value rows the head does not account for: one above its
+    /// last value version (the head was put back), or a value at `last`
+    /// when the head says there is none (put back after a delete).
+    fn check_values<T: ReadableTable<(&'static str, u64), &'static [u8]>>(
+        &self,
+        values: &T,
+        name: &str,
+        head: &Head,
+    ) -> Result<(), StoreError> {
+        let from = if head.value && head.live {
+            head.last.saturating_add(1)
+        } else {
+            0
+        };
+        if let Some(row) = values
+            .range((name, from)..=(name, u64::MAX))
+            .map_err(db)?
+            .next()
+        {
+            let found = row.map_err(db)?.0.value().1;
+            return Err(StoreError::RowRolledBack {
+                table: T_VALUES,
+                key: format!("{name}@{found}"),
+                found,
+                expected: head.last,
+            });
+        }
+        Ok(())
     }
 
     /// Creates `name` with its owner set (change version 0, or the version
     /// a deleted secret of that name reached). Refuses a live secret.
     pub fn create_secret(&self, name: &str, owners: &OwnerSet) -> Result<u64, StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
-        let version;
-        {
-            let mut secrets = tx.open_table(SECRETS).map_err(db)?;
-            let (last, live) = secrets
-                .get(name)
-                .map_err(db)?
-                .map(|v| v.value())
-                .unwrap_or((0, false));
-            if live {
+        let head = {
+            let heads = tx.open_table(HEADS).map_err(db)?;
+            let old = self.head(&heads, name)?.unwrap_or_default();
+            if old.live {
                 return Err(StoreError::Exists(name.to_owned()));
             }
-            let mut table = tx.open_table(OWNERS).map_err(db)?;
-            version = table
-                .get(name)
-                .map_err(db)?
-                .map(|v| v.value().0)
-                .unwrap_or(0);
-            let text = owners.to_text();
-            table.insert(name, (version, text.as_str())).map_err(db)?;
-            secrets.insert(name, (last, true)).map_err(db)?;
-        }
+            self.check_values(&tx.open_table(VALUES).map_err(db)?, name, &old)?;
+            self.policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &old)?;
+            Head {
+                last: old.last,
+                live: true,
+                version: old.version,
+                value: false,
+                policy: None,
+                owners: owners.to_text(),
+            }
+        };
+        self.put_head(&tx, name, &head)?;
         tx.commit().map_err(db)?;
-        Ok(version)
+        Ok(head.version)
     }
 
     /// The owner set and change version of a live secret.
     pub fn secret_state(&self, name: &str) -> Result<Option<SecretState>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
-        let secrets = tx.open_table(SECRETS).map_err(db)?;
-        if !matches!(
-            secrets.get(name).map_err(db)?.map(|v| v.value()),
-            Some((_, true))
-        ) {
+        let heads = tx.open_table(HEADS).map_err(db)?;
+        let Some(head) = self.head(&heads, name)?.filter(|h| h.live) else {
             return Ok(None);
-        }
-        let owners = tx.open_table(OWNERS).map_err(db)?;
-        let (version, text) = owners
-            .get(name)
-            .map_err(db)?
-            .map(|v| (v.value().0, v.value().1.to_owned()))
-            .unwrap_or_default();
-        let owners = parse_owners(name, &text)?;
-        Ok(Some(SecretState { owners, version }))
+        };
+        let owners = parse_owners(name, &head.owners)?;
+        Ok(Some(SecretState {
+            owners,
+            version: head.version,
+        }))
     }
 
     /// Applies one change to the live secret `name`, in one write
@@ -350,7 +507,8 @@ impl Store {
     /// new change version, the change and whatever it wants to keep (or
     /// refuses); `record` sees that and what will be committed, and runs
     /// before the commit (the audit record), so a change is never committed
-    /// unless `record` succeeded.
+    /// unless `record` succeeded. A secret with a refused row is not
+    /// changed (its owners' decision would rest on what was rolled back).
     pub fn apply_change<T, E: From<StoreError>>(
         &self,
         name: &str,
@@ -359,19 +517,17 @@ impl Store {
     ) -> Result<(Applied, T), E> {
         let tx = self.db.begin_write().map_err(db)?;
         let applied = {
-            let mut secrets = tx.open_table(SECRETS).map_err(db)?;
-            let Some((last, true)) = secrets.get(name).map_err(db)?.map(|v| v.value()) else {
+            let heads = tx.open_table(HEADS).map_err(db)?;
+            let Some(mut head) = self.head(&heads, name)?.filter(|h| h.live) else {
                 return Err(StoreError::NotFound(name.to_owned()).into());
             };
-            let mut owners_table = tx.open_table(OWNERS).map_err(db)?;
-            let (current, text) = owners_table
-                .get(name)
-                .map_err(db)?
-                .map(|v| (v.value().0, v.value().1.to_owned()))
-                .unwrap_or_default();
-            let owners = parse_owners(name, &text)?;
+            drop(heads);
+            self.check_values(&tx.open_table(VALUES).map_err(db)?, name, &head)?;
+            self.policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &head)?;
+            let owners = parse_owners(name, &head.owners)?;
+            let current = head.version;
             let (version, change, kept) = decide(&SecretState {
-                owners: owners.clone(),
+                owners,
                 version: current,
             })?;
             if version <= current {
@@ -381,6 +537,7 @@ impl Store {
                 ))
                 .into());
             }
+            head.version = version;
             let mut applied = Applied {
                 version,
                 value_version: None,
@@ -389,42 +546,50 @@ impl Store {
             match change {
                 StoreChange::Policy(policy) => {
                     let text = policy.to_toml(name);
+                    let sealed = self.rows.seal(
+                        T_POLICIES,
+                        name.as_bytes(),
+                        version,
+                        text.as_bytes(),
+                        &self.rng,
+                    )?;
                     tx.open_table(POLICIES)
                         .map_err(db)?
-                        .insert(name, text.as_str())
+                        .insert(name, sealed.as_slice())
                         .map_err(db)?;
-                    owners_table
-                        .insert(name, (version, owners.to_text().as_str()))
-                        .map_err(db)?;
+                    head.policy = Some(version);
                 }
                 StoreChange::Value(value) => {
-                    let value_version = last + 1;
-                    let sealed = self.sealer.seal(name, value_version, &value, &self.rng)?;
+                    let value_version = head.last + 1;
+                    let sealed = self.rows.seal(
+                        T_VALUES,
+                        &value_key(name, value_version),
+                        value_version,
+                        &value,
+                        &self.rng,
+                    )?;
                     tx.open_table(VALUES)
                         .map_err(db)?
                         .insert((name, value_version), sealed.as_slice())
                         .map_err(db)?;
-                    secrets.insert(name, (value_version, true)).map_err(db)?;
-                    owners_table
-                        .insert(name, (version, owners.to_text().as_str()))
-                        .map_err(db)?;
+                    head.last = value_version;
+                    head.value = true;
                     applied.value_version = Some(value_version);
                 }
-                StoreChange::Owners(new) => {
-                    owners_table
-                        .insert(name, (version, new.to_text().as_str()))
-                        .map_err(db)?;
-                }
+                StoreChange::Owners(new) => head.owners = new.to_text(),
                 StoreChange::Delete => {
                     applied.deleted_versions = remove_values(&tx, name)?;
                     tx.open_table(POLICIES)
                         .map_err(db)?
                         .remove(name)
                         .map_err(db)?;
-                    secrets.insert(name, (last, false)).map_err(db)?;
-                    owners_table.insert(name, (version, "")).map_err(db)?;
+                    head.live = false;
+                    head.value = false;
+                    head.policy = None;
+                    head.owners = String::new();
                 }
             }
+            self.put_head(&tx, name, &head)?;
             (applied, kept)
         };
         record(&applied.1, &applied.0)?;
@@ -435,30 +600,21 @@ impl Store {
     /// Metadata of a live secret.
     pub fn secret_info(&self, name: &str) -> Result<Option<SecretInfo>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
-        let secrets = tx.open_table(SECRETS).map_err(db)?;
-        let Some((last, true)) = secrets.get(name).map_err(db)?.map(|v| v.value()) else {
+        let heads = tx.open_table(HEADS).map_err(db)?;
+        let Some(head) = self.head(&heads, name)?.filter(|h| h.live) else {
             return Ok(None);
         };
         let values = tx.open_table(VALUES).map_err(db)?;
+        self.check_values(&values, name, &head)?;
         let versions = values
             .range((name, 0)..=(name, u64::MAX))
             .map_err(db)?
             .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
             .collect();
-        let has_policy = tx
-            .open_table(POLICIES)
-            .map_err(db)?
-            .get(name)
-            .map_err(db)?
+        let has_policy = self
+            .policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &head)?
             .is_some();
-        let (version, text) = tx
-            .open_table(OWNERS)
-            .map_err(db)?
-            .get(name)
-            .map_err(db)?
-            .map(|v| (v.value().0, v.value().1.to_owned()))
-            .unwrap_or_default();
-        let (owners, threshold) = match parse_owners(name, &text) {
+        let (owners, threshold) = match parse_owners(name, &head.owners) {
             Ok(set) => (
                 set.owners().iter().map(ToString::to_string).collect(),
                 set.threshold(),
@@ -468,12 +624,12 @@ impl Store {
         };
         Ok(Some(SecretInfo {
             name: name.to_owned(),
-            latest_version: last,
+            latest_version: head.last,
             versions,
             has_policy,
             owners,
             threshold,
-            version,
+            version: head.version,
         }))
     }
 
@@ -481,10 +637,9 @@ impl Store {
     pub fn list_secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
         let names: Vec<String> = {
             let tx = self.db.begin_read().map_err(db)?;
-            let secrets = tx.open_table(SECRETS).map_err(db)?;
-            let iter = secrets.iter().map_err(db)?;
+            let heads = tx.open_table(HEADS).map_err(db)?;
+            let iter = heads.iter().map_err(db)?;
             iter.filter_map(|r| r.ok())
-                .filter(|(_, v)| v.value().1)
                 .map(|(k, _)| k.value().to_owned())
                 .collect()
         };
@@ -500,39 +655,48 @@ impl Store {
     /// Whether a live secret named `name` exists.
     pub fn secret_exists(&self, name: &str) -> Result<bool, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
-        let secrets = tx.open_table(SECRETS).map_err(db)?;
-        Ok(matches!(
-            secrets.get(name).map_err(db)?.map(|v| v.value()),
-            Some((_, true))
-        ))
+        let heads = tx.open_table(HEADS).map_err(db)?;
+        Ok(self.head(&heads, name)?.is_some_and(|h| h.live))
     }
 
     /// The latest version of a live secret and its decrypted value. Only the
     /// release path calls this, and only to seal the value to an enclave.
     pub fn latest_secret(&self, name: &str) -> Result<Option<(u64, SecretValue)>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
-        let secrets = tx.open_table(SECRETS).map_err(db)?;
-        let Some((version, true)) = secrets.get(name).map_err(db)?.map(|v| v.value()) else {
+        let heads = tx.open_table(HEADS).map_err(db)?;
+        let Some(head) = self.head(&heads, name)?.filter(|h| h.live) else {
             return Ok(None);
         };
         let values = tx.open_table(VALUES).map_err(db)?;
-        // A secret created (or re-created) without a value yet has none at
-        // its last value version.
-        let Some(sealed) = values.get((name, version)).map_err(db)? else {
+        self.check_values(&values, name, &head)?;
+        if !head.value {
             return Ok(None);
-        };
-        let plain = self.sealer.open(name, version, sealed.value())?;
-        Ok(Some((version, plain)))
+        }
+        let key = format!("{name}@{}", head.last);
+        let sealed = values
+            .get_row((name, head.last))?
+            .ok_or_else(|| tampered(T_VALUES, key.as_str()))?;
+        let (found, plain) = self
+            .rows
+            .open(T_VALUES, &value_key(name, head.last), &sealed)
+            .map_err(fault(T_VALUES, &key))?;
+        if found != head.last {
+            return Err(tampered(T_VALUES, key));
+        }
+        Ok(Some((head.last, plain)))
     }
 
     pub fn policy(&self, name: &str) -> Result<Option<SecretPolicy>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
-        let table = tx.open_table(POLICIES).map_err(db)?;
-        let Some(text) = table.get(name).map_err(db)? else {
+        let heads = tx.open_table(HEADS).map_err(db)?;
+        let head = self.head(&heads, name)?.unwrap_or_default();
+        let Some(text) = self.policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &head)?
+        else {
             return Ok(None);
         };
+        let text = std::str::from_utf8(&text).map_err(|_| tampered(T_POLICIES, name))?;
         let mut file =
-            PolicyFile::parse(text.value()).map_err(|_| StoreError::BadPolicy(name.to_owned()))?;
+            PolicyFile::parse(text).map_err(|_| StoreError::BadPolicy(name.to_owned()))?;
         file.secrets
             .remove(name)
             .map(Some)
@@ -552,44 +716,153 @@ impl Store {
     /// the names of those it refuses to read (written before a rule was
     /// added, such as "every set pins the image"): those are never used —
     /// a release for them is refused `no_policy` — until the secret's owners
-    /// replace them.
+    /// replace them. Tampered or rolled-back policy rows are listed apart.
     pub fn policies(&self) -> Result<StoredPolicies, StoreError> {
         let mut usable = Vec::new();
         let mut unusable = Vec::new();
+        let mut refused = Vec::new();
         for name in self.policy_names()? {
             match self.policy(&name) {
                 Ok(Some(policy)) => usable.push((name, policy)),
                 Ok(None) => {}
                 Err(StoreError::BadPolicy(_)) => unusable.push(name),
+                Err(e) if e.is_row_refusal() => refused.push((name, e)),
                 Err(e) => return Err(e),
             }
         }
-        Ok(StoredPolicies { usable, unusable })
+        Ok(StoredPolicies {
+            usable,
+            unusable,
+            refused,
+        })
     }
 
+    /// Stores a token (given as its SHA-256) under `label`.
     pub fn add_token_hash(&self, hash: &[u8; 32], label: &str) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db)?;
-        tx.open_table(TOKENS)
-            .map_err(db)?
-            .insert(hash.as_slice(), label)
-            .map_err(db)?;
+        self.put_token(&tx, hash, label)?;
         tx.commit().map_err(db)
     }
 
+    fn put_token(
+        &self,
+        tx: &WriteTransaction,
+        hash: &[u8; 32],
+        label: &str,
+    ) -> Result<(), StoreError> {
+        let key = self.tokens.row_key(hash);
+        let sealed = self
+            .rows
+            .seal(T_TOKENS, &key, 0, label.as_bytes(), &self.rng)?;
+        tx.open_table(TOKENS)
+            .map_err(db)?
+            .insert(key.as_slice(), sealed.as_slice())
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// The label of the token whose SHA-256 is `hash`, if it is one of ours.
+    /// An entry that does not open as this token's row is refused.
     pub fn token_label(&self, hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
         let table = tx.open_table(TOKENS).map_err(db)?;
-        Ok(table
-            .get(hash.as_slice())
-            .map_err(db)?
-            .map(|v| v.value().to_owned()))
+        let key = self.tokens.row_key(hash);
+        let Some(sealed) = table.get_row(key.as_slice())? else {
+            return Ok(None);
+        };
+        let row = hex::encode(&key[..8]);
+        let (_, label) = self
+            .rows
+            .open(T_TOKENS, &key, &sealed)
+            .map_err(fault(T_TOKENS, &row))?;
+        String::from_utf8(label.to_vec())
+            .map(Some)
+            .map_err(|_| tampered(T_TOKENS, row))
     }
 
     pub fn token_count(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
         let tx = self.db.begin_read().map_err(db)?;
         tx.open_table(TOKENS).map_err(db)?.len().map_err(db)
     }
+}
+
+/// Reads (or writes, for a new store) the meta rows: the key check, the
+/// deployment id and the intake seed; a store of the previous version
+/// hands over its own.
+fn init_meta(
+    tx: &WriteTransaction,
+    key: &RowKey,
+    legacy: Option<&legacy::Legacy>,
+    deployment: Option<&str>,
+    rng: &dyn SecureRandom,
+) -> Result<String, StoreError> {
+    let mut meta = tx.open_table(META).map_err(db)?;
+    let get = |meta: &redb::Table<&str, &[u8]>,
+               row: &str|
+     -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        match meta.get_row(row)? {
+            None => Ok(None),
+            Some(sealed) => key
+                .open(T_META, row.as_bytes(), &sealed)
+                .map(|(_, plain)| Some(plain))
+                .map_err(fault(T_META, row)),
+        }
+    };
+    match meta.get_row(KEY_CHECK)? {
+        Some(sealed) => {
+            let (_, plain) = key
+                .open(T_META, KEY_CHECK.as_bytes(), &sealed)
+                .map_err(|_| {
+                    StoreError::MasterKey("this master key does not open the existing store".into())
+                })?;
+            if plain.as_slice() != KEY_CHECK_PLAINTEXT {
+                return Err(StoreError::MasterKey("key check value is wrong".into()));
+            }
+        }
+        None => {
+            let sealed = key.seal(T_META, KEY_CHECK.as_bytes(), 0, KEY_CHECK_PLAINTEXT, rng)?;
+            meta.insert(KEY_CHECK, sealed.as_slice()).map_err(db)?;
+        }
+    }
+    let stored = match get(&meta, DEPLOYMENT)? {
+        Some(id) => Some(String::from_utf8(id.to_vec()).map_err(|_| tampered(T_META, DEPLOYMENT))?),
+        None => legacy.and_then(|l| l.deployment.clone()),
+    };
+    let id = match (stored, deployment) {
+        (Some(stored), Some(given)) if stored != given => {
+            return Err(StoreError::DeploymentMismatch {
+                stored,
+                given: given.to_owned(),
+            })
+        }
+        (Some(stored), _) => stored,
+        (None, Some(given)) => given.to_owned(),
+        (None, None) => {
+            let mut bytes = [0u8; 16];
+            rng.fill(&mut bytes)
+                .map_err(|_| StoreError::Crypto("the random number generator failed"))?;
+            format!("hermetic-{}", hex::encode(bytes))
+        }
+    };
+    if meta.get_row(DEPLOYMENT)?.is_none() {
+        let sealed = key.seal(T_META, DEPLOYMENT.as_bytes(), 0, id.as_bytes(), rng)?;
+        meta.insert(DEPLOYMENT, sealed.as_slice()).map_err(db)?;
+    }
+    if get(&meta, INTAKE_KEY)?.is_none() {
+        let seed = match legacy.and_then(|l| l.intake_seed.clone()) {
+            Some(seed) => seed,
+            None => {
+                let mut seed = Zeroizing::new(vec![0u8; INTAKE_SEED_LEN]);
+                rng.fill(&mut seed[..])
+                    .map_err(|_| StoreError::Crypto("the random number generator failed"))?;
+                seed
+            }
+        };
+        let sealed = key.seal(T_META, INTAKE_KEY.as_bytes(), 0, &seed, rng)?;
+        meta.insert(INTAKE_KEY, sealed.as_slice()).map_err(db)?;
+    }
+    Ok(id)
 }
 
 fn parse_owners(name: &str, text: &str) -> Result<OwnerSet, StoreError> {
