@@ -1052,4 +1052,315 @@ mod tests {
         let store = Store::open(dir.path(), &key(1), None).unwrap();
         assert_eq!(store.latest_secret("a").unwrap().unwrap().0, 1);
     }
+
+    fn policy_of(pcr0: u8) -> SecretPolicy {
+        SecretPolicy::allowing([(0u8, vec![pcr0; 48])].into())
+    }
+
+    fn raw_get(dir: &Path, table: &str, key: &str) -> Vec<u8> {
+        let db = Database::create(dir.join(STORE_FILE)).unwrap();
+        let tx = db.begin_read().unwrap();
+        let t = tx
+            .open_table(TableDefinition::<&str, &[u8]>::new(table))
+            .unwrap();
+        let v = t.get(key).unwrap().unwrap().value().to_vec();
+        v
+    }
+
+    fn raw_put(dir: &Path, table: &str, key: &str, bytes: &[u8]) {
+        let db = Database::create(dir.join(STORE_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(TableDefinition::<&str, &[u8]>::new(table))
+            .unwrap()
+            .insert(key, bytes)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn reason<T: std::fmt::Debug>(r: Result<T, StoreError>) -> &'static str {
+        r.expect_err("refused").reason()
+    }
+
+    /// The host's root, with write access to the data directory, edits,
+    /// swaps and puts back rows while the verifier is stopped.
+    #[test]
+    fn edited_swapped_and_rolled_back_rows_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_policy, old_head) = {
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            for n in ["a", "b"] {
+                store.create_secret(n, &owners()).unwrap();
+                value(&store, n, 1, n.as_bytes());
+                change(&store, n, 2, StoreChange::Policy(policy_of(1))).unwrap();
+            }
+            (
+                raw_get_open(&store, "v2/policies", "a"),
+                raw_get_open(&store, "v2/secrets", "a"),
+            )
+        };
+        // A later approved change replaces the policy.
+        {
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            change(&store, "a", 3, StoreChange::Policy(policy_of(2))).unwrap();
+            assert_eq!(store.policy("a").unwrap(), Some(policy_of(2)));
+        }
+        let current = raw_get(dir.path(), "v2/policies", "a");
+
+        // The older policy row put back: refused as rolled back, everywhere.
+        raw_put(dir.path(), "v2/policies", "a", &old_policy);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert!(matches!(
+            store.policy("a"),
+            Err(StoreError::RowRolledBack {
+                table: "policies",
+                found: 2,
+                expected: 3,
+                ..
+            })
+        ));
+        assert_eq!(reason(store.secret_info("a")), "row_rolled_back");
+        assert_eq!(
+            reason(change(&store, "a", 4, StoreChange::Policy(policy_of(3)))),
+            "row_rolled_back"
+        );
+        let listed = store.policies().unwrap();
+        assert_eq!(listed.refused.len(), 1);
+        assert_eq!(listed.usable.len(), 1, "b is untouched");
+        drop(store);
+
+        // One byte of the policy edited: tampered.
+        let mut edited = current.clone();
+        let last = edited.len() - 1;
+        edited[last] ^= 1;
+        raw_put(dir.path(), "v2/policies", "a", &edited);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(reason(store.policy("a")), "row_tampered");
+        drop(store);
+
+        // b's policy under a's name: tampered (bound to its row key).
+        let b_policy = raw_get(dir.path(), "v2/policies", "b");
+        raw_put(dir.path(), "v2/policies", "a", &b_policy);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(reason(store.policy("a")), "row_tampered");
+        drop(store);
+        raw_put(dir.path(), "v2/policies", "a", &current);
+
+        // The head from before the last change put back: its policy row is
+        // newer than it names.
+        raw_put(dir.path(), "v2/secrets", "a", &old_head);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(reason(store.policy("a")), "row_rolled_back");
+        drop(store);
+        let b_head = raw_get(dir.path(), "v2/secrets", "b");
+        raw_put(dir.path(), "v2/secrets", "a", &b_head);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(reason(store.secret_exists("a")), "row_tampered");
+        // b still serves.
+        assert_eq!(
+            store.latest_secret("b").unwrap().unwrap().1.as_slice(),
+            b"b"
+        );
+    }
+
+    fn raw_get_open(store: &Store, table: &str, key: &str) -> Vec<u8> {
+        let tx = store.db.begin_read().unwrap();
+        let t = tx
+            .open_table(TableDefinition::<&str, &[u8]>::new(table))
+            .unwrap();
+        let v = t.get(key).unwrap().unwrap().value().to_vec();
+        v
+    }
+
+    #[test]
+    fn swapped_values_and_a_value_put_back_after_delete_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let values: TableDefinition<(&str, u64), &[u8]> = VALUES;
+        let (a1, b1) = {
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            for n in ["a", "b"] {
+                store.create_secret(n, &owners()).unwrap();
+                value(&store, n, 1, n.as_bytes());
+            }
+            let tx = store.db.begin_read().unwrap();
+            let t = tx.open_table(values).unwrap();
+            let get = |n| t.get((n, 1)).unwrap().unwrap().value().to_vec();
+            (get("a"), get("b"))
+        };
+        let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(values).unwrap();
+            t.insert(("a", 1), b1.as_slice()).unwrap();
+            t.insert(("b", 1), a1.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+        drop(db);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(reason(store.latest_secret("a")), "row_tampered");
+        assert_eq!(reason(store.latest_secret("b")), "row_tampered");
+        // Swapped back, a is deleted; its value put back afterwards is refused.
+        drop(store);
+        let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(values).unwrap();
+            t.insert(("a", 1), a1.as_slice()).unwrap();
+            t.insert(("b", 1), b1.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+        drop(db);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(
+            store.latest_secret("a").unwrap().unwrap().1.as_slice(),
+            b"a"
+        );
+        change(&store, "a", 2, StoreChange::Delete).unwrap();
+        drop(store);
+        let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(values)
+            .unwrap()
+            .insert(("a", 1), a1.as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        drop(db);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(
+            reason(store.create_secret("a", &owners())),
+            "row_rolled_back"
+        );
+    }
+
+    #[test]
+    fn token_rows_are_keyed_by_hmac_and_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h1, h2) = ([1u8; 32], [2u8; 32]);
+        {
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            store.add_token_hash(&h1, "one").unwrap();
+            store.add_token_hash(&h2, "two").unwrap();
+            assert_eq!(store.token_label(&h1).unwrap().as_deref(), Some("one"));
+            assert_eq!(store.token_label(&[3; 32]).unwrap(), None);
+        }
+        let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(TOKENS).unwrap();
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = t
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value().to_vec(), v.value().to_vec())
+                })
+                .collect();
+            // The stored keys are not the tokens' SHA-256.
+            assert!(rows.iter().all(|(k, _)| k != &h1 && k != &h2));
+            // Each entry's sealed label put under the other's key.
+            t.insert(rows[0].0.as_slice(), rows[1].1.as_slice())
+                .unwrap();
+            t.insert(rows[1].0.as_slice(), rows[0].1.as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        drop(db);
+        let store = Store::open(dir.path(), &key(1), None).unwrap();
+        assert_eq!(reason(store.token_label(&h1)), "row_tampered");
+        assert_eq!(reason(store.token_label(&h2)), "row_tampered");
+    }
+
+    /// A store as the previous version wrote it opens, converted in one
+    /// transaction: the same deployment, intake key, secrets, values,
+    /// policies and tokens, and no clear table left.
+    #[test]
+    fn a_store_of_the_previous_version_is_migrated() {
+        use redb::TableHandle;
+        let dir = tempfile::tempdir().unwrap();
+        let master = key(7);
+        let old = legacy::Sealer::new(&master).unwrap();
+        let rng = SystemRandom::new();
+        let owners = owners();
+        let policy = policy_of(5).to_toml("a");
+        {
+            let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut meta = tx
+                    .open_table(TableDefinition::<&str, &[u8]>::new("meta"))
+                    .unwrap();
+                let check = old.seal(KEY_CHECK, 0, KEY_CHECK_PLAINTEXT, &rng).unwrap();
+                meta.insert(KEY_CHECK, check.as_slice()).unwrap();
+                meta.insert("deployment", &b"prod-1"[..]).unwrap();
+                let seed = old.seal(INTAKE_KEY, 0, &[4u8; 32], &rng).unwrap();
+                meta.insert(INTAKE_KEY, seed.as_slice()).unwrap();
+                tx.open_table(TableDefinition::<&str, (u64, bool)>::new("secrets"))
+                    .unwrap()
+                    .insert("a", (2, true))
+                    .unwrap();
+                tx.open_table(TableDefinition::<&str, (u64, &str)>::new("secret_owners"))
+                    .unwrap()
+                    .insert("a", (3, owners.to_text().as_str()))
+                    .unwrap();
+                let mut values = tx
+                    .open_table(TableDefinition::<(&str, u64), &[u8]>::new("secret_values"))
+                    .unwrap();
+                for v in [1u64, 2] {
+                    let sealed = old
+                        .seal("a", v, format!("value{v}").as_bytes(), &rng)
+                        .unwrap();
+                    values.insert(("a", v), sealed.as_slice()).unwrap();
+                }
+                tx.open_table(TableDefinition::<&str, &str>::new("policies"))
+                    .unwrap()
+                    .insert("a", policy.as_str())
+                    .unwrap();
+                tx.open_table(TableDefinition::<&[u8], &str>::new("admin_tokens"))
+                    .unwrap()
+                    .insert(&[9u8; 32][..], "bootstrap")
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        // The wrong master key converts nothing.
+        assert!(matches!(
+            Store::open(dir.path(), &key(8), None),
+            Err(StoreError::MasterKey(_))
+        ));
+        let store = Store::open(dir.path(), &master, None).unwrap();
+        assert_eq!(
+            store.migrated(),
+            Some(&Migrated {
+                secrets: 1,
+                values: 2,
+                policies: 1,
+                tokens: 1
+            })
+        );
+        assert_eq!(store.deployment(), "prod-1");
+        assert_eq!(
+            store.intake_key().unwrap().public_key_bytes(),
+            EnclaveKey::from_ikm(&[4u8; 32]).unwrap().public_key_bytes()
+        );
+        let (v, plain) = store.latest_secret("a").unwrap().unwrap();
+        assert_eq!((v, plain.as_slice()), (2, &b"value2"[..]));
+        assert_eq!(store.policy("a").unwrap(), Some(policy_of(5)));
+        assert_eq!(store.secret_state("a").unwrap().unwrap().version, 3);
+        assert_eq!(
+            store.token_label(&[9u8; 32]).unwrap().as_deref(),
+            Some("bootstrap")
+        );
+        let tx = store.db.begin_read().unwrap();
+        let names: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect();
+        assert!(names.iter().all(|n| n.starts_with("v2/")), "{names:?}");
+        drop(tx);
+        drop(store);
+        // Opened again: nothing left to convert.
+        let store = Store::open(dir.path(), &master, None).unwrap();
+        assert_eq!(store.migrated(), None);
+        assert_eq!(store.policy("a").unwrap(), Some(policy_of(5)));
+    }
 }
