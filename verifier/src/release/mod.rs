@@ -217,7 +217,7 @@ pub fn decide(
             Lookup::RowRefused { rolled_back } => {
                 return Err(refuse(ReleaseError::StoredRow {
                     name: name.clone(),
-                    rolled_back: rolled_back,
+                    rolled_back,
                 }))
             }
         }
