@@ -41,6 +41,7 @@ mod legacy;
 mod master_key;
 mod rows;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -285,6 +286,9 @@ pub struct Store {
     rng: SystemRandom,
     deployment: String,
     migrated: Option<Migrated>,
+    /// Per secret, the change version something the host cannot roll back
+    /// alone (the log) says it reached: a head below it is refused.
+    floors: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -326,6 +330,7 @@ impl Store {
             rng,
             deployment: id,
             migrated: None,
+            floors: BTreeMap::new(),
         };
         {
             tx.open_table(HEADS).map_err(db)?;
@@ -348,6 +353,31 @@ impl Store {
     /// What this open converted from a store of the previous version.
     pub fn migrated(&self) -> Option<&Migrated> {
         self.migrated.as_ref()
+    }
+
+    /// Sets, per secret, the change version it reached according to a
+    /// record the host cannot roll back alone (the log's `change_applied`
+    /// records): from now on a secret whose head is older, or missing, is
+    /// refused `row_rolled_back`. Returns the secrets refused now (name,
+    /// head version, expected), so the caller can report them at start.
+    pub fn expect_versions(
+        &mut self,
+        floors: BTreeMap<String, u64>,
+    ) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        self.floors = floors;
+        let tx = self.db.begin_read().map_err(db)?;
+        let heads = tx.open_table(HEADS).map_err(db)?;
+        let mut behind = Vec::new();
+        for (name, &expected) in &self.floors {
+            match self.head(&heads, name) {
+                Ok(_) => {}
+                Err(StoreError::RowRolledBack { found, .. }) => {
+                    behind.push((name.clone(), found, expected))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(behind)
     }
 
     /// The intake key owners seal values to (decrypted from the store).
@@ -385,8 +415,18 @@ impl Store {
     /// The head of `name`, opened and checked (its claimed version is the
     /// one it was sealed with).
     fn head(&self, heads: &StrRows<'_>, name: &str) -> Result<Option<Head>, StoreError> {
+        let floor = self.floors.get(name).copied();
         let Some(sealed) = heads.get_row(name)? else {
-            return Ok(None);
+            return match floor {
+                // The log says this secret exists and the store has no trace.
+                Some(expected) => Err(StoreError::RowRolledBack {
+                    table: T_HEADS,
+                    key: name.to_owned(),
+                    found: 0,
+                    expected,
+                }),
+                None => Ok(None),
+            };
         };
         let (version, text) = self
             .rows
@@ -396,7 +436,15 @@ impl Store {
         if head.version != version {
             return Err(tampered(T_HEADS, name));
         }
-        Ok(Some(head))
+        match floor {
+            Some(expected) if head.version < expected => Err(StoreError::RowRolledBack {
+                table: T_HEADS,
+                key: name.to_owned(),
+                found: head.version,
+                expected,
+            }),
+            _ => Ok(Some(head)),
+        }
     }
 
     /// The policy text of `name` if its head names one, checked against it.
@@ -1362,5 +1410,45 @@ mod tests {
         let store = Store::open(dir.path(), &master, None).unwrap();
         assert_eq!(store.migrated(), None);
         assert_eq!(store.policy("a").unwrap(), Some(policy_of(5)));
+    }
+
+    /// A consistent older copy of a secret (its head and every row it
+    /// names) opens cleanly from the store alone; the version the log says
+    /// the secret reached refuses it.
+    #[test]
+    fn a_consistent_older_copy_of_a_secret_is_refused_against_the_log_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_head, old_policy) = {
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            store.create_secret("a", &owners()).unwrap();
+            change(&store, "a", 1, StoreChange::Policy(policy_of(1))).unwrap();
+            (
+                raw_get_open(&store, "v2/secrets", "a"),
+                raw_get_open(&store, "v2/policies", "a"),
+            )
+        };
+        {
+            let store = Store::open(dir.path(), &key(1), None).unwrap();
+            change(&store, "a", 2, StoreChange::Policy(policy_of(2))).unwrap();
+            change(&store, "a", 3, StoreChange::Owners(owners())).unwrap();
+        }
+        raw_put(dir.path(), "v2/secrets", "a", &old_head);
+        raw_put(dir.path(), "v2/policies", "a", &old_policy);
+        let mut store = Store::open(dir.path(), &key(1), None).unwrap();
+        // The store alone cannot tell.
+        assert_eq!(store.policy("a").unwrap(), Some(policy_of(1)));
+        let behind = store
+            .expect_versions([("a".to_owned(), 3), ("gone".to_owned(), 2)].into())
+            .unwrap();
+        assert_eq!(
+            behind,
+            vec![("a".to_owned(), 1, 3), ("gone".to_owned(), 0, 2)]
+        );
+        assert_eq!(reason(store.policy("a")), "row_rolled_back");
+        assert_eq!(reason(store.secret_exists("gone")), "row_rolled_back");
+        // At the expected version (or with no record), a secret is served.
+        let behind = store.expect_versions([("a".to_owned(), 1)].into()).unwrap();
+        assert!(behind.is_empty());
+        assert_eq!(store.policy("a").unwrap(), Some(policy_of(1)));
     }
 }
