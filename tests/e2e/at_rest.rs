@@ -3,7 +3,8 @@
 //! edits, swaps or puts back rows of `hermetic.redb` with the redb crate,
 //! and starts it again. Each such row is refused on read, with its reason
 //! (`row_tampered`, `row_rolled_back`), and never used: no release, no
-//! admin access; an unedited store still serves.
+//! admin access; an unedited store still serves. A whole older store file
+//! put back is caught against the log's change records.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -191,6 +192,8 @@ fn rows_edited_swapped_or_put_back_on_disk_are_refused_on_read() {
     // policy row from before.
     dep.stop_verifier();
     let old_policy = get_policy(&store(&dep), DB);
+    let old_file = dep.dir.join("hermetic.redb.before");
+    std::fs::copy(store(&dep), &old_file).unwrap();
     restart(&mut dep);
     put_policy_change(&dep, &policy_for(&new_image, DB));
     let (ok, _, stderr) = release(&dep, &old_image, DB);
@@ -294,6 +297,22 @@ fn rows_edited_swapped_or_put_back_on_disk_are_refused_on_read() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("unauthorized"), "{text}");
     // Releases do not depend on the token table.
+    assert_serves(&dep, &old_image, API, API_VALUE);
+
+    // 7. The whole store file from before the policy change put back: every
+    //    row opens and agrees with its head; the log's change records do
+    //    not, so db-password is refused. api-key did not change since: served.
+    offline(&mut dep, |p| {
+        std::fs::copy(&old_file, p).unwrap();
+    });
+    assert!(
+        dep.verifier.log_text().contains(&format!(
+            "event=store_row_refused name={DB} reason=row_rolled_back store_version=2 log_version=3"
+        )),
+        "{}",
+        dep.verifier.log_text()
+    );
+    assert_refused(&dep, &old_image, DB, "row_rolled_back");
     assert_serves(&dep, &old_image, API, API_VALUE);
 }
 

@@ -14,6 +14,7 @@ mod rate_limit;
 mod refusal;
 #[cfg(test)]
 mod retry_reasons;
+mod rollback;
 mod state;
 mod tiles;
 
@@ -429,7 +430,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             eprintln!("hermetic-verifier: level=info event=master_key_loaded source=env")
         }
     }
-    let store = Store::open(&config.data_dir, &key, config.deployment.as_deref())?;
+    let mut store = Store::open(&config.data_dir, &key, config.deployment.as_deref())?;
     // The log key is derived from the master key, kept only in memory.
     let log = SharedLog::open(&config.data_dir, log_signer(&key, store.deployment())?)?;
     drop(key);
@@ -440,6 +441,14 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         );
     }
     let intake = store.intake_key()?;
+    // A secret whose head is older than the log's last change of it was
+    // rolled back (with every row it names): refused from now on.
+    let logged = rollback::logged_change_versions(&config.data_dir).map_err(setup)?;
+    for (name, found, expected) in store.expect_versions(logged)? {
+        eprintln!(
+            "hermetic-verifier: level=error event=store_row_refused name={name} reason=row_rolled_back store_version={found} log_version={expected} note=\"the store holds an older copy of this secret than the log records; its releases and changes are refused\""
+        );
+    }
     if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
         eprintln!(
             "hermetic-verifier: level=info event=admin_token_created path={}",
