@@ -857,6 +857,10 @@ fn init_meta(
                 .map_err(fault(T_META, row)),
         }
     };
+    // A store that has its key check is not new: its deployment id and
+    // intake seed must be there too (a removed one is not regenerated,
+    // which would silently change every derived key or the intake key).
+    let existing = meta.get_row(KEY_CHECK)?.is_some();
     match meta.get_row(KEY_CHECK)? {
         Some(sealed) => {
             let (_, plain) = key
@@ -875,6 +879,7 @@ fn init_meta(
     }
     let stored = match get(&meta, DEPLOYMENT)? {
         Some(id) => Some(String::from_utf8(id.to_vec()).map_err(|_| tampered(T_META, DEPLOYMENT))?),
+        None if existing => return Err(tampered(T_META, DEPLOYMENT)),
         None => legacy.and_then(|l| l.deployment.clone()),
     };
     let id = match (stored, deployment) {
@@ -898,6 +903,9 @@ fn init_meta(
         meta.insert(DEPLOYMENT, sealed.as_slice()).map_err(db)?;
     }
     if get(&meta, INTAKE_KEY)?.is_none() {
+        if existing {
+            return Err(tampered(T_META, INTAKE_KEY));
+        }
         let seed = match legacy.and_then(|l| l.intake_seed.clone()) {
             Some(seed) => seed,
             None => {
@@ -1450,5 +1458,28 @@ mod tests {
         let behind = store.expect_versions([("a".to_owned(), 1)].into()).unwrap();
         assert!(behind.is_empty());
         assert_eq!(store.policy("a").unwrap(), Some(policy_of(1)));
+    }
+
+    #[test]
+    fn a_removed_or_edited_meta_row_stops_the_open() {
+        for row in [DEPLOYMENT, INTAKE_KEY] {
+            let dir = tempfile::tempdir().unwrap();
+            drop(Store::open(dir.path(), &key(1), None).unwrap());
+            let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().remove(row).unwrap();
+            tx.commit().unwrap();
+            drop(db);
+            let err = Store::open(dir.path(), &key(1), None).unwrap_err();
+            assert_eq!(err.reason(), "row_tampered", "{row}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), &key(1), Some("dep-a")).unwrap());
+        let mut sealed = raw_get(dir.path(), "v2/meta", DEPLOYMENT);
+        let at = sealed.len() - 1;
+        sealed[at] ^= 1;
+        raw_put(dir.path(), "v2/meta", DEPLOYMENT, &sealed);
+        let err = Store::open(dir.path(), &key(1), None).unwrap_err();
+        assert_eq!(err.reason(), "row_tampered", "{err}");
     }
 }
