@@ -444,10 +444,21 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     // A secret whose head is older than the log's last change of it was
     // rolled back (with every row it names): refused from now on.
     let logged = rollback::logged_change_versions(&config.data_dir).map_err(setup)?;
-    for (name, found, expected) in store.expect_versions(logged)? {
+    for (name, found, expected) in store.expect_versions(logged.floors)? {
         eprintln!(
             "hermetic-verifier: level=error event=store_row_refused name={name} reason=row_rolled_back store_version={found} log_version={expected} note=\"the store holds an older copy of this secret than the log records; its releases and changes are refused\""
         );
+    }
+    for (name, logged) in logged.unconfirmed {
+        match store.change_version(&name) {
+            Ok(Some(version)) if version >= logged => {}
+            Ok(found) => eprintln!(
+                "hermetic-verifier: level=warn event=change_unconfirmed name={name} store_version={} log_version={logged} note=\"the last change logged before a restart is not in the store: the verifier stopped before committing it, or the host put the secret back; its owners should check and re-submit\"",
+                found.unwrap_or(0)
+            ),
+            // Refused above, or refused on every read anyway.
+            Err(_) => {}
+        }
     }
     if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
         eprintln!(

@@ -1,26 +1,96 @@
 //! What the log says each secret's change version is, so a store whose
 //! rows were put back together (a consistent older copy of a secret, or of
 //! the whole file) is refused: the store alone cannot tell such a copy from
-//! the current one (`store/mod.rs`), the log can, because every applied
-//! change is appended (and synced) before the store commits it.
+//! the current one (`store/mod.rs`), the log can.
+//!
+//! An applied change is appended (and synced) to the log *before* the store
+//! commits it, so the last change a verifier logged before it was killed
+//! may never have been committed. Store write transactions run one at a
+//! time and every change-type record (`change_applied`, `change_refused`,
+//! `secret_create`) is written inside or after one, so a change record
+//! followed by another change-type record finished its transaction. Only
+//! the last change record before a `start` record (or the log's end) is
+//! unconfirmed: its secret is held to the version before it, and a store
+//! behind it is reported (`change_unconfirmed`), not refused.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::log::{Entry, LOG_FILE};
+use crate::log::{Entry, ACTION_START, LOG_FILE};
 
-/// [`change_versions`] over `DIR/audit.jsonl`, read line by line (each
+/// What the log says about each secret's change version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LoggedVersions {
+    /// Per secret, the greatest change version surely committed.
+    pub floors: BTreeMap<String, u64>,
+    /// Changes logged last before a restart (or the log's end), which a
+    /// killed verifier may not have committed: (name, version).
+    pub unconfirmed: Vec<(String, u64)>,
+    pending: Option<(String, u64)>,
+}
+
+impl LoggedVersions {
+    /// Folds in the next record, in log order.
+    pub(crate) fn push(&mut self, entry: &Entry) {
+        let subject = || {
+            let name = entry.secrets.first()?.name.clone();
+            let version = entry.change.as_ref()?.version?;
+            Some((name, version))
+        };
+        match (entry.action.as_str(), entry.verdict.as_str()) {
+            ("change_applied", "done") => {
+                self.confirm();
+                self.pending = subject();
+            }
+            ("secret_create", "done") => {
+                self.confirm();
+                // Logged after its commit: confirmed by itself.
+                if let Some((name, version)) = subject() {
+                    self.raise(name, version);
+                }
+            }
+            ("change_refused", _) => self.confirm(),
+            (ACTION_START, _) => self.unconfirm(),
+            _ => {}
+        }
+    }
+
+    /// After the last record.
+    pub(crate) fn finish(mut self) -> Self {
+        self.unconfirm();
+        self
+    }
+
+    fn confirm(&mut self) {
+        if let Some((name, version)) = self.pending.take() {
+            self.raise(name, version);
+        }
+    }
+
+    fn unconfirm(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.unconfirmed.push(pending);
+        }
+    }
+
+    fn raise(&mut self, name: String, version: u64) {
+        let floor = self.floors.entry(name).or_default();
+        *floor = (*floor).max(version);
+    }
+}
+
+/// [`LoggedVersions`] over `DIR/audit.jsonl`, read line by line (each
 /// line a record, or a record wrapped with its chain hash as `record`).
 /// Run at start, after the log was opened (and its tail checked).
-pub(crate) fn logged_change_versions(data_dir: &Path) -> Result<BTreeMap<String, u64>, String> {
+pub(crate) fn logged_change_versions(data_dir: &Path) -> Result<LoggedVersions, String> {
     let path = data_dir.join(LOG_FILE);
+    let mut out = LoggedVersions::default();
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let mut out = BTreeMap::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
         if line.trim().is_empty() {
@@ -34,41 +104,9 @@ pub(crate) fn logged_change_versions(data_dir: &Path) -> Result<BTreeMap<String,
         };
         let entry: Entry = serde_json::from_value(entry.clone())
             .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
-        merge(&mut out, change_versions([&entry]));
+        out.push(&entry);
     }
-    Ok(out)
-}
-
-fn merge(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
-    for (name, version) in from {
-        let floor = into.entry(name).or_default();
-        *floor = (*floor).max(version);
-    }
-}
-
-/// The greatest change version each secret reached according to the log's
-/// `secret_create` and `change_applied` records (the store's heads must not
-/// be below it). Other records, and refused changes, say nothing about it.
-pub(crate) fn change_versions<'a>(
-    entries: impl IntoIterator<Item = &'a Entry>,
-) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for entry in entries {
-        if !matches!(entry.action.as_str(), "secret_create" | "change_applied")
-            || entry.verdict != "done"
-        {
-            continue;
-        }
-        let (Some(secret), Some(version)) = (
-            entry.secrets.first(),
-            entry.change.as_ref().and_then(|c| c.version),
-        ) else {
-            continue;
-        };
-        let floor = out.entry(secret.name.clone()).or_default();
-        *floor = (*floor).max(version);
-    }
-    out
+    Ok(out.finish())
 }
 
 #[cfg(test)]
@@ -92,23 +130,41 @@ mod tests {
         }
     }
 
+    fn fold(entries: &[Entry]) -> LoggedVersions {
+        let mut out = LoggedVersions::default();
+        for e in entries {
+            out.push(e);
+        }
+        out.finish()
+    }
+
     #[test]
-    fn the_greatest_applied_change_version_per_secret() {
-        let entries = [
+    fn the_greatest_committed_change_version_per_secret() {
+        let got = fold(&[
+            entry(ACTION_START, "done", "", 0),
             entry("secret_create", "done", "a", 0),
             entry("change_applied", "done", "a", 2),
             entry("change_applied", "done", "a", 1),
-            // A refused change, a release naming a value version, and a
-            // change for another secret do not raise a's.
+            // A refused change and a release naming a value version do not
+            // raise a's (the refusal confirms the change before it).
             entry("change_refused", "refused", "a", 7),
             entry("release", "granted", "a", 9),
             entry("change_applied", "done", "b", 5),
             entry("secret_create", "done", "c", 4),
-        ];
+            // Logged last before a restart: maybe never committed.
+            entry("change_applied", "done", "a", 3),
+            entry("release", "granted", "a", 9),
+            entry(ACTION_START, "done", "", 0),
+            entry("change_applied", "done", "c", 6),
+        ]);
         assert_eq!(
-            change_versions(&entries),
+            got.floors,
             [("a".into(), 2), ("b".into(), 5), ("c".into(), 4)].into()
         );
-        assert!(change_versions(&[]).is_empty());
+        assert_eq!(
+            got.unconfirmed,
+            vec![("a".to_owned(), 3), ("c".to_owned(), 6)]
+        );
+        assert_eq!(fold(&[]), LoggedVersions::default());
     }
 }

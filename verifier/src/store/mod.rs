@@ -380,6 +380,13 @@ impl Store {
         Ok(behind)
     }
 
+    /// The change version of `name`'s head (a deleted secret's too).
+    pub fn change_version(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let heads = tx.open_table(HEADS).map_err(db)?;
+        Ok(self.head(&heads, name)?.map(|h| h.version))
+    }
+
     /// The intake key owners seal values to (decrypted from the store).
     pub fn intake_key(&self) -> Result<EnclaveKey, StoreError> {
         let tx = self.db.begin_read().map_err(db)?;
