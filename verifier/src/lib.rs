@@ -8,8 +8,10 @@
 //! - [`release`]: the release decision, a pure function (document bytes,
 //!   policies, nonce book, time in; grant or typed refusal out);
 //! - [`challenge`]: single-use challenge nonces;
-//! - [`store`]: the embedded store (redb), secrets encrypted at rest, owner
-//!   sets and change versions, the deployment id and intake key;
+//! - [`store`]: the embedded store (redb): every row sealed under keys
+//!   derived from the master key and bound to its table, key and version
+//!   (values, policies, owner sets and change versions, token entries, the
+//!   deployment id and intake key);
 //! - [`log`]: the hash-chained audit log and its verifier;
 //! - [`service`]: `serve`, the HTTP edges around the above, and applying
 //!   owner-approved changes (checked by `hermetic-approval`);

@@ -40,10 +40,10 @@ enum Command {
     /// Run the secret-release service.
     ///
     /// Starts with no other setup: the data directory is created if needed
-    /// and holds the store (hermetic.redb, secrets encrypted at rest), the
+    /// and holds the store (hermetic.redb, every row sealed), the
     /// audit log (audit.jsonl, audit.head), the generated master key
     /// (master.key, unless one is given) and the first admin token
-    /// (admin.token, mode 0600; only its SHA-256 is stored).
+    /// (admin.token, mode 0600; the store keeps only a keyed MAC of it).
     ///
     /// Public API: POST /v1/challenge, POST /v1/release, GET /healthz,
     /// GET /metrics. Admin API (bearer token, --admin-listen):
