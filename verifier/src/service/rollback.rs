@@ -96,17 +96,23 @@ pub(crate) fn logged_change_versions(data_dir: &Path) -> Result<LoggedVersions, 
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(&line)
+        out.push_record(line.as_bytes())
             .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
-        let record = value.get("record").unwrap_or(&value);
-        let Some(entry) = record.get("entry") else {
-            return Err(format!("{} line {}: no entry", path.display(), n + 1));
-        };
-        let entry: Entry = serde_json::from_value(entry.clone())
-            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
-        out.push(&entry);
     }
     Ok(out.finish())
+}
+
+impl LoggedVersions {
+    /// Folds in one record as the log stores it (a record, or a record
+    /// wrapped with its chain hash as `record`).
+    pub(crate) fn push_record(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let record = value.get("record").unwrap_or(&value);
+        let entry = record.get("entry").ok_or("a record without an entry")?;
+        let entry: Entry = serde_json::from_value(entry.clone()).map_err(|e| e.to_string())?;
+        self.push(&entry);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
