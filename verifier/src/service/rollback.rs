@@ -173,4 +173,23 @@ mod tests {
         );
         assert_eq!(fold(&[]), LoggedVersions::default());
     }
+
+    #[test]
+    fn records_are_read_bare_or_wrapped_and_junk_is_an_error() {
+        let entry = serde_json::to_value(entry("change_applied", "done", "a", 4)).unwrap();
+        let bare = serde_json::json!({"seq": 1, "time": "t", "entry": entry});
+        let wrapped = serde_json::json!({"record": bare.clone(), "hash": "h"});
+        for record in [&bare, &wrapped] {
+            let mut got = LoggedVersions::default();
+            got.push_record(record.to_string().as_bytes()).unwrap();
+            got.push(&Entry {
+                action: "change_refused".into(),
+                ..Entry::default()
+            });
+            assert_eq!(got.finish().floors, [("a".into(), 4)].into());
+        }
+        let mut got = LoggedVersions::default();
+        assert!(got.push_record(b"{\"seq\": 1}").is_err());
+        assert!(got.push_record(b"not json").is_err());
+    }
 }
