@@ -443,7 +443,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let intake = store.intake_key()?;
     // A secret whose head is older than the log's last change of it was
     // rolled back (with every row it names): refused from now on.
-    let logged = rollback::logged_change_versions(&config.data_dir).map_err(setup)?;
+    let logged = rollback::logged_change_versions(&log).map_err(setup)?;
     for (name, found, expected) in store.expect_versions(logged.floors)? {
         eprintln!(
             "hermetic-verifier: level=error event=store_row_refused name={name} reason=row_rolled_back store_version={found} log_version={expected} note=\"the store holds an older copy of this secret than the log records; its releases and changes are refused\""

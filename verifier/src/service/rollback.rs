@@ -14,10 +14,8 @@
 //! behind it is reported (`change_unconfirmed`), not refused.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::path::Path;
 
-use crate::log::{Entry, ACTION_START, LOG_FILE};
+use crate::log::{Entry, SharedLog, ACTION_START};
 
 /// What the log says about each secret's change version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,24 +78,21 @@ impl LoggedVersions {
     }
 }
 
-/// [`LoggedVersions`] over `DIR/audit.jsonl`, read line by line (each
-/// line a record, or a record wrapped with its chain hash as `record`).
-/// Run at start, after the log was opened (and its tail checked).
-pub(crate) fn logged_change_versions(data_dir: &Path) -> Result<LoggedVersions, String> {
-    let path = data_dir.join(LOG_FILE);
+/// [`LoggedVersions`] over every leaf of the open log (the records its
+/// signed checkpoint covers), read a bounded batch at a time.
+pub(crate) fn logged_change_versions(log: &SharedLog) -> Result<LoggedVersions, String> {
+    const BATCH: u64 = 4096;
     let mut out = LoggedVersions::default();
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
+    let size = log.size();
+    let mut start = 0;
+    while start < size {
+        let end = size.min(start + BATCH);
+        let leaves = log.leaves(start, end).map_err(|e| e.to_string())?;
+        for (i, leaf) in leaves.iter().enumerate() {
+            out.push_record(leaf)
+                .map_err(|e| format!("log record {}: {e}", start + i as u64))?;
         }
-        out.push_record(line.as_bytes())
-            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+        start = end;
     }
     Ok(out.finish())
 }
