@@ -41,9 +41,13 @@ enum Command {
     ///
     /// Starts with no other setup: the data directory is created if needed
     /// and holds the store (hermetic.redb, every row sealed), the
-    /// audit log (audit.jsonl, audit.head), the generated master key
-    /// (master.key, unless one is given) and the first admin token
-    /// (admin.token, mode 0600; the store keeps only a keyed MAC of it).
+    /// audit log (audit.jsonl, audit.head), the public genesis record
+    /// (genesis.json) and the first admin token (admin.token, mode 0600;
+    /// the store keeps only a keyed MAC of it). The master key is never stored: it is
+    /// made at genesis (--custodian ... --custodian-threshold K) and, after
+    /// a restart, the verifier stays sealed (503 `sealed`) until K
+    /// custodians ran `custodian unseal`. Without --custodian a test-roots
+    /// build uses one development custodian (key under DIR): NOT hermetic.
     ///
     /// Public API: POST /v1/challenge, POST /v1/release, GET /healthz,
     /// GET /metrics. Admin API (bearer token, --admin-listen):
@@ -64,6 +68,10 @@ enum Command {
     /// The production build (cargo --no-default-features) trusts only the
     /// pinned AWS root and refuses --trust-root.
     Serve(Box<commands::ServeArgs>),
+    /// Custodians of the master key: make a key pair; unseal a restarted
+    /// verifier after checking its attestation.
+    #[command(subcommand)]
+    Custodian(commands::custodian::CustodianCommand),
     /// Audit log tools.
     #[command(subcommand)]
     Log(commands::LogCommand),
@@ -202,6 +210,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => run_audit(args),
         Command::Serve(args) => commands::serve(*args),
         Command::Log(cmd) => commands::log(cmd),
+        Command::Custodian(cmd) => commands::custodian::custodian(cmd),
         Command::Owner(cmd) => commands::admin::owner(cmd),
         Command::Secret(cmd) => commands::admin::secret(cmd),
         Command::Policy(cmd) => commands::admin::policy(cmd),

@@ -3,6 +3,7 @@
 //! admin.rs; `witness` in witness.rs.)
 
 pub mod admin;
+pub mod custodian;
 pub mod witness;
 
 use std::net::SocketAddr;
@@ -17,9 +18,7 @@ use hermetic_tlog::note::VerifierKey;
 use hermetic_tlog::proof::TlogProof;
 use hermetic_verifier::clock::SystemClock;
 use hermetic_verifier::log::audit::{self, Intact, VerifyOptions};
-use hermetic_verifier::log::log_signer;
 use hermetic_verifier::service::{self, ServeConfig};
-use hermetic_verifier::store::{MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE};
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
@@ -63,11 +62,19 @@ pub struct ServeArgs {
     #[cfg_attr(not(feature = "test-roots"), arg(hide = true))]
     #[arg(long = "trust-root", value_name = "PEM")]
     trust_roots: Vec<PathBuf>,
-    /// File holding the 32-byte master key as 64 hex characters. Without it,
-    /// the key is read from HERMETIC_MASTER_KEY, or DIR/master.key is used
-    /// (generated, mode 0600, with a warning, on first start).
-    #[arg(long, value_name = "FILE")]
-    master_key_file: Option<PathBuf>,
+    /// Genesis (a fresh data directory): a custodian's public key
+    /// (hermetic-custodian-pub-..., from `custodian keygen`) or a file
+    /// holding one; repeat for each custodian. The verifier makes the master
+    /// key in memory and seals one Shamir share to each; DIR/genesis.json
+    /// (also printed) holds the sealed shares. Without --custodian, a
+    /// `test-roots` build uses one development custodian whose key is
+    /// written under DIR: NOT hermetic.
+    #[arg(long = "custodian", value_name = "PUBKEY")]
+    custodians: Vec<String>,
+    /// Genesis: how many custodians must unseal a restarted verifier (at
+    /// least 2, at most the number of --custodian).
+    #[arg(long, value_name = "K", requires = "custodians")]
+    custodian_threshold: Option<u8>,
     /// Serve the public API over HTTPS with this certificate chain (PEM);
     /// needs --tls-key. Plain HTTP otherwise.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -133,14 +140,14 @@ pub struct ServeArgs {
     nsm: Option<NsmKind>,
     /// Simulated NSM: directory of its test PKI (default DATA_DIR/sim-pki;
     /// clients trust DIR/root.pem).
-    #[arg(long, value_name = "DIR", requires = "nsm")]
+    #[arg(long, value_name = "DIR")]
     pki_dir: Option<PathBuf>,
     /// Simulated NSM: take PCR0/1/2/8 from this `hermetic-eif describe`
     /// JSON (the verifier image's).
-    #[arg(long, value_name = "FILE", requires = "nsm")]
+    #[arg(long, value_name = "FILE")]
     pcrs_from: Option<PathBuf>,
     /// Simulated NSM: boot in debug mode (PCR0-2 zero; clients refuse it).
-    #[arg(long, requires = "nsm")]
+    #[arg(long)]
     debug_mode: bool,
     /// With --nsm: a name the certificate carries (repeatable; default
     /// localhost). Clients that pin measurements only do not check it.
@@ -206,6 +213,19 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         );
     }
     let attested = attested_config(&args);
+    // Without --nsm, --pki-dir/--pcrs-from/--debug-mode shape the simulated
+    // NSM custody attests with (test-roots builds; the API stays plain HTTP).
+    let custody_nsm =
+        (attested.is_none() && service::TEST_ROOTS_ENABLED).then(|| hermetic_nsm::NsmSelection {
+            backend: hermetic_nsm::Backend::Simulated,
+            pki_dir: Some(
+                args.pki_dir
+                    .clone()
+                    .unwrap_or_else(|| args.data_dir.join("sim-pki")),
+            ),
+            pcrs_from: args.pcrs_from.clone(),
+            debug_mode: args.debug_mode,
+        });
     if attested.is_some() && (args.tls_cert.is_some() || args.tls_key.is_some()) {
         return fail(
             2,
@@ -231,8 +251,9 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         data_dir: args.data_dir,
         deployment: args.deployment,
         trust_roots: args.trust_roots,
-        master_key_file: args.master_key_file,
-        master_key_env: std::env::var(MASTER_KEY_ENV).ok(),
+        custodians: args.custodians,
+        custodian_threshold: args.custodian_threshold,
+        custody_nsm,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         challenge_ttl: args.challenge_ttl,
@@ -255,9 +276,18 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         // right after `event=listening` still stops it cleanly (and writes
         // the last refusal summary) instead of killing it.
         let stop = stop_signal();
-        let running = match service::start(config, Arc::new(SystemClock)).await {
-            Ok(r) => r,
-            Err(e) => return fail(2, e),
+        let mut stop = stop;
+        // A sealed verifier waits in `start` until K custodians unsealed it;
+        // a signal meanwhile stops it.
+        let running = tokio::select! {
+            r = service::start(config, Arc::new(SystemClock)) => match r {
+                Ok(r) => r,
+                Err(e) => return fail(2, e),
+            },
+            _ = &mut stop => {
+                eprintln!("hermetic-verifier: level=info event=stopping state=sealed");
+                return ExitCode::SUCCESS;
+            }
         };
         stop.await;
         eprintln!("hermetic-verifier: level=info event=stopping");
@@ -346,15 +376,13 @@ pub enum LogCommand {
         #[arg(long, value_name = "FILE")]
         save_checkpoint: Option<PathBuf>,
     },
-    /// Print the log's verifier key (derived from the master key, read as
-    /// `serve` reads it); auditors and enclaves pin it.
+    /// Print the log's verifier key (derived from the master key in the
+    /// serving verifier's memory; its public half is DIR/log-key.pub,
+    /// checked here against the stored checkpoint's signature); auditors
+    /// and enclaves pin it.
     Key {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
-        /// File holding the master key (else HERMETIC_MASTER_KEY, else
-        /// DIR/master.key).
-        #[arg(long, value_name = "FILE")]
-        master_key_file: Option<PathBuf>,
     },
     /// Write a C2SP tlog-proof (c2sp.org/tlog-proof) that record SEQ is in
     /// the log under its latest signed checkpoint; the record rides in the
@@ -492,10 +520,7 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                 }
             }
         }
-        LogCommand::Key {
-            data_dir,
-            master_key_file,
-        } => match log_key(&data_dir, master_key_file.as_deref()) {
+        LogCommand::Key { data_dir } => match log_key(&data_dir) {
             Ok(key) => {
                 println!("{key}");
                 ExitCode::SUCCESS
@@ -583,50 +608,34 @@ fn print_intact(intact: &Intact, format: LogFormat) {
     }
 }
 
-/// The log key of the data directory: the master key (as `serve` finds it,
-/// never generating one) and the deployment id (from the stored checkpoint's
-/// origin, whose signature must then verify with the derived key, or from
-/// the store when there is no checkpoint yet).
-fn log_key(data_dir: &Path, key_file: Option<&Path>) -> Result<VerifierKey, String> {
-    let env = std::env::var(MASTER_KEY_ENV).ok();
-    if key_file.is_none() && env.is_none() && !data_dir.join(MASTER_KEY_FILE).exists() {
-        return Err(format!(
-            "no master key: give --master-key-file, set {MASTER_KEY_ENV}, or point --data-dir at a served data directory"
-        ));
-    }
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let (key, _) =
-        MasterKey::load(data_dir, key_file, env.as_deref(), &rng).map_err(|e| e.to_string())?;
+/// The log key of the data directory: the public key `serve` wrote (the
+/// master key, and so the private half, is only in the verifier's memory),
+/// which must verify the stored checkpoint's signature when there is one.
+fn log_key(data_dir: &Path) -> Result<VerifierKey, String> {
+    let path = data_dir.join(hermetic_verifier::log::LOG_KEY_PUB_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (written by `serve` at start; point --data-dir at a served data directory)",
+            path.display()
+        )
+    })?;
+    let vkey = text
+        .trim()
+        .parse::<VerifierKey>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let cp_path = data_dir.join(hermetic_verifier::log::CHECKPOINT_FILE);
     match std::fs::read_to_string(&cp_path) {
         Ok(note) => {
-            let parsed = hermetic_tlog::note::parse(note.as_bytes())
-                .map_err(|e| format!("{}: {e}", cp_path.display()))?;
-            let origin = parsed.text.lines().next().unwrap_or_default();
-            let deployment = origin.strip_prefix("hermetic.log/").ok_or_else(|| {
-                format!(
-                    "{}: origin {origin:?} is not hermetic.log/<deployment>",
-                    cp_path.display()
-                )
-            })?;
-            let vkey = log_signer(&key, deployment)
-                .map_err(|e| e.to_string())?
-                .verifier_key();
             hermetic_tlog::checkpoint::open(note.as_bytes(), vkey.name(), &vkey).map_err(|e| {
                 format!(
-                    "{} is not signed by this master key's log key ({e})",
-                    cp_path.display()
+                    "{} is not signed by the log key in {} ({e})",
+                    cp_path.display(),
+                    path.display()
                 )
             })?;
             Ok(vkey)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let store = hermetic_verifier::store::Store::open(data_dir, &key, None)
-                .map_err(|e| e.to_string())?;
-            Ok(log_signer(&key, store.deployment())
-                .map_err(|e| e.to_string())?
-                .verifier_key())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vkey),
         Err(e) => Err(format!("{}: {e}", cp_path.display())),
     }
 }

@@ -50,7 +50,13 @@ pub const MAX_RECORD_LEN: usize = 16 * 1024;
 /// about 40; `document_sha256` names the whole document).
 pub const MAX_MODULE_ID_LOGGED: usize = 128;
 /// `action` of the record `serve` appends at every start.
+/// The log's public verifier key (C2SP note key), written by `serve` at each
+/// start: public, for `log key`; the private half exists only in memory.
+pub const LOG_KEY_PUB_FILE: &str = "log-key.pub";
 pub const ACTION_START: &str = "start";
+pub const ACTION_GENESIS: &str = "genesis";
+pub const ACTION_UNSEALED: &str = "unsealed";
+pub const ACTION_KEY_FORWARDED: &str = "key_forwarded";
 /// `action` of a periodic count of release refusals not recorded one by one.
 pub const ACTION_REFUSAL_SUMMARY: &str = "refusal_summary";
 
@@ -140,6 +146,27 @@ pub struct Start {
     /// only by their owners.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unusable_policies: Vec<String>,
+    /// The master key came from the development custodian whose key lies
+    /// in the data directory: whoever reads it can open the store.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_hermetic: bool,
+}
+
+/// What a custody record names: never a share or the key, only the genesis
+/// record's digest, the threshold and the custodians' fingerprints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyRecord {
+    /// SHA-256 (hex) of the genesis record (`hermetic_custody::record_digest`).
+    pub genesis_sha256: String,
+    pub threshold: u8,
+    /// Fingerprints of the custodians involved (all at genesis; those whose
+    /// shares unsealed; none for a forwarded key).
+    #[serde(default)]
+    pub custodians: Vec<String>,
+    /// `key_forwarded`: the peer's address as the operator gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
 }
 
 /// Release refusals counted, not recorded one by one, since `since`.
@@ -220,6 +247,9 @@ pub struct Entry {
     /// Owner-approved change details (`secret_create`, `change_*` records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeRecord>,
+    /// Custody of the master key: `genesis`, `unsealed`, `key_forwarded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custody: Option<CustodyRecord>,
 }
 
 /// An entry as a leaf of the log: its JSON serialization (one line of

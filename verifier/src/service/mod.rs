@@ -8,6 +8,7 @@
 mod admin;
 mod api;
 mod changes;
+mod custody;
 mod listener;
 mod metrics;
 mod rate_limit;
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 pub use admin::{token_hash, PolicyList, SecretList, ADMIN_ROUTES, RETIRED_ADMIN_ROUTES};
 pub use api::{Limits, PUBLIC_ROUTES};
 pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
+pub use custody::{DEV_CUSTODIAN_FILE, GENESIS_FILE};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
 };
@@ -43,7 +45,7 @@ use crate::challenge::{NonceBook, DEFAULT_CAPACITY, DEFAULT_PER_ADDRESS};
 use crate::clock::Clock;
 use crate::log::{log_signer, Entry, SharedLog, Start, ACTION_START};
 use crate::policy::policy_digest;
-use crate::store::{write_private, KeySource, MasterKey, Store};
+use crate::store::{write_private, MasterKey, Store};
 use state::Shared;
 
 /// File name of the first admin token inside the data directory.
@@ -63,9 +65,14 @@ pub struct ServeConfig {
     /// PEM roots to trust instead of the pinned AWS Nitro root (tests, demos);
     /// refused unless the `test-roots` feature is on.
     pub trust_roots: Vec<PathBuf>,
-    pub master_key_file: Option<PathBuf>,
-    /// The value of `HERMETIC_MASTER_KEY`, if set.
-    pub master_key_env: Option<String>,
+    /// Genesis: the custodians' public keys (`hermetic-custodian-pub-…`, or
+    /// a file holding one); empty for an existing genesis or development.
+    pub custodians: Vec<String>,
+    /// Genesis: shares needed to unseal (at least 2).
+    pub custodian_threshold: Option<u8>,
+    /// The NSM custody attests with when `attested` is `None` (a `test-roots`
+    /// build: simulated; the public API stays plain HTTP).
+    pub custody_nsm: Option<hermetic_nsm::NsmSelection>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub challenge_ttl: Duration,
@@ -126,7 +133,7 @@ fn open_attested_nsm(
 
 fn attested_identity(
     config: &AttestedConfig,
-    opened: hermetic_nsm::OpenedNsm,
+    opened: (Arc<dyn hermetic_nsm::Nsm>, Option<PathBuf>),
     intake: [u8; 32],
 ) -> Result<
     (
@@ -136,9 +143,9 @@ fn attested_identity(
     ServeError,
 > {
     #[cfg(feature = "test-roots")]
-    if let Some((root, origin)) = &opened.pki {
+    if let Some(root) = &opened.1 {
         eprintln!(
-            "hermetic-verifier: level=info event=simulated_nsm root={} pki={origin:?}",
+            "hermetic-verifier: level=info event=simulated_nsm root={}",
             root.display()
         );
     }
@@ -159,7 +166,7 @@ fn attested_identity(
             })
         }
     };
-    let nsm: Arc<dyn hermetic_nsm::Nsm> = Arc::from(opened.nsm);
+    let nsm = opened.0;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let identity = hermetic_identity::server::AttestedTls::new(
         nsm.as_ref(),
@@ -175,6 +182,37 @@ fn attested_identity(
         hermetic_identity::server::REFRESH_INTERVAL.as_secs()
     );
     Ok((nsm, Arc::new(identity)))
+}
+
+/// Custody's NSM when the public API has no attested identity: the
+/// simulated one in `test-roots` builds (its PKI under DIR/sim-pki unless
+/// given), none in the production build.
+fn custody_nsm_without_tls(
+    config: &ServeConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<custody::SimulatedCustody>, ServeError> {
+    if !TEST_ROOTS_ENABLED {
+        return Ok(None);
+    }
+    let selection = config
+        .custody_nsm
+        .clone()
+        .unwrap_or(hermetic_nsm::NsmSelection {
+            backend: hermetic_nsm::Backend::Simulated,
+            pki_dir: Some(config.data_dir.join("sim-pki")),
+            pcrs_from: None,
+            debug_mode: false,
+        });
+    let opened = hermetic_nsm::open_nsm(&selection, Arc::new(NsmClock(clock)))
+        .map_err(|e| setup(format!("custody NSM: {e}")))?;
+    #[cfg(feature = "test-roots")]
+    let root_pem = opened.pki.as_ref().map(|(root, _)| root.clone());
+    #[cfg(not(feature = "test-roots"))]
+    let root_pem = None;
+    Ok(Some(custody::SimulatedCustody {
+        nsm: Arc::from(opened.nsm),
+        root_pem,
+    }))
 }
 
 /// Asks for a new document every `REFRESH_INTERVAL`, well before the
@@ -210,8 +248,9 @@ impl ServeConfig {
             data_dir: data_dir.into(),
             deployment: None,
             trust_roots: Vec::new(),
-            master_key_file: None,
-            master_key_env: None,
+            custodians: Vec::new(),
+            custodian_threshold: None,
+            custody_nsm: None,
             tls_cert: None,
             tls_key: None,
             challenge_ttl: crate::challenge::DEFAULT_TTL,
@@ -284,6 +323,19 @@ impl Running {
             let _ = task.await;
         }
     }
+}
+
+/// Replaces `path` with public `bytes` (write to a temporary file, sync,
+/// rename).
+fn write_public(path: &Path, bytes: &[u8]) -> Result<(), ServeError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let io = |e: std::io::Error| setup(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.write_all(b"\n").map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 fn setup(msg: impl Into<String>) -> ServeError {
@@ -373,6 +425,7 @@ fn start_record(verifier: &Verifier, store: &Store) -> Result<Start, ServeError>
         policy_digest: hex::encode(digest),
         policies: policies.len() as u64,
         unusable_policies,
+        not_hermetic: false,
     })
 }
 
@@ -411,28 +464,70 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     }
     let rng = SystemRandom::new();
     let verifier = load_verifier(&config.trust_roots)?;
-    let (key, source) = MasterKey::load(
-        &config.data_dir,
-        config.master_key_file.as_deref(),
-        config.master_key_env.as_deref(),
-        &rng,
-    )?;
-    match &source {
-        KeySource::Generated(path) => eprintln!(
-            "hermetic-verifier: level=warn event=master_key_generated path={} note=\"anyone who can read the data directory can decrypt the store; prefer --master-key-file or HERMETIC_MASTER_KEY kept elsewhere\"",
-            path.display()
-        ),
-        KeySource::File(path) | KeySource::DataDir(path) => eprintln!(
-            "hermetic-verifier: level=info event=master_key_loaded path={}",
-            path.display()
-        ),
-        KeySource::Env => {
-            eprintln!("hermetic-verifier: level=info event=master_key_loaded source=env")
+    // The NSM custody attests with: the attested identity's, or (test-roots
+    // builds without --nsm) a simulated one whose PKI lies under DIR.
+    let (custody_nsm, opened_nsm): (Option<custody::SimulatedCustody>, _) = match opened_nsm {
+        Some(opened) => {
+            #[cfg(feature = "test-roots")]
+            let root_pem = opened.pki.as_ref().map(|(root, _)| root.clone());
+            #[cfg(not(feature = "test-roots"))]
+            let root_pem = None;
+            let nsm: Arc<dyn hermetic_nsm::Nsm> = Arc::from(opened.nsm);
+            (
+                Some(custody::SimulatedCustody {
+                    nsm: nsm.clone(),
+                    root_pem,
+                }),
+                Some(nsm),
+            )
         }
+        None => (custody_nsm_without_tls(&config, clock.clone())?, None),
+    };
+    let mut config = config;
+    let obtained = match custody::plan(&config, custody_nsm.as_ref(), clock.as_ref(), &rng)? {
+        custody::Plan::Ready(obtained) => obtained,
+        custody::Plan::Sealed(record) => {
+            let nsm = custody_nsm.as_ref().map(|c| c.nsm.clone()).ok_or_else(|| {
+                setup("a sealed verifier needs an NSM to attest to its custodians (--nsm real)")
+            })?;
+            let unsealed = custody::serve_sealed(&config, record, nsm, &rng).await?;
+            config.listen = unsealed.public_addr;
+            config.admin_listen = unsealed.admin_addr;
+            let custody = crate::log::CustodyRecord {
+                genesis_sha256: hex::encode(hermetic_custody::record_digest(&unsealed.record)),
+                threshold: unsealed.record.threshold(),
+                custodians: unsealed.custodians,
+                peer: None,
+            };
+            custody::Obtained {
+                key: unsealed.key,
+                record: unsealed.record,
+                event: crate::log::ACTION_UNSEALED,
+                custody,
+                not_hermetic: false,
+            }
+        }
+    };
+    if obtained.event == crate::log::ACTION_GENESIS {
+        // The record is public: the custodians keep it.
+        println!("{}", obtained.record.to_json());
     }
-    let mut store = Store::open(&config.data_dir, &key, config.deployment.as_deref())?;
-    // The log key is derived from the master key, kept only in memory.
-    let log = SharedLog::open(&config.data_dir, log_signer(&key, store.deployment())?)?;
+    if obtained.not_hermetic {
+        eprintln!(
+            "hermetic-verifier: level=warn event=not_hermetic custodian=development path={} note=\"NOT HERMETIC: the only custodian's private key lies in the data directory, so whoever reads it can unseal the master key; for local development only. Production: serve --custodian PUBKEY... --custodian-threshold K\"",
+            config.data_dir.join(custody::DEV_CUSTODIAN_FILE).display()
+        );
+    }
+    let key = MasterKey::from_bytes(*obtained.key.expose_secret());
+    let mut store = Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?;
+    // The log key is derived from the master key, kept only in memory; its
+    // public half is written for `log key` (auditors and enclaves pin it).
+    let log_signer = log_signer(&key, store.deployment())?;
+    write_public(
+        &config.data_dir.join(crate::log::LOG_KEY_PUB_FILE),
+        log_signer.verifier_key().to_string().as_bytes(),
+    )?;
+    let log = SharedLog::open(&config.data_dir, log_signer)?;
     drop(key);
     if let Some(m) = store.migrated() {
         eprintln!(
@@ -475,6 +570,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         }
         (None, None, Some(attested)) => {
             let opened = opened_nsm.ok_or_else(|| setup("the NSM was not opened"))?;
+            let opened = (opened, custody_nsm.as_ref().and_then(|c| c.root_pem.clone()));
             let (nsm, tls_identity) =
                 attested_identity(attested, opened, intake.public_key_bytes())?;
             identity = Some((nsm, tls_identity.clone()));
@@ -491,7 +587,25 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     };
 
     // What decides releases from now on, as evidence before any release.
-    let start = start_record(&verifier, &store)?;
+    let mut start = start_record(&verifier, &store)?;
+    start.not_hermetic = obtained.not_hermetic;
+    let custody_seq = log.append(
+        Entry {
+            action: obtained.event.into(),
+            verdict: "done".into(),
+            custody: Some(obtained.custody.clone()),
+            ..Entry::default()
+        },
+        clock.now(),
+    )?;
+    eprintln!(
+        "hermetic-verifier: level=info event={} genesis_sha256={} threshold={} custodians={} record={}",
+        obtained.event,
+        obtained.custody.genesis_sha256,
+        obtained.custody.threshold,
+        obtained.custody.custodians.join(","),
+        custody_seq.seq
+    );
     let non_aws_root = start.non_aws_root;
     let trusted_roots = start.trusted_roots.join(",");
     let seq = log

@@ -1,0 +1,583 @@
+//! Custody of the master key, at the service's edge: genesis, the sealed
+//! state and its unseal routes, the development custodian. The protocol is
+//! `hermetic-custody` (pure); this module owns the files, the NSM, the clock
+//! and the sockets, following the wiring in that crate's documentation.
+//!
+//! The master key exists only in memory: made at genesis, combined from K
+//! re-sealed shares, or (development) combined from the one development
+//! custodian's share through the same re-seal/unseal path.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use hermetic_attestation::{TrustedRoot, UnixTime};
+use hermetic_custody::{
+    genesis, record_digest, reseal, AttestationPolicy, CustodianKey, CustodianPublicKey,
+    GenesisParams, GenesisRecord, MasterKey, PinnedMeasurements, ResealedShare, UnsealPolicy,
+    UnsealProgress, Unsealer,
+};
+use hermetic_envelope::EnclaveKey;
+use hermetic_nsm::Nsm;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::rate_limit::RateLimiter;
+use super::{setup, ServeConfig, ServeError};
+use crate::clock::Clock;
+use crate::log::CustodyRecord;
+use crate::store::write_private;
+
+/// The public genesis record, in the data directory.
+pub const GENESIS_FILE: &str = "genesis.json";
+/// The development custodian's private key (mode 0600), written only by a
+/// `test-roots` build started with no custodians: NOT hermetic.
+pub const DEV_CUSTODIAN_FILE: &str = "dev-custodian.key";
+
+/// How the key was obtained, for the log and the start record.
+pub(super) struct Obtained {
+    pub key: MasterKey,
+    pub record: GenesisRecord,
+    pub event: &'static str,
+    pub custody: CustodyRecord,
+    pub not_hermetic: bool,
+}
+
+fn record_of(record: &GenesisRecord, custodians: Vec<String>) -> CustodyRecord {
+    CustodyRecord {
+        genesis_sha256: hex::encode(record_digest(record)),
+        threshold: record.threshold(),
+        custodians,
+        peer: None,
+    }
+}
+
+fn read_genesis(path: &Path) -> Result<Option<GenesisRecord>, ServeError> {
+    match std::fs::read(path) {
+        Ok(bytes) => GenesisRecord::from_json(&bytes)
+            .map(Some)
+            .map_err(|e| setup(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(setup(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// A new deployment id, as the store would make one.
+fn new_deployment(rng: &dyn SecureRandom) -> Result<String, ServeError> {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes)
+        .map_err(|_| setup("the random number generator failed"))?;
+    Ok(format!("hermetic-{}", hex::encode(bytes)))
+}
+
+/// Genesis: a new key split among `custodians`; the record is stored (and
+/// printed by the caller); the key stays in memory.
+fn run_genesis(
+    config: &ServeConfig,
+    custodians: Vec<CustodianPublicKey>,
+    threshold: u8,
+    allow_single_custodian: bool,
+    rng: &dyn SecureRandom,
+) -> Result<(MasterKey, GenesisRecord), ServeError> {
+    let deployment = match &config.deployment {
+        Some(d) => d.clone(),
+        None => new_deployment(rng)?,
+    };
+    let (key, record) = genesis(
+        &GenesisParams {
+            deployment,
+            custodians,
+            threshold,
+            allow_single_custodian,
+        },
+        rng,
+    )
+    .map_err(|e| setup(format!("genesis: {e}")))?;
+    let path = config.data_dir.join(GENESIS_FILE);
+    write_private(&path, record.to_json().as_bytes())?;
+    Ok((key, record))
+}
+
+/// What `serve` does about the key, decided from the flags and the files.
+pub(super) enum Plan {
+    /// A key is in hand (genesis, or the development custodian).
+    Ready(Obtained),
+    /// A genesis record and no key: wait for K custodians.
+    Sealed(GenesisRecord),
+}
+
+pub(super) fn plan(
+    config: &ServeConfig,
+    nsm: Option<&SimulatedCustody>,
+    clock: &dyn Clock,
+    rng: &SystemRandom,
+) -> Result<Plan, ServeError> {
+    let path = config.data_dir.join(GENESIS_FILE);
+    let existing = read_genesis(&path)?;
+    let dev_key_path = config.data_dir.join(DEV_CUSTODIAN_FILE);
+    match (existing, config.custodians.is_empty()) {
+        (Some(_), false) => Err(setup(format!(
+            "{} exists: genesis happened already; --custodian is only for a fresh data directory",
+            path.display()
+        ))),
+        (None, false) => {
+            let threshold = config
+                .custodian_threshold
+                .ok_or_else(|| setup("--custodian needs --custodian-threshold K"))?;
+            let keys = config
+                .custodians
+                .iter()
+                .map(|c| {
+                    let text = match std::fs::read_to_string(c) {
+                        Ok(text) => text,
+                        Err(_) => c.clone(),
+                    };
+                    CustodianPublicKey::parse(text.trim())
+                        .map_err(|e| setup(format!("--custodian {c}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if threshold < 2 {
+                return Err(setup(
+                    "--custodian-threshold must be at least 2: one custodian alone could unseal (development only, with no --custodian at all)",
+                ));
+            }
+            let (key, record) = run_genesis(config, keys, threshold, false, rng)?;
+            let custody = record_of(
+                &record,
+                record
+                    .shares()
+                    .iter()
+                    .map(|s| s.custodian.fingerprint())
+                    .collect(),
+            );
+            Ok(Plan::Ready(Obtained {
+                key,
+                record,
+                event: crate::log::ACTION_GENESIS,
+                custody,
+                not_hermetic: false,
+            }))
+        }
+        (existing, true) => {
+            let dev = if dev_key_path.exists() || existing.is_none() {
+                Some(dev_custodian(&dev_key_path, existing.is_none(), rng)?)
+            } else {
+                None
+            };
+            match (existing, dev) {
+                (Some(record), None) => Ok(Plan::Sealed(record)),
+                (existing, Some(dev)) => {
+                    let sim = nsm.ok_or_else(|| {
+                        setup("the development custodian needs the simulated NSM (a `test-roots` build); a production build starts with --custodian PUBKEY... --custodian-threshold K")
+                    })?;
+                    let mut event = crate::log::ACTION_UNSEALED;
+                    let record = match existing {
+                        Some(record) => record,
+                        None => {
+                            event = crate::log::ACTION_GENESIS;
+                            // Genesis K = 1 and unseal at once: the key is
+                            // still combined from a share re-sealed to an
+                            // attested key, as in production.
+                            let (_key, record) =
+                                run_genesis(config, vec![dev.public_key().clone()], 1, true, rng)?;
+                            record
+                        }
+                    };
+                    let key = unseal_with(&dev, &record, sim, clock, rng)?;
+                    let custody = record_of(&record, vec![dev.public_key().fingerprint()]);
+                    Ok(Plan::Ready(Obtained {
+                        key,
+                        record,
+                        event,
+                        custody,
+                        not_hermetic: true,
+                    }))
+                }
+                (None, None) => unreachable_plan(),
+            }
+        }
+    }
+}
+
+fn unreachable_plan() -> Result<Plan, ServeError> {
+    Err(setup("no genesis record and no custodian"))
+}
+
+/// Reads, or creates (only when `create`), the development custodian key.
+fn dev_custodian(
+    path: &Path,
+    create: bool,
+    rng: &dyn SecureRandom,
+) -> Result<CustodianKey, ServeError> {
+    if !super::TEST_ROOTS_ENABLED {
+        return Err(setup(
+            "this production build has no development custodian: start with --custodian PUBKEY... --custodian-threshold K (K at least 2)",
+        ));
+    }
+    if path.exists() {
+        let text = hermetic_envelope::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| setup(format!("{}: {e}", path.display())))?,
+        );
+        return CustodianKey::parse(&text).map_err(|e| setup(format!("{}: {e}", path.display())));
+    }
+    if !create {
+        return Err(setup("no development custodian key"));
+    }
+    let key = CustodianKey::generate(rng).map_err(|e| setup(e.to_string()))?;
+    write_private(path, key.to_file_text().as_bytes())?;
+    Ok(key)
+}
+
+/// The simulated NSM custody uses without `--nsm` (a `test-roots` build),
+/// with the root custodians trust.
+pub(super) struct SimulatedCustody {
+    pub nsm: Arc<dyn Nsm>,
+    pub root_pem: Option<PathBuf>,
+}
+
+/// The development custodian's ceremony, in-process: it pins the measurements
+/// the NSM reports, trusts the simulated root, and re-seals its share to the
+/// attested key exactly as `custodian unseal` does.
+fn unseal_with(
+    custodian: &CustodianKey,
+    record: &GenesisRecord,
+    sim: &SimulatedCustody,
+    clock: &dyn Clock,
+    rng: &SystemRandom,
+) -> Result<MasterKey, ServeError> {
+    let enclave_key = EnclaveKey::generate(rng).map_err(|e| setup(e.to_string()))?;
+    let mut unsealer = Unsealer::new(record.clone(), enclave_key);
+    let mut nonce = [0u8; 32];
+    rng.fill(&mut nonce)
+        .map_err(|_| setup("the random number generator failed"))?;
+    let document = attest(&unsealer, &nonce, sim.nsm.as_ref())?;
+    unsealer
+        .attested(&document)
+        .map_err(|e| setup(e.to_string()))?;
+    let mut pcrs = hermetic_policy::Pcrs::new();
+    for index in hermetic_custody::IMAGE_PCRS {
+        let state = sim
+            .nsm
+            .describe_pcr(u16::from(index))
+            .map_err(|e| setup(format!("NSM: {e}")))?;
+        let value = state.data;
+        pcrs.insert(index, value);
+    }
+    let root_path = sim
+        .root_pem
+        .as_ref()
+        .ok_or_else(|| setup("the simulated NSM has no root"))?;
+    let root_pem =
+        std::fs::read(root_path).map_err(|e| setup(format!("{}: {e}", root_path.display())))?;
+    let root = TrustedRoot::from_pem(&root_pem).map_err(|e| setup(e.to_string()))?;
+    let policy = UnsealPolicy {
+        measurements: PinnedMeasurements::new(pcrs).map_err(|e| setup(e.to_string()))?,
+        attestation: AttestationPolicy::new(vec![root], std::time::Duration::from_secs(300)),
+    };
+    let now = UnixTime::since_unix_epoch(clock.now());
+    let share = reseal(custodian, record, &document, &nonce, &policy, now, rng)
+        .map_err(|e| setup(format!("development unseal: {e}")))?;
+    match unsealer.submit(&share) {
+        Ok(UnsealProgress::Unsealed(key)) => Ok(key),
+        Ok(UnsealProgress::Sealed { .. }) => Err(setup("one share did not unseal")),
+        Err(e) => Err(setup(format!("development unseal: {e}"))),
+    }
+}
+
+fn attest(unsealer: &Unsealer, nonce: &[u8], nsm: &dyn Nsm) -> Result<Vec<u8>, ServeError> {
+    let request = unsealer
+        .attestation_request(nonce)
+        .map_err(|e| setup(e.to_string()))?;
+    nsm.attestation(&hermetic_nsm::AttestationRequest {
+        user_data: Some(request.user_data),
+        nonce: Some(request.nonce),
+        public_key: request.public_key.map(|k| k.to_vec()),
+    })
+    .map_err(|e| setup(format!("NSM: {e}")))
+}
+
+// ---------------------------------------------------------------- sealed
+
+struct SealedState {
+    unsealer: Mutex<Unsealer>,
+    nsm: Arc<dyn Nsm>,
+    limiter: RateLimiter,
+    done: Mutex<Option<oneshot::Sender<(MasterKey, Vec<String>)>>>,
+    /// Fingerprints of the custodians whose shares were accepted.
+    accepted: Mutex<Vec<String>>,
+}
+
+fn refusal(status: StatusCode, reason: &str, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"reason": reason, "message": message.to_string()})),
+    )
+        .into_response()
+}
+
+fn custody_refusal(e: &hermetic_custody::Error) -> Response {
+    use hermetic_custody::Error as E;
+    let status = match e {
+        E::AlreadyUnsealed => StatusCode::CONFLICT,
+        E::ChallengeCapacity => StatusCode::TOO_MANY_REQUESTS,
+        E::BadMessage(_) | E::BadGenesisRecord(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::FORBIDDEN,
+    };
+    refusal(status, e.reason(), e)
+}
+
+fn sealed_refusal() -> Response {
+    refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "sealed",
+        "this verifier is sealed: it has no master key until K custodians unseal it (hermetic-verifier custodian unseal)",
+    )
+}
+
+fn limited(state: &SealedState, addr: SocketAddr) -> Option<Response> {
+    (!state.limiter.allow(addr.ip(), Instant::now())).then(|| {
+        refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests from this address",
+        )
+    })
+}
+
+async fn sealed_health(State(state): State<Arc<SealedState>>) -> Response {
+    let (have, need) = state
+        .unsealer
+        .lock()
+        .map(|u| u.progress())
+        .unwrap_or((0, 0));
+    Json(serde_json::json!({"state": "sealed", "have": have, "need": need})).into_response()
+}
+
+async fn sealed_genesis(State(state): State<Arc<SealedState>>) -> Response {
+    match state.unsealer.lock() {
+        Ok(u) => Json(u.record().clone()).into_response(),
+        Err(_) => refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", "poisoned"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NonceBody {
+    nonce: String,
+}
+
+async fn unseal_attest(
+    State(state): State<Arc<SealedState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = limited(&state, addr) {
+        return r;
+    }
+    let Ok(NonceBody { nonce }) = serde_json::from_slice::<NonceBody>(&body) else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"nonce\": HEX}",
+        );
+    };
+    let Ok(nonce) = hex::decode(nonce) else {
+        return refusal(StatusCode::BAD_REQUEST, "bad_request", "nonce is not hex");
+    };
+    let state2 = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut unsealer = state2.unsealer.lock().map_err(|_| None)?;
+        let request = unsealer
+            .attestation_request(&nonce)
+            .map_err(|e| Some(custody_refusal(&e)))?;
+        let document = state2
+            .nsm
+            .attestation(&hermetic_nsm::AttestationRequest {
+                user_data: Some(request.user_data),
+                nonce: Some(request.nonce),
+                public_key: request.public_key.map(|k| k.to_vec()),
+            })
+            .map_err(|e| {
+                eprintln!("hermetic-verifier: level=error event=nsm_failed error=\"{e}\"");
+                None
+            })?;
+        unsealer
+            .attested(&document)
+            .map_err(|e| Some(custody_refusal(&e)))?;
+        let (have, need) = unsealer.progress();
+        Ok::<_, Option<Response>>(serde_json::json!({
+            "genesis": unsealer.record(),
+            "attestation_document": base64::engine::general_purpose::STANDARD.encode(&document),
+            "have": have,
+            "need": need,
+        }))
+    })
+    .await;
+    match outcome {
+        Ok(Ok(body)) => Json(body).into_response(),
+        Ok(Err(Some(r))) => r,
+        _ => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nsm_unavailable",
+            "no attestation document",
+        ),
+    }
+}
+
+async fn unseal_share(
+    State(state): State<Arc<SealedState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = limited(&state, addr) {
+        return r;
+    }
+    let Ok(share) = serde_json::from_slice::<ResealedShare>(&body) else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected a re-sealed share",
+        );
+    };
+    let state2 = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut unsealer = state2.unsealer.lock().map_err(|_| None)?;
+        let fingerprint = unsealer
+            .record()
+            .shares()
+            .iter()
+            .find(|s| s.index == share.index)
+            .map(|s| s.custodian.fingerprint());
+        let progress = unsealer
+            .submit(&share)
+            .map_err(|e| Some(custody_refusal(&e)))?;
+        let mut accepted = state2.accepted.lock().map_err(|_| None)?;
+        if let Some(f) = fingerprint {
+            if !accepted.contains(&f) {
+                accepted.push(f);
+            }
+        }
+        Ok::<_, Option<Response>>(match progress {
+            UnsealProgress::Sealed { have, need } => {
+                eprintln!(
+                    "hermetic-verifier: level=info event=share_accepted have={have} need={need}"
+                );
+                serde_json::json!({"state": "sealed", "have": have, "need": need})
+            }
+            UnsealProgress::Unsealed(key) => {
+                if let Some(tx) = state2.done.lock().ok().and_then(|mut d| d.take()) {
+                    let _ = tx.send((key, accepted.clone()));
+                }
+                serde_json::json!({"state": "unsealed"})
+            }
+        })
+    })
+    .await;
+    match outcome {
+        Ok(Ok(body)) => Json(body).into_response(),
+        Ok(Err(Some(r))) => r,
+        _ => refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "unseal failed",
+        ),
+    }
+}
+
+async fn sealed_fallback() -> Response {
+    sealed_refusal()
+}
+
+/// The outcome of the sealed state.
+pub(super) struct Unsealed {
+    pub key: MasterKey,
+    pub record: GenesisRecord,
+    pub custodians: Vec<String>,
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+}
+
+/// Serves the sealed state on both listeners until K custodians unsealed
+/// it; returns the key and the custodians' fingerprints. The listeners are
+/// closed before this returns, so the full service can bind the same
+/// addresses.
+pub(super) async fn serve_sealed(
+    config: &ServeConfig,
+    record: GenesisRecord,
+    nsm: Arc<dyn Nsm>,
+    rng: &SystemRandom,
+) -> Result<Unsealed, ServeError> {
+    let enclave_key = EnclaveKey::generate(rng).map_err(|e| setup(e.to_string()))?;
+    let (tx, rx) = oneshot::channel();
+    let (have, need) = (0, record.threshold());
+    let state = Arc::new(SealedState {
+        unsealer: Mutex::new(Unsealer::new(record.clone(), enclave_key)),
+        nsm,
+        limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        done: Mutex::new(Some(tx)),
+        accepted: Mutex::new(Vec::new()),
+    });
+    let public_router = Router::new()
+        .route("/healthz", get(sealed_health))
+        .route("/v1/custody/genesis", get(sealed_genesis))
+        .route("/v1/custody/unseal/attest", post(unseal_attest))
+        .route("/v1/custody/unseal/share", post(unseal_share))
+        .fallback(sealed_fallback)
+        .with_state(state.clone());
+    let admin_router = Router::new()
+        .route("/healthz", get(sealed_health))
+        .fallback(sealed_fallback)
+        .with_state(state.clone());
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|error| ServeError::Bind { addr, error })
+    };
+    let public = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let public_addr = public.local_addr().map_err(|e| setup(e.to_string()))?;
+    let admin_addr = admin.local_addr().map_err(|e| setup(e.to_string()))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serve = |listener: TcpListener, router: Router| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        })
+    };
+    let tasks = [serve(public, public_router), serve(admin, admin_router)];
+    eprintln!(
+        "hermetic-verifier: level=warn event=sealed genesis_sha256={} have={have} need={need} note=\"no master key: releases and changes answer 503 sealed until {need} custodians run `hermetic-verifier custodian unseal`\"",
+        hex::encode(record_digest(&record))
+    );
+    eprintln!(
+        "hermetic-verifier: level=info event=listening public=http://{public_addr} admin=http://{admin_addr} state=sealed"
+    );
+    let (key, custodians) = rx.await.map_err(|_| setup("the sealed service stopped"))?;
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(Unsealed {
+        key,
+        record,
+        custodians,
+        public_addr,
+        admin_addr,
+    })
+}
