@@ -150,12 +150,36 @@ async fn a_stored_policy_from_before_the_rule_is_unused_until_its_owners_replace
     let dir = tempfile::tempdir().unwrap();
     let enclave = Enclave::new();
     let root = enclave.write_root(dir.path());
-    let key_hex = "ab".repeat(32);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let owner = Signer::generate("owner").unwrap();
+    // What a development start makes: one development custodian, genesis
+    // with K = 1; the service unseals it again at start.
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let dev = hermetic_custody::CustodianKey::generate(&rng).unwrap();
+    std::fs::write(
+        data.join(hermetic_verifier::service::DEV_CUSTODIAN_FILE),
+        dev.to_file_text().as_bytes(),
+    )
+    .unwrap();
+    let (master_key, record) = hermetic_custody::genesis(
+        &hermetic_custody::GenesisParams {
+            deployment: format!("hermetic-{}", "ab".repeat(16)),
+            custodians: vec![dev.public_key().clone()],
+            threshold: 1,
+            allow_single_custodian: true,
+        },
+        &rng,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join(hermetic_verifier::service::GENESIS_FILE),
+        record.to_json(),
+    )
+    .unwrap();
     {
-        let store = Store::open(&data, &MasterKey::from_hex(&key_hex).unwrap(), None).unwrap();
+        let key = MasterKey::from_bytes(*master_key.expose_secret());
+        let store = Store::open(&data, &key, Some(record.deployment())).unwrap();
         let owners = hermetic_approval::OwnerSet::new(vec![owner.verifier_key()], 1).unwrap();
         store.create_secret(SECRET_NAME, &owners).unwrap();
     }
@@ -170,8 +194,7 @@ async fn a_stored_policy_from_before_the_rule_is_unused_until_its_owners_replace
             .unwrap();
         tx.commit().unwrap();
     }
-    let mut cfg = config(dir.path(), Some(root));
-    cfg.master_key_env = Some(key_hex);
+    let cfg = config(dir.path(), Some(root));
     let svc = Service::start(cfg, Arc::new(SystemClock)).await;
     owner_change(
         &svc.admin,

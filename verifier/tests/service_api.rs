@@ -298,7 +298,7 @@ async fn admin_routes_need_a_valid_token() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for file in ["admin.token", "master.key"] {
+        for file in ["admin.token", "dev-custodian.key", "genesis.json"] {
             let mode = std::fs::metadata(dir.path().join("data").join(file))
                 .unwrap()
                 .permissions()

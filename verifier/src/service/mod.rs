@@ -589,6 +589,19 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     // What decides releases from now on, as evidence before any release.
     let mut start = start_record(&verifier, &store)?;
     start.not_hermetic = obtained.not_hermetic;
+    let non_aws_root = start.non_aws_root;
+    let trusted_roots = start.trusted_roots.join(",");
+    let seq = log
+        .append(
+            Entry {
+                action: ACTION_START.into(),
+                verdict: "done".into(),
+                start: Some(start),
+                ..Entry::default()
+            },
+            clock.now(),
+        )?
+        .seq;
     let custody_seq = log.append(
         Entry {
             action: obtained.event.into(),
@@ -606,19 +619,6 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         obtained.custody.custodians.join(","),
         custody_seq.seq
     );
-    let non_aws_root = start.non_aws_root;
-    let trusted_roots = start.trusted_roots.join(",");
-    let seq = log
-        .append(
-            Entry {
-                action: ACTION_START.into(),
-                verdict: "done".into(),
-                start: Some(start),
-                ..Entry::default()
-            },
-            clock.now(),
-        )?
-        .seq;
     if non_aws_root {
         eprintln!(
             "hermetic-verifier: level=warn event=non_aws_root trusted_roots={trusted_roots} start_record={seq} note=\"documents chaining to a root other than the pinned AWS Nitro root are accepted; never in production\""

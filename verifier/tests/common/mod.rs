@@ -318,7 +318,6 @@ pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         .args(["--rate-limit", "0", "--data-dir"])
         .arg(data)
         .args(extra)
-        .env_remove("HERMETIC_MASTER_KEY")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -1,0 +1,314 @@
+//! Custody of the master key through the real binary: genesis with three
+//! custodians (K = 2), restart sealed, refusals of verifiers a custodian must
+//! not unseal, unseal by two custodians, and what root on the host can read.
+#![cfg(feature = "test-roots")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{create_owned, good_pcrs, policy_toml, spawn, terminate, Enclave, Server};
+use hermetic_approval::Signer;
+use hermetic_verifier::client::{AdminClient, HttpClient};
+
+const SECRET: &[u8] = b"custody-test-value-7f3a9c";
+const NAME: &str = "db-password";
+const PCR1: &str = "52c54c1ca2c2a4d46e2a0ac8c3f22d8897db2e8eadfc74789a295b1e783f6aab6b74345f7170e1379578cd08ae6121b5";
+const PCR2: &str = "786c40a9643791cb5395c93a4b83ef80b89b29bdf67df421e938fbae5f3bcbf1ca7962c63ec7bfd22412512745c215bd";
+
+fn describe(pcr0_byte: &str) -> String {
+    let pcr0 = pcr0_byte.repeat(48);
+    format!(
+        r#"{{"Measurements": {{"HashAlgorithm": "Sha384 {{ ... }}", "PCR0": "{pcr0}", "PCR1": "{PCR1}", "PCR2": "{PCR2}"}}}}"#
+    )
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+}
+
+fn keygen(path: &Path) -> String {
+    let out = bin()
+        .args(["custodian", "keygen", "--out"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs `custodian unseal`; returns the exit code and stderr.
+fn unseal(server: &Server, key: &Path, measurements: &Path, root: &Path) -> (i32, String) {
+    let out = bin()
+        .args(["custodian", "unseal", "--verifier"])
+        .arg(format!("http://{}", server.public))
+        .arg("--key")
+        .arg(key)
+        .arg("--verifier-measurements")
+        .arg(measurements)
+        .arg("--trust-root")
+        .arg(root)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn get(url: String) -> (u16, String) {
+    let (s, b) = HttpClient::default()
+        .send(hyper::Method::GET, &url, &[], vec![])
+        .await
+        .unwrap();
+    (s.as_u16(), String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A challenge and a release of NAME; the status and body.
+async fn release(server: &Server, enclave: &Enclave) -> (u16, Vec<u8>, Vec<u8>) {
+    let http = HttpClient::default();
+    let base = format!("http://{}", server.public);
+    let (s, b) = http
+        .send(
+            hyper::Method::POST,
+            &format!("{base}/v1/challenge"),
+            &[],
+            vec![],
+        )
+        .await
+        .unwrap();
+    if s != 200 {
+        return (s.as_u16(), b, vec![]);
+    }
+    let c: hermetic_envelope::wire::ChallengeResponse = serde_json::from_slice(&b).unwrap();
+    let nonce = c.nonce_bytes().unwrap();
+    let request = hermetic_envelope::wire::ReleaseRequest::new(
+        &enclave.document(&nonce),
+        vec![NAME.to_owned()],
+    );
+    let (s, b) = http
+        .send(
+            hyper::Method::POST,
+            &format!("{base}/v1/release"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&request).unwrap(),
+        )
+        .await
+        .unwrap();
+    (s.as_u16(), b, nonce)
+}
+
+fn opened(body: &[u8], enclave: &Enclave, nonce: &[u8]) -> Vec<u8> {
+    let r: hermetic_envelope::wire::ReleaseResponse = serde_json::from_slice(body).unwrap();
+    let w = &r.secrets[0];
+    let sealed = hermetic_envelope::SealedSecret::try_from(w).unwrap();
+    let context = hermetic_envelope::ReleaseContext::new(w.name.clone(), w.version, nonce.to_vec());
+    hermetic_envelope::open(&enclave.key, &sealed, &context)
+        .unwrap()
+        .to_vec()
+}
+
+async fn wait_unsealed(server: &Server) {
+    // The sealed listeners close and the service binds the same addresses.
+    let url = format!("http://{}/healthz", server.public);
+    for _ in 0..400 {
+        let answer = HttpClient::new(std::time::Duration::from_secs(2))
+            .send(hyper::Method::GET, &url, &[], vec![])
+            .await;
+        if let Ok((s, body)) = answer {
+            if s == 200 && !String::from_utf8_lossy(&body).contains("sealed") {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the verifier did not unseal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let enclave = Enclave::new();
+    let enclave_root = enclave.write_root(dir.path());
+    let pinned = dir.path().join("verifier.json");
+    std::fs::write(&pinned, describe("aa")).unwrap();
+    let other = dir.path().join("other.json");
+    std::fs::write(&other, describe("bb")).unwrap();
+    let sim_root = data.join("sim-pki").join("root.pem");
+    let keys: Vec<_> = (1..=3)
+        .map(|i| dir.path().join(format!("c{i}.key")))
+        .collect();
+    let pubs: Vec<String> = keys.iter().map(|k| keygen(k)).collect();
+    // keygen never overwrites.
+    let again = bin()
+        .args(["custodian", "keygen", "--out"])
+        .arg(&keys[0])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+
+    // Genesis, N = 3, K = 2.
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["--trust-root".into(), enclave_root.clone().into()];
+    args.extend(["--pcrs-from".into(), pinned.clone().into()]);
+    let mut genesis_args = args.clone();
+    for p in &pubs {
+        genesis_args.extend(["--custodian".into(), p.into()]);
+    }
+    genesis_args.extend(["--custodian-threshold".into(), "2".into()]);
+    let refs = |v: &[std::ffi::OsString]| v.to_vec();
+    let g: Vec<&std::ffi::OsStr> = genesis_args.iter().map(|s| s.as_os_str()).collect();
+    let mut server = spawn(&data, &g);
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
+    let owner = Signer::generate("owner").unwrap();
+    create_owned(
+        &admin,
+        &owner,
+        NAME,
+        Some(policy_toml(NAME, &good_pcrs(), "")),
+        SECRET,
+    )
+    .await;
+    let (s, body, nonce) = release(&server, &enclave).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(opened(&body, &enclave, &nonce), SECRET);
+    let genesis = std::fs::read_to_string(data.join("genesis.json")).unwrap();
+    assert!(
+        genesis.contains("\"threshold\":2") || genesis.contains("\"threshold\": 2"),
+        "{genesis}"
+    );
+    let records = common::log_records(&data);
+    assert!(records.iter().any(|r| r["entry"]["action"] == "genesis"
+        && r["entry"]["custody"]["threshold"] == 2
+        && r["entry"]["custody"]["custodians"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 3));
+    terminate(&mut server);
+    let _ = refs;
+
+    // Restart: sealed. Releases and admin writes answer 503 sealed.
+    let a: Vec<&std::ffi::OsStr> = args.iter().map(|s| s.as_os_str()).collect();
+    let mut server = spawn(&data, &a);
+    let (s, health) = get(format!("http://{}/healthz", server.public)).await;
+    assert_eq!(s, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(
+        health,
+        serde_json::json!({"state": "sealed", "have": 0, "need": 2})
+    );
+    let (s, body, nonce) = release(&server, &enclave).await;
+    assert_eq!((s, common::reason(&body)), (503, "sealed".to_owned()));
+    let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
+    assert!(admin
+        .create_secret("x", &[owner.verifier_key().to_string()], 1)
+        .await
+        .is_err());
+
+    // A custodian refuses a verifier of other measurements, and one whose
+    // document chains to a root it does not trust; nothing is accepted.
+    let (code, err) = unseal(&server, &keys[0], &other, &sim_root);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("pcr_mismatch"), "{err}");
+    let (code, err) = unseal(&server, &keys[0], &pinned, &enclave_root);
+    assert_eq!(code, 1, "{err}");
+    let (_, health) = get(format!("http://{}/healthz", server.public)).await;
+    assert!(health.contains("\"have\":0"), "{health}");
+
+    // One custodian is not enough.
+    let (code, err) = unseal(&server, &keys[0], &pinned, &sim_root);
+    assert_eq!(code, 0, "{err}");
+    let (_, health) = get(format!("http://{}/healthz", server.public)).await;
+    assert!(health.contains("\"have\":1"), "{health}");
+    let (s, body, nonce) = release(&server, &enclave).await;
+    assert_eq!((s, common::reason(&body)), (503, "sealed".to_owned()));
+    // The same custodian twice is still one share.
+    let (code, err) = unseal(&server, &keys[0], &pinned, &sim_root);
+    assert_eq!(code, 0, "{err}");
+    let (_, health) = get(format!("http://{}/healthz", server.public)).await;
+    assert!(health.contains("\"have\":1"), "{health}");
+
+    // The second custodian unseals; the secret is released again.
+    let (code, err) = unseal(&server, &keys[2], &pinned, &sim_root);
+    assert_eq!(code, 0, "{err}");
+    wait_unsealed(&server).await;
+    let (s, body, nonce) = release(&server, &enclave).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(opened(&body, &enclave, &nonce), SECRET);
+    let records = common::log_records(&data);
+    assert!(records.iter().any(|r| r["entry"]["action"] == "unsealed"
+        && r["entry"]["custody"]["custodians"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2));
+
+    // Root on the host: every file under the data directory, the argv, the
+    // environment and the log hold neither the secret's value nor a
+    // custodian's private key.
+    let pid = server.child.id();
+    let mut seen: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in walk(&data) {
+        seen.push((entry.display().to_string(), std::fs::read(&entry).unwrap()));
+    }
+    for f in ["cmdline", "environ"] {
+        seen.push((f.into(), std::fs::read(format!("/proc/{pid}/{f}")).unwrap()));
+    }
+    seen.push((
+        "stderr".into(),
+        server.log.lock().unwrap().join("\n").into_bytes(),
+    ));
+    let custodian_keys: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| {
+            std::fs::read_to_string(k)
+                .unwrap()
+                .trim()
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    for (what, bytes) in &seen {
+        assert!(!contains(bytes, SECRET), "{what} holds the secret");
+        for k in &custodian_keys {
+            assert!(!contains(bytes, k), "{what} holds a custodian key");
+        }
+    }
+    assert!(!data.join("master.key").exists());
+    terminate(&mut server);
+
+    // A debug-mode verifier is refused.
+    let mut debug_args = args.clone();
+    debug_args.push("--debug-mode".into());
+    let d: Vec<&std::ffi::OsStr> = debug_args.iter().map(|s| s.as_os_str()).collect();
+    let mut server = spawn(&data, &d);
+    let (code, err) = unseal(&server, &keys[1], &pinned, &sim_root);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("debug"), "{err}");
+    terminate(&mut server);
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
