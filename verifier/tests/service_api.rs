@@ -106,7 +106,9 @@ async fn releases_to_a_simulated_enclave_that_matches_the_policy() {
     let intact = hermetic_verifier::log::verify(&data, &opts)
         .unwrap()
         .unwrap();
-    assert_eq!(intact.records, 7); // start, create, policy, value, release, value, release
+    // start, genesis (development custodian), create, policy, value,
+    // release, value, release
+    assert_eq!(intact.records, 8);
     let log = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
     assert!(log.contains("\"verdict\":\"granted\""));
     assert!(!log.contains("nonce_replayed"));
@@ -115,7 +117,7 @@ async fn releases_to_a_simulated_enclave_that_matches_the_policy() {
     let intact = hermetic_verifier::log::verify(&data, &opts)
         .unwrap()
         .unwrap();
-    assert_eq!(intact.records, 8);
+    assert_eq!(intact.records, 9);
     let last: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(data.join("audit.jsonl"))
             .unwrap()
@@ -473,14 +475,15 @@ async fn the_store_survives_a_restart() {
     assert_eq!(open_released(&enclave, &body, &n)[0].2, b"v2 value");
     let opts = VerifyOptions::new(svc.running.state.log.verifier_key());
     svc.running.stop().await;
-    // start, create, policy, value, value; start, release. Both starts
-    // trusted the test root, and the release ended in it: each is flagged.
+    // start, genesis, create, policy, value, value; start, unsealed,
+    // release. Both starts trusted the test root, and the release ended in
+    // it: each is flagged.
     let intact = hermetic_verifier::log::verify(&dir.path().join("data"), &opts)
         .unwrap()
         .unwrap();
-    assert_eq!(intact.records, 7);
-    assert_eq!(intact.non_aws_root_starts, vec![0, 5]);
-    assert_eq!(intact.non_aws_root_releases, vec![6]);
+    assert_eq!(intact.records, 9);
+    assert_eq!(intact.non_aws_root_starts, vec![0, 6]);
+    assert_eq!(intact.non_aws_root_releases, vec![8]);
     assert!(intact.unknown_root_releases.is_empty());
 }
 

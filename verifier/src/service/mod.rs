@@ -518,6 +518,16 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             config.data_dir.join(custody::DEV_CUSTODIAN_FILE).display()
         );
     }
+    if let Some(wanted) = &config.deployment {
+        if wanted != obtained.record.deployment() {
+            return Err(ServeError::Store(
+                crate::store::StoreError::DeploymentMismatch {
+                    stored: obtained.record.deployment().to_owned(),
+                    given: wanted.clone(),
+                },
+            ));
+        }
+    }
     let key = MasterKey::from_bytes(*obtained.key.expose_secret());
     let mut store = Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?;
     // The log key is derived from the master key, kept only in memory; its
