@@ -179,20 +179,29 @@ pub(super) fn plan(
                     let sim = nsm.ok_or_else(|| {
                         setup("the development custodian needs the simulated NSM (a `test-roots` build); a production build starts with --custodian PUBKEY... --custodian-threshold K")
                     })?;
-                    let mut event = crate::log::ACTION_UNSEALED;
-                    let record = match existing {
-                        Some(record) => record,
+                    let (key, record, event) = match existing {
+                        // A restart: the development custodian checks the
+                        // attestation and re-seals its share, exactly as
+                        // `custodian unseal` does (and refuses a debug-mode
+                        // or unpinned verifier the same way).
+                        Some(record) => (
+                            unseal_with(&dev, &record, sim, clock, rng)?,
+                            record,
+                            crate::log::ACTION_UNSEALED,
+                        ),
+                        // Genesis with K = 1: the key is in hand, as at
+                        // any genesis.
                         None => {
-                            event = crate::log::ACTION_GENESIS;
-                            // Genesis K = 1 and unseal at once: the key is
-                            // still combined from a share re-sealed to an
-                            // attested key, as in production.
-                            let (_key, record) =
-                                run_genesis(config, vec![dev.public_key().clone()], 1, true, rng)?;
-                            record
+                            let (key, record) = run_genesis(
+                                config,
+                                vec![dev.public_key().clone()],
+                                1,
+                                true,
+                                rng,
+                            )?;
+                            (key, record, crate::log::ACTION_GENESIS)
                         }
                     };
-                    let key = unseal_with(&dev, &record, sim, clock, rng)?;
                     let custody = record_of(&record, vec![dev.public_key().fingerprint()]);
                     Ok(Plan::Ready(Obtained {
                         key,
