@@ -162,7 +162,7 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
         genesis_args.extend(["--custodian".into(), p.into()]);
     }
     genesis_args.extend(["--custodian-threshold".into(), "2".into()]);
-    let refs = |v: &[std::ffi::OsString]| v.to_vec();
+
     let g: Vec<&std::ffi::OsStr> = genesis_args.iter().map(|s| s.as_os_str()).collect();
     let mut server = spawn(&data, &g);
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
@@ -193,7 +193,6 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
             .len()
             == 3));
     terminate(&mut server);
-    let _ = refs;
 
     // Restart: sealed. Releases and admin writes answer 503 sealed.
     let a: Vec<&std::ffi::OsStr> = args.iter().map(|s| s.as_os_str()).collect();
@@ -205,7 +204,7 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
         health,
         serde_json::json!({"state": "sealed", "have": 0, "need": 2})
     );
-    let (s, body, nonce) = release(&server, &enclave).await;
+    let (s, body, _) = release(&server, &enclave).await;
     assert_eq!((s, common::reason(&body)), (503, "sealed".to_owned()));
     let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
     assert!(admin
@@ -228,7 +227,7 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
     assert_eq!(code, 0, "{err}");
     let (_, health) = get(format!("http://{}/healthz", server.public)).await;
     assert!(health.contains("\"have\":1"), "{health}");
-    let (s, body, nonce) = release(&server, &enclave).await;
+    let (s, body, _) = release(&server, &enclave).await;
     assert_eq!((s, common::reason(&body)), (503, "sealed".to_owned()));
     // The same custodian twice is still one share.
     let (code, err) = unseal(&server, &keys[0], &pinned, &sim_root);

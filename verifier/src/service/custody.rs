@@ -192,13 +192,8 @@ pub(super) fn plan(
                         // Genesis with K = 1: the key is in hand, as at
                         // any genesis.
                         None => {
-                            let (key, record) = run_genesis(
-                                config,
-                                vec![dev.public_key().clone()],
-                                1,
-                                true,
-                                rng,
-                            )?;
+                            let (key, record) =
+                                run_genesis(config, vec![dev.public_key().clone()], 1, true, rng)?;
                             (key, record, crate::log::ACTION_GENESIS)
                         }
                     };
@@ -316,11 +311,14 @@ fn attest(unsealer: &Unsealer, nonce: &[u8], nsm: &dyn Nsm) -> Result<Vec<u8>, S
 
 // ---------------------------------------------------------------- sealed
 
+/// Where the combined key goes when the K-th share arrives.
+type UnsealedTx = oneshot::Sender<(MasterKey, Vec<String>)>;
+
 struct SealedState {
     unsealer: Mutex<Unsealer>,
     nsm: Arc<dyn Nsm>,
     limiter: RateLimiter,
-    done: Mutex<Option<oneshot::Sender<(MasterKey, Vec<String>)>>>,
+    done: Mutex<Option<UnsealedTx>>,
     /// Fingerprints of the custodians whose shares were accepted.
     accepted: Mutex<Vec<String>>,
 }
@@ -407,7 +405,7 @@ async fn unseal_attest(
         let mut unsealer = state2.unsealer.lock().map_err(|_| None)?;
         let request = unsealer
             .attestation_request(&nonce)
-            .map_err(|e| Some(custody_refusal(&e)))?;
+            .map_err(|e| Some(Box::new(custody_refusal(&e))))?;
         let document = state2
             .nsm
             .attestation(&hermetic_nsm::AttestationRequest {
@@ -421,9 +419,9 @@ async fn unseal_attest(
             })?;
         unsealer
             .attested(&document)
-            .map_err(|e| Some(custody_refusal(&e)))?;
+            .map_err(|e| Some(Box::new(custody_refusal(&e))))?;
         let (have, need) = unsealer.progress();
-        Ok::<_, Option<Response>>(serde_json::json!({
+        Ok::<_, Option<Box<Response>>>(serde_json::json!({
             "genesis": unsealer.record(),
             "attestation_document": base64::engine::general_purpose::STANDARD.encode(&document),
             "have": have,
@@ -433,7 +431,7 @@ async fn unseal_attest(
     .await;
     match outcome {
         Ok(Ok(body)) => Json(body).into_response(),
-        Ok(Err(Some(r))) => r,
+        Ok(Err(Some(r))) => *r,
         _ => refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "nsm_unavailable",
@@ -468,14 +466,14 @@ async fn unseal_share(
             .map(|s| s.custodian.fingerprint());
         let progress = unsealer
             .submit(&share)
-            .map_err(|e| Some(custody_refusal(&e)))?;
+            .map_err(|e| Some(Box::new(custody_refusal(&e))))?;
         let mut accepted = state2.accepted.lock().map_err(|_| None)?;
         if let Some(f) = fingerprint {
             if !accepted.contains(&f) {
                 accepted.push(f);
             }
         }
-        Ok::<_, Option<Response>>(match progress {
+        Ok::<_, Option<Box<Response>>>(match progress {
             UnsealProgress::Sealed { have, need } => {
                 eprintln!(
                     "hermetic-verifier: level=info event=share_accepted have={have} need={need}"
@@ -493,7 +491,7 @@ async fn unseal_share(
     .await;
     match outcome {
         Ok(Ok(body)) => Json(body).into_response(),
-        Ok(Err(Some(r))) => r,
+        Ok(Err(Some(r))) => *r,
         _ => refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
