@@ -15,7 +15,7 @@ use hermetic_tlog::note::Signer;
 use hermetic_verifier::log::{
     log_signer, Entry, SecretRef, SharedLog, Who, CHECKPOINT_FILE, HASHES_FILE, LOG_FILE,
 };
-use hermetic_verifier::store::{MasterKey, Store};
+use hermetic_verifier::store::MasterKey;
 
 fn signer() -> Signer {
     Signer::from_seed("hermetic.log/test-deployment", Zeroizing::new([7; 32])).unwrap()
@@ -474,50 +474,29 @@ fn a_proof_verifies_offline_and_a_tampered_one_is_refused() {
 }
 
 #[test]
-fn log_key_is_derived_from_the_master_key_and_never_written() {
+fn log_key_prints_the_public_key_the_checkpoint_verifies_with() {
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("mk");
-    std::fs::write(&key_file, "11".repeat(32)).unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let master = MasterKey::from_bytes([0x11; 32]);
-    let deployment = {
-        let store = Store::open(&data, &master, Some("hermetic-logkeytest")).unwrap();
-        store.deployment().to_owned()
-    };
-    // Before any checkpoint: the deployment comes from the store.
-    let (code, out, err) = run(&[
-        "log",
-        "key",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--master-key-file",
-        key_file.to_str().unwrap(),
-    ]);
+    let deployment = "hermetic-logkeytest";
+    let expected = log_signer(&master, deployment).unwrap().verifier_key();
+    // What `serve` writes at start: the public half only.
+    let pub_file = data.join(hermetic_verifier::log::LOG_KEY_PUB_FILE);
+    std::fs::write(&pub_file, format!("{expected}\n")).unwrap();
+    let (code, out, err) = run(&["log", "key", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let expected = log_signer(&master, &deployment).unwrap().verifier_key();
     assert_eq!(out.trim(), expected.to_string());
-    assert!(
-        out.starts_with("hermetic.log/hermetic-logkeytest+"),
-        "{out}"
-    );
     // After a checkpoint: the same key, checked against its signature.
     {
-        let log = SharedLog::open(&data, log_signer(&master, &deployment).unwrap()).unwrap();
+        let log = SharedLog::open(&data, log_signer(&master, deployment).unwrap()).unwrap();
         log.append(entry(0), Duration::from_secs(1)).unwrap();
     }
-    let (code, again, _) = run(&[
-        "log",
-        "key",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--master-key-file",
-        key_file.to_str().unwrap(),
-    ]);
+    let (code, again, _) = run(&["log", "key", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(again, out);
     // No file in the data directory holds the private key.
-    let private = log_signer(&master, &deployment)
+    let private = log_signer(&master, deployment)
         .unwrap()
         .private_key_string();
     let seed_b64 = private.rsplit('+').next().unwrap().to_owned();
@@ -525,23 +504,18 @@ fn log_key_is_derived_from_the_master_key_and_never_written() {
         let bytes = std::fs::read(f.unwrap().path()).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(&seed_b64));
     }
-    // Another master key is refused (its key did not sign the checkpoint).
-    std::fs::write(&key_file, "22".repeat(32)).unwrap();
-    let (code, _, err) = run(&[
-        "log",
-        "key",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--master-key-file",
-        key_file.to_str().unwrap(),
-    ]);
+    // A public key the checkpoint does not verify with is refused.
+    let other = log_signer(&MasterKey::from_bytes([0x22; 32]), deployment)
+        .unwrap()
+        .verifier_key();
+    std::fs::write(&pub_file, format!("{other}\n")).unwrap();
+    let (code, _, err) = run(&["log", "key", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    // No key at all: exit 2, nothing generated.
+    // No key at all: exit 2.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     assert_eq!(
         run(&["log", "key", "--data-dir", empty.to_str().unwrap()]).0,
         2
     );
-    assert!(!empty.join("master.key").exists());
 }
