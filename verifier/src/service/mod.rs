@@ -247,7 +247,7 @@ pub enum ServeError {
     TestRootsDisabled,
     /// A witness cosigned a larger (or another) checkpoint than the local
     /// log's: the data directory was restored or replaced (exit code 1).
-    #[error("rollback: {0}")]
+    #[error("{0}")]
     Rollback(hermetic_witness::StartRefusal),
     #[error("cannot listen on {addr}: {error}")]
     Bind {
