@@ -149,6 +149,15 @@ struct RunArgs {
     /// workload is not started (exit 1).
     #[arg(long, value_name = "VKEY", value_parser = parse_log_key)]
     log_key: hermetic_tlog::note::VerifierKey,
+    /// A witness's cosigner key (repeatable): with --witness-threshold K,
+    /// the receipt's checkpoint must carry K valid cosignatures by these
+    /// keys (the verifier runs `serve --witness ... --witness-threshold`),
+    /// else the workload is not started (exit 1, receipt_not_cosigned).
+    #[arg(long = "witness-key", value_name = "VKEY", value_parser = parse_witness_key)]
+    witness_keys: Vec<hermetic_tlog::cosignature::CosignerKey>,
+    /// How many of the --witness-key witnesses must have cosigned.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    witness_threshold: usize,
     /// A secret to fetch: NAME, or NAME=ENV to choose the environment
     /// variable (default: NAME upper-cased, other characters as _).
     /// Repeatable.
@@ -272,6 +281,11 @@ fn pcr_json(nsm: &dyn Nsm, index: u16) -> Result<serde_json::Value, CommandError
     Ok(serde_json::json!({"index": index, "locked": pcr.locked, "data": hex::encode(pcr.data)}))
 }
 
+fn parse_witness_key(s: &str) -> Result<hermetic_tlog::cosignature::CosignerKey, String> {
+    s.parse()
+        .map_err(|e| format!("not a witness cosigner key (NAME+HHHHHHHH+BASE64): {e}"))
+}
+
 fn parse_log_key(s: &str) -> Result<hermetic_tlog::note::VerifierKey, String> {
     s.parse()
         .map_err(|e| format!("not a log verifier key (NAME+HHHHHHHH+BASE64): {e}"))
@@ -313,6 +327,13 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                     Some(hermetic_enclave::fetch::VerifierPins { pins, roots })
                 }
             };
+            if args.witness_threshold > args.witness_keys.len() {
+                return Err(CommandError::Usage(format!(
+                    "--witness-threshold {} exceeds the {} --witness-key given",
+                    args.witness_threshold,
+                    args.witness_keys.len()
+                )));
+            }
             let options = commands::RunOptions {
                 fetch: hermetic_enclave::fetch::FetchConfig {
                     via: args.via,
@@ -324,6 +345,10 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                     backoff: args.retry_delay,
                     attempt_timeout: args.timeout,
                     log_key: args.log_key,
+                    witnesses: hermetic_enclave::fetch::receipt::Witnesses {
+                        keys: args.witness_keys,
+                        threshold: args.witness_threshold,
+                    },
                 },
                 spec: hermetic_enclave::workload::DeliverySpec::parse(
                     &args.secrets,

@@ -168,6 +168,11 @@ pub mod reason {
     pub const STORE_ERROR: &str = "store_error";
     /// The audit log could not be written (nothing is released unlogged).
     pub const AUDIT_LOG_UNAVAILABLE: &str = "audit_log_unavailable";
+    /// Fewer than the required witnesses cosigned the checkpoint holding
+    /// the release record in time (`serve --witness-threshold`): the record
+    /// is logged, the secrets are not sent. A retry passes once enough
+    /// witnesses answer again.
+    pub const WITNESS_UNAVAILABLE: &str = "witness_unavailable";
     /// The verifier failed inside (a task panicked).
     pub const INTERNAL_ERROR: &str = "internal_error";
 }
@@ -175,7 +180,7 @@ pub mod reason {
 /// Every reason in [`reason`]: a fresh attempt may succeed. Every other
 /// reason the verifier sends is final for this enclave (its measurements,
 /// its document or its request would be refused again).
-pub const TRANSIENT_REASONS: [&str; 10] = [
+pub const TRANSIENT_REASONS: [&str; 11] = [
     reason::NONCE_UNKNOWN,
     reason::NONCE_EXPIRED,
     reason::CHALLENGE_CAPACITY,
@@ -185,6 +190,7 @@ pub const TRANSIENT_REASONS: [&str; 10] = [
     reason::TIMEOUT,
     reason::STORE_ERROR,
     reason::AUDIT_LOG_UNAVAILABLE,
+    reason::WITNESS_UNAVAILABLE,
     reason::INTERNAL_ERROR,
 ];
 

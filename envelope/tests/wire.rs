@@ -259,6 +259,7 @@ fn transient_reasons_are_pinned_and_retried() {
             "timeout",
             "store_error",
             "audit_log_unavailable",
+            "witness_unavailable",
             "internal_error",
         ]
     );

@@ -15,6 +15,12 @@
 //! audit-log append (alone, so it pays a whole `fdatasync`), and the whole
 //! release without HTTP.
 //!
+//! Then the service is restarted on the same data with two in-process
+//! witnesses on loopback (`--witness` x2, `--witness-threshold 2`: each
+//! grant waits for its record to be in a checkpoint both cosigned, each
+//! witness syncing its state first) and the load runs again, with the
+//! ratios to the first run.
+//!
 //! `cargo bench -p hermetic-verifier --bench release_load`
 //! (env HERMETIC_BENCH_RELEASES per phase, default 3000;
 //! HERMETIC_BENCH_CONCURRENCY, a comma-separated list, default 1,16,64).
@@ -142,7 +148,9 @@ async fn run(releases: usize, clients: &[usize], stage_iterations: usize) {
     // many clients on the network) above what one phase holds.
     config.max_nonces_per_address = releases.max(1);
     config.max_connections_per_address = config.max_connections;
-    let running = service::start(config, Arc::new(SystemClock)).await.unwrap();
+    let running = service::start(config.clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", running.admin_addr), token.trim());
     // One owner creates the secret and approves its policy and value.
@@ -177,15 +185,66 @@ async fn run(releases: usize, clients: &[usize], stage_iterations: usize) {
     println!(
         "release_load: loopback HTTP/1.1, in-process service, one warm enclave, audit log synced before each answer (group commit)"
     );
+    println!("  no witnesses:");
+    let mut plain = Vec::new();
     for &concurrency in clients {
-        load(&running, &enclave, releases, concurrency).await;
+        plain.push(load(&running, &enclave, releases, concurrency).await);
     }
     let state = running.state.clone();
+    let log_key = state.log.verifier_key();
     let enclave = Arc::new(enclave);
-    tokio::task::spawn_blocking(move || stages(&state, &enclave, stage_iterations))
+    let staged = enclave.clone();
+    tokio::task::spawn_blocking(move || stages(&state, &staged, stage_iterations))
         .await
         .unwrap();
     running.stop().await;
+
+    // The same service with two witnesses, K = 2.
+    let mut witnesses = Vec::new();
+    for i in 0..2 {
+        witnesses.push(start_witness(&dir.path().join(format!("w{i}")), i, &log_key).await);
+    }
+    config.witnesses = Some(service::witnesses::WitnessConfig {
+        witnesses,
+        threshold: 2,
+        timeout: Duration::from_secs(10),
+    });
+    let running = service::start(config, Arc::new(SystemClock)).await.unwrap();
+    println!("  2 witnesses, K = 2 (ratio to no witnesses):");
+    for (&concurrency, (rate0, p50_0)) in clients.iter().zip(plain) {
+        let (rate, p50) = load(&running, &enclave, releases, concurrency).await;
+        println!(
+            "        x{:.2} releases/s, p50 +{:.2} ms",
+            rate / rate0,
+            p50 - p50_0
+        );
+    }
+    running.stop().await;
+}
+
+/// An in-process witness on loopback that knows the log `log`.
+async fn start_witness(
+    dir: &std::path::Path,
+    i: usize,
+    log: &hermetic_tlog::note::VerifierKey,
+) -> hermetic_witness::PoolWitness {
+    let cosigner = hermetic_tlog::cosignature::Cosigner::generate(&format!("w{i}.bench")).unwrap();
+    let key = cosigner.cosigner_key();
+    let witness = hermetic_witness::Witness::open(
+        cosigner,
+        hermetic_tlog::witness::KnownLogs::new([log.clone()]),
+        hermetic_witness::StateDir::open(dir).unwrap(),
+        hermetic_witness::system_clock(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(hermetic_witness::serve(
+        listener,
+        Arc::new(witness),
+        std::future::pending(),
+    ));
+    hermetic_witness::PoolWitness { url, key }
 }
 
 /// The server's own mean release time so far (from its /metrics).
@@ -207,7 +266,13 @@ async fn server_mean(http: &HttpClient, addr: std::net::SocketAddr) -> (f64, f64
     )
 }
 
-async fn load(running: &service::Running, enclave: &Enclave, releases: usize, concurrency: usize) {
+/// Returns releases per second and the p50 in milliseconds.
+async fn load(
+    running: &service::Running,
+    enclave: &Enclave,
+    releases: usize,
+    concurrency: usize,
+) -> (f64, f64) {
     // Challenges and signed documents, prepared up front.
     let http = HttpClient::new(Duration::from_secs(30));
     let challenge_url = format!("http://{}/v1/challenge", running.public_addr);
@@ -264,6 +329,10 @@ async fn load(running: &service::Running, enclave: &Enclave, releases: usize, co
         (sum1 - sum0) / (count1 - count0).max(1.0) * 1e3,
         latencies.len()
     );
+    (
+        latencies.len() as f64 / wall.as_secs_f64(),
+        ms(percentile(&latencies, 0.50)),
+    )
 }
 
 /// Median microseconds of each op over `n` rounds, the ops taking turns

@@ -53,6 +53,9 @@ pub struct FetchConfig {
     /// The verifier's log key: every answer must carry a receipt proving
     /// the release is in the log this key signs.
     pub log_key: VerifierKey,
+    /// Witnesses the receipt's checkpoint must be cosigned by (threshold 0:
+    /// none required).
+    pub witnesses: receipt::Witnesses,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +220,7 @@ async fn fetch_once(
     receipt::check(
         receipt.as_ref(),
         &cfg.log_key,
+        &cfg.witnesses,
         &receipt::Expected {
             nonce: &nonce,
             document: &document,

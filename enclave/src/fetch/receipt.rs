@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use aws_lc_rs::digest::{digest, SHA256};
 use hermetic_envelope::wire::Receipt;
 use hermetic_tlog::checkpoint;
+use hermetic_tlog::cosignature::{self, CosignerKey};
 use hermetic_tlog::merkle::{check_record, record_hash, Hash};
 use hermetic_tlog::note::VerifierKey;
 use serde::Deserialize;
@@ -31,6 +32,8 @@ pub enum ReceiptError {
     Inclusion(String),
     #[error("the logged record is not this enclave's release: {0}")]
     NotOurs(&'static str),
+    #[error("the receipt's checkpoint has {have} valid cosignature(s) by the pinned witnesses, {need} required")]
+    TooFewCosignatures { have: usize, need: usize },
 }
 
 impl ReceiptError {
@@ -40,6 +43,7 @@ impl ReceiptError {
             ReceiptError::Checkpoint(_) => "receipt_bad_checkpoint",
             ReceiptError::Inclusion(_) => "receipt_not_included",
             ReceiptError::NotOurs(_) => "receipt_wrong_record",
+            ReceiptError::TooFewCosignatures { .. } => "receipt_not_cosigned",
         }
     }
 }
@@ -83,15 +87,36 @@ pub struct Expected<'a> {
     pub secrets: BTreeMap<String, u64>,
 }
 
+/// Witnesses whose cosignatures the receipt's checkpoint must carry
+/// (c2sp.org/tlog-cosignature): at least `threshold` of `keys`.
+#[derive(Debug, Clone, Default)]
+pub struct Witnesses {
+    pub keys: Vec<CosignerKey>,
+    pub threshold: usize,
+}
+
 /// Checks `receipt` (see the module documentation).
 pub fn check(
     receipt: Option<&Receipt>,
     log_key: &VerifierKey,
+    witnesses: &Witnesses,
     expected: &Expected<'_>,
 ) -> Result<(), ReceiptError> {
     let receipt = receipt.ok_or(ReceiptError::Missing)?;
     let cp = checkpoint::open(receipt.checkpoint.as_bytes(), log_key.name(), log_key)
         .map_err(|e| ReceiptError::Checkpoint(e.to_string()))?;
+    if witnesses.threshold > 0 {
+        // A line by a pinned witness that does not verify refuses the note.
+        let have = cosignature::verify(receipt.checkpoint.as_bytes(), &witnesses.keys)
+            .map_err(|e| ReceiptError::Checkpoint(e.to_string()))?
+            .len();
+        if have < witnesses.threshold {
+            return Err(ReceiptError::TooFewCosignatures {
+                have,
+                need: witnesses.threshold,
+            });
+        }
+    }
     let proof = receipt
         .proof
         .iter()
@@ -213,6 +238,60 @@ mod tests {
         }
     }
 
+    fn none() -> Witnesses {
+        Witnesses::default()
+    }
+
+    #[test]
+    fn cosignatures_are_required_when_witnesses_are_pinned() {
+        use hermetic_tlog::cosignature::{cosign, Cosigner};
+        let key = signer(1).verifier_key();
+        let (w1, w2) = (
+            Cosigner::generate("w1.test").unwrap(),
+            Cosigner::generate("w2.test").unwrap(),
+        );
+        let pinned = Witnesses {
+            keys: vec![w1.cosigner_key(), w2.cosigner_key()],
+            threshold: 2,
+        };
+        let mut r = receipt_for(3, &signer(1));
+        // Uncosigned, then cosigned by one: refused.
+        assert_eq!(
+            check(Some(&r), &key, &pinned, &expected()),
+            Err(ReceiptError::TooFewCosignatures { have: 0, need: 2 })
+        );
+        r.checkpoint = cosign(r.checkpoint.as_bytes(), &w1, 1_800_000_000).unwrap();
+        let one = r.clone();
+        assert_eq!(
+            check(Some(&one), &key, &pinned, &expected()),
+            Err(ReceiptError::TooFewCosignatures { have: 1, need: 2 })
+        );
+        // The same witness twice counts once.
+        let twice = Receipt {
+            checkpoint: cosign(one.checkpoint.as_bytes(), &w1, 1_800_000_001).unwrap(),
+            ..one.clone()
+        };
+        assert!(check(Some(&twice), &key, &pinned, &expected()).is_err());
+        r.checkpoint = cosign(r.checkpoint.as_bytes(), &w2, 1_800_000_000).unwrap();
+        check(Some(&r), &key, &pinned, &expected()).unwrap();
+        // A forged line under a pinned witness's name and id refuses it.
+        let forged = Cosigner::generate("w2.test").unwrap();
+        let other = Receipt {
+            checkpoint: cosign(one.checkpoint.as_bytes(), &forged, 1_800_000_000).unwrap(),
+            ..one
+        };
+        let pinned_forged = Witnesses {
+            keys: vec![w1.cosigner_key(), forged.cosigner_key()],
+            threshold: 2,
+        };
+        check(Some(&other), &key, &pinned_forged, &expected()).unwrap();
+        assert!(check(Some(&other), &key, &pinned, &expected()).is_err());
+        assert_eq!(
+            ReceiptError::TooFewCosignatures { have: 0, need: 1 }.reason(),
+            "receipt_not_cosigned"
+        );
+    }
+
     fn expected() -> Expected<'static> {
         Expected {
             nonce: NONCE,
@@ -224,13 +303,22 @@ mod tests {
     #[test]
     fn the_enclaves_own_release_is_accepted() {
         let key = signer(1).verifier_key();
-        check(Some(&receipt_for(3, &signer(1))), &key, &expected()).unwrap();
+        check(
+            Some(&receipt_for(3, &signer(1))),
+            &key,
+            &none(),
+            &expected(),
+        )
+        .unwrap();
     }
 
     #[test]
     fn a_missing_receipt_is_refused() {
         let key = signer(1).verifier_key();
-        assert_eq!(check(None, &key, &expected()), Err(ReceiptError::Missing));
+        assert_eq!(
+            check(None, &key, &none(), &expected()),
+            Err(ReceiptError::Missing)
+        );
     }
 
     #[test]
@@ -238,14 +326,14 @@ mod tests {
         let key = signer(1).verifier_key();
         let other = receipt_for(2, &signer(1));
         assert_eq!(
-            check(Some(&other), &key, &expected()),
+            check(Some(&other), &key, &none(), &expected()),
             Err(ReceiptError::NotOurs("it names another nonce"))
         );
         // Our own record but another version than the one received.
         let mut want = expected();
         want.secrets.insert("db".into(), 3);
         assert!(matches!(
-            check(Some(&receipt_for(3, &signer(1))), &key, &want),
+            check(Some(&receipt_for(3, &signer(1))), &key, &none(), &want),
             Err(ReceiptError::NotOurs(_))
         ));
         // Our nonce, but a document we did not send.
@@ -254,7 +342,7 @@ mod tests {
             ..expected()
         };
         assert!(matches!(
-            check(Some(&receipt_for(3, &signer(1))), &key, &want),
+            check(Some(&receipt_for(3, &signer(1))), &key, &none(), &want),
             Err(ReceiptError::NotOurs(_))
         ));
     }
@@ -265,27 +353,27 @@ mod tests {
         let mut r = receipt_for(3, &signer(1));
         r.proof[0] = Hash([9; 32]).to_string();
         assert!(matches!(
-            check(Some(&r), &key, &expected()),
+            check(Some(&r), &key, &none(), &expected()),
             Err(ReceiptError::Inclusion(_))
         ));
         // The leaf swapped for one the log never held (our nonce, inserted).
         let mut r = receipt_for(2, &signer(1));
         r.leaf = release(2, NONCE, DOC, &[("db", 2)]);
         assert!(matches!(
-            check(Some(&r), &key, &expected()),
+            check(Some(&r), &key, &none(), &expected()),
             Err(ReceiptError::Inclusion(_))
         ));
         // Right leaf and proof under another index.
         let mut r = receipt_for(3, &signer(1));
         r.index = 2;
         assert!(matches!(
-            check(Some(&r), &key, &expected()),
+            check(Some(&r), &key, &none(), &expected()),
             Err(ReceiptError::Inclusion(_))
         ));
         let mut r = receipt_for(3, &signer(1));
         r.proof.push("not base64".into());
         assert!(matches!(
-            check(Some(&r), &key, &expected()),
+            check(Some(&r), &key, &none(), &expected()),
             Err(ReceiptError::Inclusion(_))
         ));
     }
@@ -295,7 +383,7 @@ mod tests {
         let key = signer(1).verifier_key();
         let r = receipt_for(3, &signer(2));
         assert!(matches!(
-            check(Some(&r), &key, &expected()),
+            check(Some(&r), &key, &none(), &expected()),
             Err(ReceiptError::Checkpoint(_))
         ));
         assert_eq!(

@@ -161,6 +161,22 @@ pub struct ServeArgs {
     /// The CA's private key (PEM) for --tls-issuer-cert.
     #[arg(long, value_name = "PEM", requires = "tls_issuer_cert")]
     tls_issuer_key: Option<PathBuf>,
+    /// A witness (c2sp.org/tlog-witness) each new checkpoint is submitted
+    /// to: its http:// URL and its cosigner key (`witness keygen` prints
+    /// it), repeatable. At start, serving is refused (exit 1, `rollback`)
+    /// when any witness has cosigned a larger checkpoint than the local log.
+    #[arg(long = "witness", value_name = "URL=PUBKEY")]
+    witnesses: Vec<hermetic_witness::PoolWitness>,
+    /// Cosignatures a grant waits for: with K > 0 the secrets are sent only
+    /// once the release record is in a checkpoint cosigned by K of the
+    /// --witness keys (one round per batch), else 503 witness_unavailable.
+    /// 0 (default): checkpoints are submitted in the background, grants do
+    /// not wait.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    witness_threshold: usize,
+    /// How long one witness round (and the start-time check) may take.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    witness_timeout: Duration,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -243,7 +259,23 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             );
         }
     }
+    if args.witness_threshold > args.witnesses.len() {
+        return fail(
+            2,
+            format!(
+                "--witness-threshold {} exceeds the {} --witness given",
+                args.witness_threshold,
+                args.witnesses.len()
+            ),
+        );
+    }
+    let witnesses = (!args.witnesses.is_empty()).then(|| service::witnesses::WitnessConfig {
+        witnesses: args.witnesses.clone(),
+        threshold: args.witness_threshold,
+        timeout: args.witness_timeout,
+    });
     let config = ServeConfig {
+        witnesses,
         attested,
         public_endpoint: args.public_endpoint.clone(),
         listen: args.listen,
@@ -282,6 +314,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         let running = tokio::select! {
             r = service::start(config, Arc::new(SystemClock)) => match r {
                 Ok(r) => r,
+                Err(e @ service::ServeError::Rollback(_)) => return fail(1, e),
                 Err(e) => return fail(2, e),
             },
             _ = &mut stop => {

@@ -153,13 +153,46 @@ impl SharedLog {
         }
         .sign(&self.signer)
         .map_err(|e| LogError::Sign(e.to_string()))?;
-        self.store.store_checkpoint(&note)?;
         let signed = Arc::new(SignedCheckpoint { size, root, note });
+        // The file is written under the lock, so it and `latest` agree
+        // with [`SharedLog::store_cosigned`] writing beside this.
         let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        self.store.store_checkpoint(&signed.note)?;
         if latest.size <= size {
             *latest = signed.clone();
         }
         Ok(signed)
+    }
+
+    /// Replaces the latest checkpoint by the same checkpoint with witness
+    /// cosignature lines added (`note`, of `size` records), in memory and in
+    /// the stored file, so that `/checkpoint`, later receipts and
+    /// `log verify` see the cosignatures. Does nothing when a larger
+    /// checkpoint was signed meanwhile (the next round cosigns that one) or
+    /// when `note` is not this log's checkpoint of the latest size and root.
+    pub fn store_cosigned(&self, size: u64, note: &str) -> Result<bool, LogError> {
+        let key = self.signer.verifier_key();
+        let Ok(cp) = hermetic_tlog::checkpoint::open(note.as_bytes(), key.name(), &key) else {
+            return Ok(false);
+        };
+        let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        if latest.size != size || cp.size != size || cp.root_hash != latest.root {
+            return Ok(false);
+        }
+        self.store.store_checkpoint(note)?;
+        *latest = Arc::new(SignedCheckpoint {
+            size,
+            root: cp.root_hash,
+            note: note.to_owned(),
+        });
+        Ok(true)
+    }
+
+    /// The consistency proof from the tree of `old` leaves to that of `new`
+    /// (both durable), as witnesses ask for it.
+    pub fn prove_tree(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
+        hermetic_tlog::merkle::prove_tree(new, old, &Hashes(self.store.as_ref()))
+            .map_err(tree_error)
     }
 
     /// The latest signed checkpoint (covering only durable leaves).

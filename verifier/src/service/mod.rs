@@ -18,6 +18,7 @@ mod retry_reasons;
 mod rollback;
 mod state;
 mod tiles;
+pub mod witnesses;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,9 @@ pub struct ServeConfig {
     /// Serve the public API over TLS with an attested identity (`--nsm`):
     /// the key is made in memory, the NSM's document binds it.
     pub attested: Option<AttestedConfig>,
+    /// `--witness URL=PUBKEY... --witness-threshold K`: where checkpoints
+    /// go, and how many cosignatures a grant waits for.
+    pub witnesses: Option<witnesses::WitnessConfig>,
 }
 
 /// `serve --nsm`: where the document comes from and what the certificate
@@ -265,6 +269,7 @@ impl ServeConfig {
             refusal_summary_interval: DEFAULT_REFUSAL_SUMMARY_INTERVAL,
             attested: None,
             public_endpoint: None,
+            witnesses: None,
         }
     }
 }
@@ -279,6 +284,10 @@ pub enum ServeError {
     Log(#[from] crate::log::LogError),
     #[error("{NO_TEST_ROOTS}")]
     TestRootsDisabled,
+    /// A witness cosigned a larger (or another) checkpoint than the local
+    /// log's: the data directory was restored or replaced (exit code 1).
+    #[error("{0}")]
+    Rollback(hermetic_witness::StartRefusal),
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
@@ -537,7 +546,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         &config.data_dir.join(crate::log::LOG_KEY_PUB_FILE),
         log_signer.verifier_key().to_string().as_bytes(),
     )?;
-    let log = SharedLog::open(&config.data_dir, log_signer)?;
+    let log = Arc::new(SharedLog::open(&config.data_dir, log_signer)?);
     drop(key);
     if let Some(m) = store.migrated() {
         eprintln!(
@@ -545,6 +554,24 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             m.secrets, m.values, m.policies, m.tokens
         );
     }
+    // Before anything is appended or served: a witness that cosigned more
+    // than this log holds proves the data directory is an older copy.
+    let witnessing = match &config.witnesses {
+        Some(w) => {
+            let pool =
+                hermetic_witness::WitnessPool::new(w.witnesses.clone(), w.threshold, w.timeout)
+                    .map_err(|e| setup(format!("--witness: {e}")))?;
+            witnesses::check_start(&pool, &log)
+                .await
+                .map_err(ServeError::Rollback)?;
+            Some(witnesses::Witnessing::new(
+                pool,
+                Arc::clone(&log),
+                tokio::runtime::Handle::current(),
+            ))
+        }
+        None => None,
+    };
     let intake = store.intake_key()?;
     // A secret whose head is older than the log's last change of it was
     // rolled back (with every row it names): refused from now on.
@@ -652,6 +679,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         metrics: Metrics::default(),
         limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         identity: identity.as_ref().map(|(_, id)| id.clone()),
+        witnesses: witnessing,
     });
     let limits = Limits {
         body_bytes: config.body_limit,

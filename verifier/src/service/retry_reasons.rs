@@ -153,6 +153,7 @@ fn public_refusals() -> Vec<(u16, &'static str)> {
             .reason(),
         ),
         (500, hermetic_envelope::wire::reason::AUDIT_LOG_UNAVAILABLE),
+        (503, hermetic_envelope::wire::reason::WITNESS_UNAVAILABLE),
     ]);
     // The layers (`api.rs`): rate limit, time limit, body limit, routing,
     // a failed release task.
@@ -171,7 +172,7 @@ fn public_refusals() -> Vec<(u16, &'static str)> {
 /// answered (the nonce book is in memory), time ran out, or the service was
 /// overloaded or failing inside. Everything else refuses this enclave's
 /// measurements, document or request, and would again.
-const EXPECTED_TRANSIENT: [&str; 10] = [
+const EXPECTED_TRANSIENT: [&str; 11] = [
     "nonce_unknown",
     "nonce_expired",
     "challenge_capacity",
@@ -181,6 +182,7 @@ const EXPECTED_TRANSIENT: [&str; 10] = [
     "timeout",
     "store_error",
     "audit_log_unavailable",
+    "witness_unavailable",
     "internal_error",
 ];
 

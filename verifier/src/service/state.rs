@@ -32,7 +32,7 @@ pub struct AppState {
     /// The X25519 key owners seal values to; opened only to apply an
     /// approved value change.
     pub intake: EnclaveKey,
-    pub log: SharedLog,
+    pub log: Arc<SharedLog>,
     pub nonces: NonceBook,
     pub verifier: Verifier,
     pub clock: Arc<dyn Clock>,
@@ -44,6 +44,9 @@ pub struct AppState {
     /// The attested TLS identity (`serve --nsm`), whose current document
     /// `GET /v1/attestation` serves.
     pub identity: Option<Arc<hermetic_identity::server::AttestedTls>>,
+    /// `serve --witness`: checkpoints go to witnesses; with K > 0 grants
+    /// wait for K cosignatures.
+    pub witnesses: Option<Arc<super::witnesses::Witnessing>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -244,7 +247,30 @@ impl AppState {
             who,
             ..Entry::default()
         })?;
-        let receipt = self.receipt(&appended)?;
+        let receipt = match self
+            .witnesses
+            .as_ref()
+            .and_then(|w| w.cosigned_through(appended.seq))
+        {
+            None => self.receipt(&appended)?,
+            // Nothing leaves before K witnesses cosigned a checkpoint holding
+            // the record; when they do not, the record stays in the log (a
+            // grant the enclave never received, which `log verify` shows)
+            // and the sealed secrets are dropped here.
+            Some(Err(e)) => {
+                eprintln!(
+                    "hermetic-verifier: level=error event=witness_unavailable seq={} error=\"{e}\"",
+                    appended.seq
+                );
+                drop(wrapped);
+                return Err(ApiRefusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    reason::WITNESS_UNAVAILABLE,
+                    format!("the release record is logged but not cosigned by enough witnesses, so nothing is released: {e}"),
+                ));
+            }
+            Some(Ok((cosigned, size))) => self.receipt_in(&appended, &cosigned.note, size)?,
+        };
         Ok(ReleaseResponse {
             secrets: wrapped,
             receipt: Some(receipt),
@@ -253,7 +279,21 @@ impl AppState {
 
     /// The receipt of an appended record: its checkpoint and inclusion proof.
     fn receipt(&self, appended: &Appended) -> Result<Receipt, ApiRefusal> {
-        let size = appended.checkpoint.size;
+        self.receipt_in(
+            appended,
+            &appended.checkpoint.note,
+            appended.checkpoint.size,
+        )
+    }
+
+    /// The receipt of an appended record under the checkpoint `note` of
+    /// `size` records (which holds it).
+    fn receipt_in(
+        &self,
+        appended: &Appended,
+        note: &str,
+        size: u64,
+    ) -> Result<Receipt, ApiRefusal> {
         let proof = self.log.prove(appended.seq, size).map_err(|e| {
             eprintln!("hermetic-verifier: level=error event=audit_proof_failed error={e}");
             ApiRefusal::internal(
@@ -262,7 +302,7 @@ impl AppState {
             )
         })?;
         Ok(Receipt {
-            checkpoint: appended.checkpoint.note.clone(),
+            checkpoint: note.to_owned(),
             index: appended.seq,
             leaf: String::from_utf8_lossy(&appended.leaf).into_owned(),
             proof: proof.iter().map(ToString::to_string).collect(),
