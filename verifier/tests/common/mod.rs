@@ -203,7 +203,43 @@ pub fn config(dir: &Path, trust_root: Option<PathBuf>) -> ServeConfig {
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.admin_listen = "127.0.0.1:0".parse().unwrap();
     c.trust_roots = trust_root.into_iter().collect();
+    if !cfg!(feature = "test-roots") {
+        c.custodians = genesis_custodians();
+        c.custodian_threshold = Some(2);
+    }
     c
+}
+
+/// Two fresh custodians' public keys. The production build (no
+/// `test-roots`) has no development custodian, so a fresh store there
+/// starts only with a genesis among real custodians (K >= 2); the tests
+/// that run in both builds start it that way. Their private keys are
+/// dropped: such a verifier, once restarted, stays sealed.
+pub fn genesis_custodians() -> Vec<String> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    (0..2)
+        .map(|_| {
+            hermetic_custody::CustodianKey::generate(&rng)
+                .unwrap()
+                .public_key()
+                .to_string()
+        })
+        .collect()
+}
+
+/// `serve` arguments for a genesis in the production build when `data`
+/// holds no genesis yet (see [`genesis_custodians`]); none otherwise.
+pub fn production_genesis_args(data: &Path) -> Vec<String> {
+    if cfg!(feature = "test-roots") || data.join("genesis.json").exists() {
+        return Vec::new();
+    }
+    let mut args = Vec::new();
+    for key in genesis_custodians() {
+        args.push("--custodian".to_owned());
+        args.push(key);
+    }
+    args.extend(["--custodian-threshold".to_owned(), "2".to_owned()]);
+    args
 }
 
 pub struct Service {
@@ -317,6 +353,7 @@ pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         ])
         .args(["--rate-limit", "0", "--data-dir"])
         .arg(data)
+        .args(production_genesis_args(data))
         .args(extra)
         .stderr(Stdio::piped())
         .spawn()
