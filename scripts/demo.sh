@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # hermetic, the whole flow on one machine: a verifier (a simulated attested
-# enclave: TLS key made in memory, bound by its attestation document; an
-# embedded store), a secret created with one owner whose signed statements
-# set its policy and value, a parent proxy (Unix socket standing in for
-# vsock) and a simulated Nitro enclave that fetches the secret and hands it
-# to its workload, every client pinning the verifier image's measurements;
+# enclave measured with hermetic-eif: TLS key made in memory, bound by its
+# attestation document; its master key made at genesis and split 2-of-3
+# among custodians; an embedded store), a secret created with one owner
+# whose signed statements set its policy and its value (sealed to the
+# verifier's attested intake key), a parent proxy (Unix socket standing in
+# for vsock) and a simulated Nitro enclave that fetches the secret and hands
+# it to its workload, every client pinning the verifier image's
+# measurements; the verifier restarts sealed and two custodians unseal it;
 # then an enclave pinning another verifier image refuses it, the admin token alone fails to let another image in,
 # an enclave with the wrong image is refused, and the audit log is checked.
 # Everything it starts is stopped on exit.
@@ -60,17 +63,31 @@ run hermetic-eif build --kernel "$work/verifier-kernel.bin" --cmdline "console=t
   --ramdisk "$work/verifier-ramdisk.cpio" --output "$work/verifier.eif"
 hermetic-eif describe "$work/verifier.eif" --format json > "$work/verifier.json"
 
-say "Start the verifier as a (simulated) attested enclave: its TLS key is made in memory and bound by its document"
-hermetic-verifier serve --data-dir "$work/verifier" \
-  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-  --trust-root "$work/sim-pki/root.pem" \
-  --nsm simulated --pki-dir "$work/verifier-sim-pki" --pcrs-from "$work/verifier.json" \
-  2> "$work/verifier.log" &
+say "Three custodians make their keys; each keeps its private key, and gives only its public key"
+custodians=()
+for i in 1 2 3; do
+  custodians+=(--custodian "$(run hermetic-verifier custodian keygen --out "$work/custodian-$i.key")")
+done
+printf '%s\n' "${custodians[@]}" | grep -v -- --custodian
+
+# The verifier's arguments, the same at its restart below (it then binds the
+# same addresses).
+serve_args=(--data-dir "$work/verifier" --trust-root "$work/sim-pki/root.pem"
+  --nsm simulated --pki-dir "$work/verifier-sim-pki" --pcrs-from "$work/verifier.json")
+
+say "Start the verifier as a (simulated) attested enclave: genesis makes its master key in memory and splits it 2-of-3 among the custodians; its TLS key is made in memory and bound by its document"
+hermetic-verifier serve "${serve_args[@]}" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  "${custodians[@]}" --custodian-threshold 2 \
+  > "$work/genesis-printed.json" 2> "$work/verifier.log" &
 pids+=($!)
+verifier_pid=$!
 line=$(wait_for "$work/verifier.log" "event=listening")
 echo "$line"
 public=$(sed -n 's/.*public=https:\/\/\([^ ]*\).*/\1/p' <<< "$line")
 admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<< "$line")
+echo "genesis record (public, printed for the custodians: one Shamir share of the master key sealed to each):"
+cut -c1-110 "$work/verifier/genesis.json" | head -n 9
+grep -m1 "event=genesis" "$work/verifier.log" || true
 
 export HERMETIC_ADMIN_URL="$admin" HERMETIC_ADMIN_TOKEN_FILE="$work/verifier/admin.token"
 grep -m1 "event=not_hermetic" "$work/verifier.log"
@@ -118,6 +135,37 @@ run hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "
   --via "unix://$work/parent.sock" --verifier "tcp://$public" "${pins[@]}" \
   --log-key "$log_key" --secret demo-db-password -- sh -c "$workload" | tee "$work/workload.out"
 grep -q "$expected" "$work/workload.out" && echo "(the hash matches the value the owner put)"
+
+say "Restart the verifier: the master key was only in its memory, so it comes back sealed"
+kill "$verifier_pid"; wait "$verifier_pid" 2>/dev/null || true
+admin_addr=${admin#http://}
+hermetic-verifier serve "${serve_args[@]}" --listen "$public" --admin-listen "$admin_addr" \
+  2> "$work/verifier-2.log" &
+pids+=($!)
+verifier_pid=$!
+wait_for "$work/verifier-2.log" "event=listening" > /dev/null
+grep -m1 "event=sealed" "$work/verifier-2.log" | cut -c1-160
+if command -v curl > /dev/null; then echo "GET /healthz: $(curl -s "http://$public/healthz")"; fi
+set +e
+hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
+  --via "unix://$work/parent.sock" --verifier "tcp://$public" "${pins[@]}" \
+  --log-key "$log_key" --secret demo-db-password --retries 0 -- sh -c 'echo "this must not run"' 2>&1 | tail -n 1
+set -e
+echo "(sealed: no release, no change, until two custodians unseal it)"
+
+say "Two of the three custodians each check the verifier's attestation (its measurements, not debug) and re-seal their share to its attested key"
+for i in 1 2; do
+  run hermetic-verifier custodian unseal --verifier "http://$public" --key "$work/custodian-$i.key" \
+    --verifier-measurements "$work/verifier.json" --trust-root "$work/verifier-sim-pki/root.pem" --genesis "$work/verifier/genesis.json"
+done
+wait_for "$work/verifier-2.log" "event=listening public=https" > /dev/null
+echo "unsealed: $(grep -c '"action":"unsealed"' "$work/verifier/audit.jsonl") unsealed record in the log"
+
+say "The enclave fetches the secret again from the unsealed verifier"
+run hermetic-enclave run --nsm simulated --pki-dir "$work/sim-pki" --pcrs-from "$work/app.json" \
+  --via "unix://$work/parent.sock" --verifier "tcp://$public" "${pins[@]}" \
+  --log-key "$log_key" --secret demo-db-password -- sh -c "$workload" | tee "$work/workload-2.out"
+grep -q "$expected" "$work/workload-2.out" && echo "(the same value, after restart and unseal)"
 
 say "An enclave pinning another verifier image refuses this verifier during the TLS handshake"
 printf 'demo init + hermetic-verifier v2\n' > "$work/verifier2-ramdisk.cpio"
