@@ -3,16 +3,17 @@
 # build the enclave image, record its measurements with hermetic-eif, and
 # write the verifier policy that allows exactly this image.
 #
-# usage: scripts/nitro/build-enclave.sh VERIFIER_CA_PEM VERIFIER_LOG_KEY WORKLOAD_SH [SECRET_NAME]
+# usage: scripts/nitro/build-enclave.sh VERIFIER_MEASUREMENTS_JSON VERIFIER_LOG_KEY WORKLOAD_SH [SECRET_NAME]
+# (VERIFIER_MEASUREMENTS_JSON: out/verifier-measurements.json of build-verifier.sh)
 # (VERIFIER_LOG_KEY: the string `hermetic-verifier log key` prints)
 # writes: out/hermetic-enclave.eif, out/measurements.json, out/policy.toml
 set -euo pipefail
-ca=${1:?verifier CA PEM}; log_key=${2:?verifier log key}; workload=${3:?workload script}; secret=${4:-db-password}
+measurements=${1:?verifier measurements JSON}; log_key=${2:?verifier log key}; workload=${3:?workload script}; secret=${4:-db-password}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/out"; mkdir -p "$out"
-cp "$ca" "$root/verifier-ca.pem"; cp "$workload" "$root/workload.sh"
+cp "$measurements" "$root/verifier-measurements.json"; cp "$workload" "$root/workload.sh"
 printf '%s\n' "$log_key" > "$root/verifier-log.key"
-trap 'rm -f "$root/verifier-ca.pem" "$root/verifier-log.key" "$root/workload.sh"' EXIT
+trap 'rm -f "$root/verifier-measurements.json" "$root/verifier-log.key" "$root/workload.sh"' EXIT
 
 docker build -f "$root/scripts/nitro/Dockerfile.enclave" -t hermetic-enclave:latest "$root"
 nitro-cli build-enclave --docker-uri hermetic-enclave:latest --output-file "$out/hermetic-enclave.eif" \
