@@ -279,3 +279,78 @@ fn the_inbound_parent_relays_a_release_to_the_verifier_enclave() {
     assert!(!seen.windows(SECRET.len()).any(|w| w == SECRET));
     inbound.kill();
 }
+
+#[test]
+fn the_log_commands_read_the_log_only_from_the_pinned_verifier_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = make_image(dir.path(), "app", b"app 1");
+    let verifier_image = make_image(dir.path(), "verifier", b"verifier 1");
+    let other_verifier = make_image(dir.path(), "other-verifier", b"verifier 2");
+    let dep = Deployment::start_attested(
+        dir.path(),
+        &policy_for(&app, "db-password"),
+        &verifier_image,
+        false,
+    );
+    dep.put_secret("db-password", SECRET);
+    let url = format!(
+        "https://{}",
+        dep.verifier_endpoint.trim_start_matches("tcp://")
+    );
+    let log = |measurements: &Image, args: &[&str]| {
+        let mut cmd = Command::new(bin("hermetic-verifier"));
+        cmd.arg("log")
+            .args(args)
+            .args(["--url", &url, "--verifier-measurements"])
+            .arg(&measurements.describe_json)
+            .arg("--verifier-root")
+            .arg(dep.verifier_root());
+        run(cmd, LIMIT)
+    };
+
+    // `log key --url`: the key the pinned verifier enclave serves, the same
+    // the data directory holds.
+    let out = log(&verifier_image, &["key"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), dep.log_key);
+
+    // `log verify --url` over the attested channel: intact.
+    let out = log(&verifier_image, &["verify", "--log-key", &dep.log_key]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("audit log intact"), "{stdout}");
+
+    // Pinning another verifier image: both refused during the handshake,
+    // exit 1 with the reason, nothing printed on stdout (an operator's
+    // verifier cannot hand an auditor its own log key or log).
+    for args in [
+        vec!["key"],
+        vec!["verify", "--log-key", dep.log_key.as_str()],
+    ] {
+        let out = log(&other_verifier, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("verifier_measurements_mismatch"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+
+    // A root the auditor does not trust: refused too (exit 1).
+    let mut cmd = Command::new(bin("hermetic-verifier"));
+    cmd.args(["log", "key", "--url", &url, "--verifier-measurements"])
+        .arg(&verifier_image.describe_json)
+        .arg("--verifier-root")
+        .arg(dep.pki_dir.join("root.pem"));
+    let out = run(cmd, LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("verifier_attestation_invalid"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

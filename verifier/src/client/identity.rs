@@ -37,19 +37,36 @@ impl AttestError {
     }
 }
 
-/// Connects to the verifier's public listener `addr` (`host:port`, or an
-/// `https://host:port` URL) and returns its verified identity. `roots`
-/// empty: the pinned AWS Nitro root.
-pub async fn attest_verifier(
-    addr: &str,
+/// Reads `--verifier-measurements FILE` and the `--verifier-root PEM`s
+/// (empty: the pinned AWS Nitro root), refusing roots in a build without
+/// `test-roots`. The error is a usage/IO message (exit 2).
+pub fn load_pins(
+    measurements: &std::path::Path,
+    roots: &[std::path::PathBuf],
+) -> Result<(Pins, Vec<TrustedRoot>), String> {
+    if !roots.is_empty() && !crate::service::TEST_ROOTS_ENABLED {
+        return Err(crate::service::NO_TEST_ROOTS.to_owned());
+    }
+    let pins = Pins::from_file(measurements).map_err(|e| e.to_string())?;
+    let roots = roots
+        .iter()
+        .map(|p| {
+            let pem =
+                std::fs::read(p).map_err(|e| format!("--verifier-root {}: {e}", p.display()))?;
+            TrustedRoot::from_pem(&pem).map_err(|e| format!("--verifier-root {}: {e}", p.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((pins, roots))
+}
+
+/// A TLS client configuration that completes a handshake only with a
+/// verifier enclave of `pins` whose fresh document binds the key it
+/// presents (`roots` empty: the pinned AWS Nitro root), and the verifier
+/// that holds the identity it accepted.
+pub fn attested_client_config(
     pins: &Pins,
     roots: Vec<TrustedRoot>,
-    timeout: Duration,
-) -> Result<VerifierIdentity, AttestError> {
-    let addr = addr
-        .trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_owned();
+) -> Result<(Arc<ClientConfig>, Arc<AttestedServerVerifier>), AttestError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let attestation = if roots.is_empty() {
         Verifier::aws().map_err(|e| AttestError::Setup(e.to_string()))?
@@ -67,6 +84,23 @@ pub async fn attest_verifier(
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
+    Ok((Arc::new(config), verifier))
+}
+
+/// Connects to the verifier's public listener `addr` (`host:port`, or an
+/// `https://host:port` URL) and returns its verified identity. `roots`
+/// empty: the pinned AWS Nitro root.
+pub async fn attest_verifier(
+    addr: &str,
+    pins: &Pins,
+    roots: Vec<TrustedRoot>,
+    timeout: Duration,
+) -> Result<VerifierIdentity, AttestError> {
+    let addr = addr
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (config, verifier) = attested_client_config(pins, roots)?;
     let connect = |message: String| AttestError::Connect {
         addr: addr.clone(),
         message,
@@ -78,7 +112,7 @@ pub async fn attest_verifier(
         let tcp = tokio::net::TcpStream::connect(&addr)
             .await
             .map_err(|e| connect(e.to_string()))?;
-        tokio_rustls::TlsConnector::from(Arc::new(config))
+        tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| match AttestedServerVerifier::refusal(&e) {

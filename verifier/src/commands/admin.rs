@@ -124,20 +124,9 @@ impl VerifierPinArgs {
         let (Some(addr), Some(file)) = (&self.verifier, &self.verifier_measurements) else {
             return Ok(None);
         };
-        if !self.verifier_root.is_empty() && !hermetic_verifier::service::TEST_ROOTS_ENABLED {
-            return Err(io(hermetic_verifier::service::NO_TEST_ROOTS));
-        }
-        let pins = hermetic_identity::Pins::from_file(file).map_err(io)?;
-        let roots = self
-            .verifier_root
-            .iter()
-            .map(|p| {
-                let pem = std::fs::read(p)
-                    .map_err(|e| io(format!("--verifier-root {}: {e}", p.display())))?;
-                hermetic_attestation::TrustedRoot::from_pem(&pem)
-                    .map_err(|e| io(format!("--verifier-root {}: {e}", p.display())))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (pins, roots) =
+            hermetic_verifier::client::identity::load_pins(file, &self.verifier_root)
+                .map_err(io)?;
         let identity = attest_verifier(addr, &pins, roots, std::time::Duration::from_secs(30))
             .await
             .map_err(|e| Failure {

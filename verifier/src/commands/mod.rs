@@ -351,6 +351,51 @@ fn stop_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Sen
     })
 }
 
+/// Pinning the verifier enclave an https `--url` must reach.
+#[derive(clap::Args, Clone, Default)]
+pub struct LogPinArgs {
+    /// For an https --url: pin the verifier enclave's measurements
+    /// (`hermetic-eif describe` JSON of its image): the TLS handshake
+    /// completes only with a verifier enclave of that image, not in debug
+    /// mode, whose fresh attestation document binds the key it presents
+    /// (refused: exit 1 with the reason). Instead of, or besides, --ca.
+    #[arg(long, value_name = "FILE", requires = "url")]
+    verifier_measurements: Option<PathBuf>,
+    /// Trust this root (PEM) for the verifier's documents INSTEAD of the
+    /// pinned AWS root: a simulated verifier. Repeatable. Only in builds
+    /// with the `test-roots` feature.
+    #[cfg_attr(not(feature = "test-roots"), arg(hide = true))]
+    #[arg(long, value_name = "PEM", requires = "verifier_measurements")]
+    verifier_root: Vec<PathBuf>,
+}
+
+impl LogPinArgs {
+    /// Where the log at `url` is read from: pinned measurements, else
+    /// `--ca`, else plain `http://`.
+    fn source(
+        &self,
+        url: &str,
+        ca: Option<&Path>,
+    ) -> Result<hermetic_verifier::log::http::LogSource, String> {
+        use hermetic_verifier::client::identity;
+        use hermetic_verifier::log::http::LogSource;
+        if ca.is_some() && self.verifier_measurements.is_some() {
+            return Err("give --ca or --verifier-measurements, not both".into());
+        }
+        if let Some(file) = &self.verifier_measurements {
+            let (pins, roots) = identity::load_pins(file, &self.verifier_root)?;
+            let (config, _) =
+                identity::attested_client_config(&pins, roots).map_err(|e| e.to_string())?;
+            return LogSource::with_tls(url, config).map_err(|e| e.to_string());
+        }
+        let ca_pem = ca
+            .map(std::fs::read)
+            .transpose()
+            .map_err(|e| format!("--ca: {e}"))?;
+        LogSource::new(url, ca_pem.as_deref()).map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Subcommand)]
 pub enum LogCommand {
     /// Check the transparency log: recompute the Merkle tree from every
@@ -380,6 +425,8 @@ pub enum LogCommand {
         /// certificate must chain to; nothing else is trusted.
         #[arg(long, value_name = "PEM", requires = "url")]
         ca: Option<PathBuf>,
+        #[command(flatten)]
+        pins: LogPinArgs,
         /// The log's verifier key (`hermetic-verifier log key`), pinned out
         /// of band.
         #[arg(long, value_name = "VKEY")]
@@ -410,12 +457,28 @@ pub enum LogCommand {
         save_checkpoint: Option<PathBuf>,
     },
     /// Print the log's verifier key (derived from the master key in the
-    /// serving verifier's memory; its public half is DIR/log-key.pub,
-    /// checked here against the stored checkpoint's signature); auditors
-    /// and enclaves pin it.
+    /// serving verifier's memory); auditors and enclaves pin it. From
+    /// --data-dir: its public half DIR/log-key.pub, checked against the
+    /// stored checkpoint's signature. From --url: as the verifier serves it
+    /// (GET /v1/log/key); with --verifier-measurements, only from a
+    /// verifier enclave of that image (exit 1 otherwise, with the reason).
     Key {
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "url",
+            conflicts_with = "url"
+        )]
+        data_dir: Option<PathBuf>,
+        /// The verifier's public URL (http://HOST:PORT or https://HOST:PORT).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// For an https --url: the CA certificate(s) (PEM) the verifier's
+        /// certificate must chain to.
+        #[arg(long, value_name = "PEM", requires = "url")]
+        ca: Option<PathBuf>,
+        #[command(flatten)]
+        pins: LogPinArgs,
     },
     /// Write a C2SP tlog-proof (c2sp.org/tlog-proof) that record SEQ is in
     /// the log under its latest signed checkpoint; the record rides in the
@@ -464,6 +527,7 @@ pub fn log(cmd: LogCommand) -> ExitCode {
             data_dir,
             url,
             ca,
+            pins,
             log_key,
             witness_keys,
             witness_threshold,
@@ -505,19 +569,13 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                         Ok(r) => r,
                         Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
                     };
-                    let ca_pem = match ca.as_deref().map(std::fs::read).transpose() {
-                        Ok(pem) => pem,
-                        Err(e) => return fail(2, format!("--ca: {e}")),
+                    let source = match pins.source(&url, ca.as_deref()) {
+                        Ok(s) => s,
+                        Err(e) => return fail(2, e),
                     };
-                    let source =
-                        match hermetic_verifier::log::http::LogSource::new(&url, ca_pem.as_deref())
-                        {
-                            Ok(s) => s,
-                            Err(e) => return fail(2, e),
-                        };
                     match runtime.block_on(hermetic_verifier::log::http::read_url(&source)) {
                         Ok(d) => d,
-                        Err(e) => return fail(2, e),
+                        Err(e) => return fail(e.exit_code(), e),
                     }
                 }
                 (None, None) => return fail(2, "give --data-dir or --url"),
@@ -553,13 +611,25 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                 }
             }
         }
-        LogCommand::Key { data_dir } => match log_key(&data_dir) {
-            Ok(key) => {
-                println!("{key}");
-                ExitCode::SUCCESS
+        LogCommand::Key {
+            data_dir,
+            url,
+            ca,
+            pins,
+        } => {
+            let key = match (data_dir, url) {
+                (Some(dir), _) => log_key(&dir).map_err(|e| (2, e)),
+                (None, Some(url)) => remote_log_key(&url, ca.as_deref(), &pins),
+                (None, None) => Err((2, "give --data-dir or --url".to_owned())),
+            };
+            match key {
+                Ok(key) => {
+                    println!("{key}");
+                    ExitCode::SUCCESS
+                }
+                Err((code, e)) => fail(code, e),
             }
-            Err(e) => fail(2, e),
-        },
+        }
         LogCommand::Prove { seq, data_dir, out } => match prove(&data_dir, seq) {
             Ok(Ok(text)) => {
                 match hermetic_verifier::client::change::write_atomic(&out, text.as_bytes()) {
@@ -644,6 +714,21 @@ fn print_intact(intact: &Intact, format: LogFormat) {
 /// The log key of the data directory: the public key `serve` wrote (the
 /// master key, and so the private half, is only in the verifier's memory),
 /// which must verify the stored checkpoint's signature when there is one.
+/// The log key the verifier at `url` serves (exit code and message on
+/// failure).
+fn remote_log_key(
+    url: &str,
+    ca: Option<&Path>,
+    pins: &LogPinArgs,
+) -> Result<VerifierKey, (u8, String)> {
+    let source = pins.source(url, ca).map_err(|e| (2, e))?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| (2, format!("cannot start the runtime: {e}")))?;
+    runtime
+        .block_on(hermetic_verifier::log::http::read_log_key(&source))
+        .map_err(|e| (e.exit_code(), e.to_string()))
+}
+
 fn log_key(data_dir: &Path) -> Result<VerifierKey, String> {
     let path = data_dir.join(hermetic_verifier::log::LOG_KEY_PUB_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| {

@@ -2,7 +2,8 @@
 //! `/checkpoint`, then every entry bundle `/tile/entries/<N>[.p/<W>]` the
 //! checkpoint's size needs; [`super::audit::verify_data`] then checks it as
 //! it checks a data directory. `http://` or `https://` (rustls, trusting
-//! only the CA certificates given, as the enclave pins its verifier's CA).
+//! only the CA certificates given, or only a verifier enclave of pinned
+//! measurements: [`LogSource::with_tls`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,29 @@ impl LogSource {
     /// `url` is `http://HOST:PORT` or `https://HOST:PORT` (a path is not
     /// allowed); `ca_pem` is required for https and is the only trust.
     pub fn new(url: &str, ca_pem: Option<&[u8]>) -> Result<LogSource, FetchError> {
+        let mut source = LogSource::parse(url)?;
+        if source.scheme_https {
+            source.tls = Some(ca_config(url, ca_pem)?);
+        }
+        Ok(source)
+    }
+
+    /// `url` is `https://HOST:PORT`, reached with this TLS configuration
+    /// (e.g. `client::identity::attested_client_config`: only a verifier
+    /// enclave of pinned measurements completes the handshake).
+    pub fn with_tls(url: &str, config: Arc<rustls::ClientConfig>) -> Result<LogSource, FetchError> {
+        let mut source = LogSource::parse(url)?;
+        if !source.scheme_https {
+            return Err(FetchError::Http {
+                url: url.to_owned(),
+                message: "pinned measurements need an https:// URL".to_owned(),
+            });
+        }
+        source.tls = Some(config);
+        Ok(source)
+    }
+
+    fn parse(url: &str) -> Result<LogSource, FetchError> {
         let bad = |message: &str| FetchError::Http {
             url: url.to_owned(),
             message: message.to_owned(),
@@ -74,35 +98,11 @@ impl LogSource {
         } else {
             format!("{authority}:{}", if https { 443 } else { 80 })
         };
-        let tls = if https {
-            let pem = ca_pem.ok_or_else(|| {
-                bad("https needs --ca PEM (the CA the verifier's certificate chains to)")
-            })?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|_| bad("--ca is not PEM certificates"))?;
-                roots
-                    .add(cert)
-                    .map_err(|_| bad("--ca holds an unusable certificate"))?;
-            }
-            if roots.is_empty() {
-                return Err(bad("--ca holds no certificate"));
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|_| bad("TLS configuration"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Some(Arc::new(config))
-        } else {
-            None
-        };
         Ok(LogSource {
             scheme_https: https,
             authority,
             host,
-            tls,
+            tls: None,
         })
     }
 
@@ -110,6 +110,34 @@ impl LogSource {
         let scheme = if self.scheme_https { "https" } else { "http" };
         format!("{scheme}://{}{path}", self.authority)
     }
+}
+
+/// Trusting only the CA certificates in `ca_pem` (required).
+fn ca_config(url: &str, ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, FetchError> {
+    let bad = |message: &str| FetchError::Http {
+        url: url.to_owned(),
+        message: message.to_owned(),
+    };
+    let pem = ca_pem.ok_or_else(|| {
+        bad("https needs --ca PEM (the CA the verifier's certificate chains to) or --verifier-measurements")
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|_| bad("--ca is not PEM certificates"))?;
+        roots
+            .add(cert)
+            .map_err(|_| bad("--ca holds an unusable certificate"))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("--ca holds no certificate"));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| bad("TLS configuration"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
@@ -136,30 +164,59 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     Ok((status, body))
 }
 
-async fn fetch(source: &LogSource, path: &str) -> Result<(u16, Vec<u8>), String> {
+/// How one fetch failed: the verifier refused as not the pinned one, or
+/// anything else.
+enum Failed {
+    Refused(String),
+    Other(String),
+}
+
+async fn fetch(source: &LogSource, path: &str) -> Result<(u16, Vec<u8>), Failed> {
     let tcp = tokio::net::TcpStream::connect(&source.authority)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failed::Other(e.to_string()))?;
     match &source.tls {
-        None => exchange(tcp, source, path).await,
+        None => exchange(tcp, source, path).await.map_err(Failed::Other),
         Some(config) => {
-            let name = ServerName::try_from(source.host.clone()).map_err(|e| e.to_string())?;
+            let name = ServerName::try_from(source.host.clone())
+                .map_err(|e| Failed::Other(e.to_string()))?;
             let tls = tokio_rustls::TlsConnector::from(config.clone())
                 .connect(name, tcp)
                 .await
-                .map_err(|e| format!("TLS: {e}"))?;
-            exchange(tls, source, path).await
+                .map_err(
+                    |e| match hermetic_identity::AttestedServerVerifier::refusal(&e) {
+                        Some(refusal) => {
+                            Failed::Refused(format!("{}: {refusal}", refusal.reason()))
+                        }
+                        None => Failed::Other(format!("TLS: {e}")),
+                    },
+                )?;
+            exchange(tls, source, path).await.map_err(Failed::Other)
         }
     }
 }
 
-/// Why a served log could not be read (exit 2: nothing was judged).
+/// Why a served log could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: {message}")]
     Http { url: String, message: String },
     #[error("{url}: {message}")]
     Malformed { url: String, message: String },
+    /// The verifier is not the pinned one (its attestation was refused).
+    #[error("{url}: refused: {reason}")]
+    Refused { url: String, reason: String },
+}
+
+impl FetchError {
+    /// 1 when the verifier was refused as not the pinned one, 2 otherwise
+    /// (nothing was judged).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            FetchError::Refused { .. } => 1,
+            FetchError::Http { .. } | FetchError::Malformed { .. } => 2,
+        }
+    }
 }
 
 async fn get(source: &LogSource, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
@@ -170,9 +227,15 @@ async fn get(source: &LogSource, path: &str) -> Result<Option<Vec<u8>>, FetchErr
             url: url.clone(),
             message: format!("no answer within {TIMEOUT:?}"),
         })?
-        .map_err(|message| FetchError::Http {
-            url: url.clone(),
-            message,
+        .map_err(|failed| match failed {
+            Failed::Refused(reason) => FetchError::Refused {
+                url: url.clone(),
+                reason,
+            },
+            Failed::Other(message) => FetchError::Http {
+                url: url.clone(),
+                message,
+            },
         })?;
     match status {
         200 => Ok(Some(body)),
@@ -182,6 +245,24 @@ async fn get(source: &LogSource, path: &str) -> Result<Option<Vec<u8>>, FetchErr
             message: format!("HTTP {s}"),
         }),
     }
+}
+
+/// The log's verifier key as the verifier at `source` serves it
+/// (`GET /v1/log/key`); with pinned measurements, as the pinned verifier
+/// enclave itself serves it.
+pub async fn read_log_key(source: &LogSource) -> Result<note::VerifierKey, FetchError> {
+    let url = source.url("/v1/log/key");
+    let malformed = |message: String| FetchError::Malformed {
+        url: url.clone(),
+        message,
+    };
+    let body = get(source, "/v1/log/key")
+        .await?
+        .ok_or_else(|| malformed("not served".into()))?;
+    let text = String::from_utf8(body).map_err(|_| malformed("not UTF-8".into()))?;
+    text.trim()
+        .parse::<note::VerifierKey>()
+        .map_err(|e| malformed(e.to_string()))
 }
 
 /// The log at `source` (the verifier's public listener). A missing
