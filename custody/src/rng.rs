@@ -1,62 +1,29 @@
 //! Randomness: `aws_lc_rs::rand` is the workspace's one source; this adapts it to the
 //! `rand_core` 0.10 `CryptoRng` that vsss-rs asks for.
 
-use core::convert::Infallible;
-
 use aws_lc_rs::rand::SecureRandom;
-use rand_core::{TryCryptoRng, TryRng};
-use zeroize::Zeroize;
+use hermetic_envelope::rng::FallibleRng;
 
 use crate::Error;
 
-/// `rand_core` wants an infallible generator; a failure of the underlying source is remembered
-/// (and the output zeroed) and the caller must discard whatever was computed, as
-/// hermetic-envelope's suite does for hpke.
-pub(crate) struct AwsRng<'a> {
-    rng: &'a dyn SecureRandom,
-    failed: bool,
+/// vsss-rs's generator: `aws_lc_rs::rand` through hermetic-envelope's adapter (a failed draw
+/// is zeroed and remembered; [`check`] then refuses whatever was computed).
+pub(crate) fn aws_rng(
+    rng: &dyn SecureRandom,
+) -> FallibleRng<impl FnMut(&mut [u8]) -> Result<(), ()> + '_> {
+    FallibleRng::new(move |b: &mut [u8]| rng.fill(b).map_err(|_| ()))
 }
 
-impl<'a> AwsRng<'a> {
-    pub(crate) fn new(rng: &'a dyn SecureRandom) -> Self {
-        AwsRng { rng, failed: false }
-    }
-
-    /// `Err(RandomFailed)` if any draw failed.
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        if self.failed {
-            Err(Error::RandomFailed)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl TryRng for AwsRng<'_> {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut buf = [0u8; 4];
-        self.try_fill_bytes(&mut buf)?;
-        Ok(u32::from_le_bytes(buf))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut buf = [0u8; 8];
-        self.try_fill_bytes(&mut buf)?;
-        Ok(u64::from_le_bytes(buf))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        if self.failed || self.rng.fill(dst).is_err() {
-            dst.zeroize();
-            self.failed = true;
-        }
+/// `Err(RandomFailed)` if any draw of `rng` failed.
+pub(crate) fn check<F: FnMut(&mut [u8]) -> Result<(), ()>>(
+    rng: &FallibleRng<F>,
+) -> Result<(), Error> {
+    if rng.failed() {
+        Err(Error::RandomFailed)
+    } else {
         Ok(())
     }
 }
-
-impl TryCryptoRng for AwsRng<'_> {}
 
 /// `N` random bytes from `rng`.
 pub(crate) fn random<const N: usize>(rng: &dyn SecureRandom) -> Result<[u8; N], Error> {

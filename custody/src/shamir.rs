@@ -7,7 +7,7 @@ use vsss_rs::Gf256;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::key::{MasterKey, MASTER_KEY_LEN};
-use crate::rng::AwsRng;
+use crate::rng::{aws_rng, check};
 use crate::Error;
 
 /// One share: index `1..=N` and its 32 bytes. Zeroized on drop; never leaves the crate in the
@@ -46,14 +46,14 @@ pub(crate) fn split(
             })
             .collect());
     }
-    let mut adapter = AwsRng::new(rng);
+    let mut adapter = aws_rng(rng);
     let result = Gf256::split_array(
         usize::from(k),
         usize::from(n),
         key.expose_secret(),
         &mut adapter,
     );
-    adapter.check()?;
+    check(&adapter)?;
     let mut raw = result.map_err(|_| Error::SharingFailed)?;
     let shares = raw
         .iter()

@@ -44,6 +44,7 @@ mod envelope;
 mod error;
 mod intake;
 mod key;
+pub mod rng;
 mod suite;
 pub mod wire;
 

@@ -4,11 +4,10 @@
 //! and ChaCha20Poly1305 (AEAD 0x0003): the suite of RFC 9180 Appendix A.2. `seal`/`open` and
 //! the known-answer tests go through exactly these functions.
 
-use core::convert::Infallible;
-
-use hpke::rand_core::{TryCryptoRng, TryRng};
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
+
+use crate::rng::FallibleRng;
 
 use crate::EnvelopeError;
 
@@ -24,52 +23,15 @@ pub(crate) type ReceiverContext = hpke::aead::AeadCtxR<Aead, Kdf, Kem>;
 /// Source of randomness for the ephemeral key: fills the buffer or reports failure.
 pub(crate) type Fill<'a> = dyn FnMut(&mut [u8]) -> Result<(), ()> + 'a;
 
-/// Adapts a fallible source to the infallible `CryptoRng` that hpke wants. A failure is
-/// remembered (and the buffer zeroed); the caller must check `failed` and throw away anything
-/// computed from this RNG when it is set.
-struct FallibleRng<'a, 'b> {
-    fill: &'a mut Fill<'b>,
-    failed: bool,
-}
-
-impl TryRng for FallibleRng<'_, '_> {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut buf = [0u8; 4];
-        self.try_fill_bytes(&mut buf)?;
-        Ok(u32::from_le_bytes(buf))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut buf = [0u8; 8];
-        self.try_fill_bytes(&mut buf)?;
-        Ok(u64::from_le_bytes(buf))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        if self.failed || (self.fill)(dst).is_err() {
-            dst.zeroize();
-            self.failed = true;
-        }
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for FallibleRng<'_, '_> {}
-
 /// RFC 9180 SetupBaseS: encapsulates to `pk` and returns `(enc, sender context)`.
 pub(crate) fn setup_sender(
     pk: &PublicKey,
     info: &[u8],
     fill: &mut Fill<'_>,
 ) -> Result<(Vec<u8>, SenderContext), EnvelopeError> {
-    let mut rng = FallibleRng {
-        fill,
-        failed: false,
-    };
+    let mut rng = FallibleRng::new(|b: &mut [u8]| fill(b));
     let result = hpke::setup_sender_with_rng::<Aead, Kdf, Kem>(&OpModeS::Base, pk, info, &mut rng);
-    if rng.failed {
+    if rng.failed() {
         // Whatever was computed used zeroed "randomness": never let it out.
         return Err(EnvelopeError::RandomFailed);
     }

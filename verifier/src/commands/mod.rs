@@ -351,9 +351,26 @@ fn stop_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Sen
     })
 }
 
-/// Pinning the verifier enclave an https `--url` must reach.
+/// Where a log command reads the log: a data directory, or a verifier's
+/// public URL (trusting a CA, or pinning the verifier enclave's image).
 #[derive(clap::Args, Clone, Default)]
-pub struct LogPinArgs {
+pub struct LogSourceArgs {
+    /// The service's data directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
+    data_dir: Option<PathBuf>,
+    /// The verifier's public URL (http://HOST:PORT or https://HOST:PORT):
+    /// the log is read as C2SP tlog-tiles (/checkpoint, /tile/entries/...).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// For an https --url: the CA certificate(s) (PEM) the verifier's
+    /// certificate must chain to; nothing else is trusted.
+    #[arg(long, value_name = "PEM", requires = "url")]
+    ca: Option<PathBuf>,
     /// For an https --url: pin the verifier enclave's measurements
     /// (`hermetic-eif describe` JSON of its image): the TLS handshake
     /// completes only with a verifier enclave of that image, not in debug
@@ -369,16 +386,13 @@ pub struct LogPinArgs {
     verifier_root: Vec<PathBuf>,
 }
 
-impl LogPinArgs {
-    /// Where the log at `url` is read from: pinned measurements, else
-    /// `--ca`, else plain `http://`.
-    fn source(
-        &self,
-        url: &str,
-        ca: Option<&Path>,
-    ) -> Result<hermetic_verifier::log::http::LogSource, String> {
+impl LogSourceArgs {
+    /// How the log at `url` is reached: pinned measurements, else `--ca`,
+    /// else plain `http://`.
+    fn source(&self, url: &str) -> Result<hermetic_verifier::log::http::LogSource, String> {
         use hermetic_verifier::client::identity;
         use hermetic_verifier::log::http::LogSource;
+        let ca = self.ca.as_deref();
         if ca.is_some() && self.verifier_measurements.is_some() {
             return Err("give --ca or --verifier-measurements, not both".into());
         }
@@ -409,24 +423,8 @@ pub enum LogCommand {
     /// edited, deleted, reordered, truncated, forked, rolled_back,
     /// bad_signature, no_checkpoint), 2 unreadable.
     Verify {
-        /// The service's data directory.
-        #[arg(
-            long,
-            value_name = "DIR",
-            required_unless_present = "url",
-            conflicts_with = "url"
-        )]
-        data_dir: Option<PathBuf>,
-        /// The verifier's public URL (http://HOST:PORT or https://HOST:PORT):
-        /// the log is read as C2SP tlog-tiles (/checkpoint, /tile/entries/...).
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// For an https --url: the CA certificate(s) (PEM) the verifier's
-        /// certificate must chain to; nothing else is trusted.
-        #[arg(long, value_name = "PEM", requires = "url")]
-        ca: Option<PathBuf>,
         #[command(flatten)]
-        pins: LogPinArgs,
+        from: LogSourceArgs,
         /// The log's verifier key (`hermetic-verifier log key`), pinned out
         /// of band.
         #[arg(long, value_name = "VKEY")]
@@ -463,22 +461,8 @@ pub enum LogCommand {
     /// (GET /v1/log/key); with --verifier-measurements, only from a
     /// verifier enclave of that image (exit 1 otherwise, with the reason).
     Key {
-        #[arg(
-            long,
-            value_name = "DIR",
-            required_unless_present = "url",
-            conflicts_with = "url"
-        )]
-        data_dir: Option<PathBuf>,
-        /// The verifier's public URL (http://HOST:PORT or https://HOST:PORT).
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// For an https --url: the CA certificate(s) (PEM) the verifier's
-        /// certificate must chain to.
-        #[arg(long, value_name = "PEM", requires = "url")]
-        ca: Option<PathBuf>,
         #[command(flatten)]
-        pins: LogPinArgs,
+        from: LogSourceArgs,
     },
     /// Write a C2SP tlog-proof (c2sp.org/tlog-proof) that record SEQ is in
     /// the log under its latest signed checkpoint; the record rides in the
@@ -524,10 +508,7 @@ fn seq_list(seqs: &[u64]) -> String {
 pub fn log(cmd: LogCommand) -> ExitCode {
     match cmd {
         LogCommand::Verify {
-            data_dir,
-            url,
-            ca,
-            pins,
+            from,
             log_key,
             witness_keys,
             witness_threshold,
@@ -559,8 +540,8 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                     Err(e) => return fail(2, format!("--since {}: {e}", path.display())),
                 }
             }
-            let data = match (data_dir, url) {
-                (Some(dir), _) => match audit::read_dir(&dir) {
+            let data = match (&from.data_dir, &from.url) {
+                (Some(dir), _) => match audit::read_dir(dir) {
                     Ok(d) => d,
                     Err(e) => return fail(2, e),
                 },
@@ -569,7 +550,7 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                         Ok(r) => r,
                         Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
                     };
-                    let source = match pins.source(&url, ca.as_deref()) {
+                    let source = match from.source(url) {
                         Ok(s) => s,
                         Err(e) => return fail(2, e),
                     };
@@ -611,15 +592,10 @@ pub fn log(cmd: LogCommand) -> ExitCode {
                 }
             }
         }
-        LogCommand::Key {
-            data_dir,
-            url,
-            ca,
-            pins,
-        } => {
-            let key = match (data_dir, url) {
-                (Some(dir), _) => log_key(&dir).map_err(|e| (2, e)),
-                (None, Some(url)) => remote_log_key(&url, ca.as_deref(), &pins),
+        LogCommand::Key { from } => {
+            let key = match (&from.data_dir, &from.url) {
+                (Some(dir), _) => log_key(dir).map_err(|e| (2, e)),
+                (None, Some(url)) => remote_log_key(url, &from),
                 (None, None) => Err((2, "give --data-dir or --url".to_owned())),
             };
             match key {
@@ -711,17 +687,10 @@ fn print_intact(intact: &Intact, format: LogFormat) {
     }
 }
 
-/// The log key of the data directory: the public key `serve` wrote (the
-/// master key, and so the private half, is only in the verifier's memory),
-/// which must verify the stored checkpoint's signature when there is one.
 /// The log key the verifier at `url` serves (exit code and message on
 /// failure).
-fn remote_log_key(
-    url: &str,
-    ca: Option<&Path>,
-    pins: &LogPinArgs,
-) -> Result<VerifierKey, (u8, String)> {
-    let source = pins.source(url, ca).map_err(|e| (2, e))?;
+fn remote_log_key(url: &str, from: &LogSourceArgs) -> Result<VerifierKey, (u8, String)> {
+    let source = from.source(url).map_err(|e| (2, e))?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| (2, format!("cannot start the runtime: {e}")))?;
     runtime
@@ -729,6 +698,9 @@ fn remote_log_key(
         .map_err(|e| (e.exit_code(), e.to_string()))
 }
 
+/// The log key of the data directory: the public key `serve` wrote (the
+/// master key, and so the private half, is only in the verifier's memory),
+/// which must verify the stored checkpoint's signature when there is one.
 fn log_key(data_dir: &Path) -> Result<VerifierKey, String> {
     let path = data_dir.join(hermetic_verifier::log::LOG_KEY_PUB_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| {
