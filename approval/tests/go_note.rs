@@ -6,75 +6,17 @@
 //! or that source: `skipping: go reference not found` (a failure under
 //! `CI=true`).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
 use hermetic_approval::{check, Action, OwnerSet, Signer, Statement};
+use hermetic_testkit::go::GoRef;
 use hermetic_tlog::note;
 use serde_json::{json, Value};
 
-fn gopath() -> PathBuf {
-    std::env::var_os("HERMETIC_GO_REF_GOPATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/gocode"))
+fn go_ref() -> Option<&'static GoRef> {
+    GoRef::get(env!("CARGO_TARGET_TMPDIR"), "tlogref-approval")
 }
 
-/// Builds `tlog/tests/go/main.go` (as tlog's interop test does), or `None`.
-fn go_ref() -> Option<PathBuf> {
-    let gopath = gopath();
-    let present = gopath
-        .join("src/golang.org/x/mod/sumdb/note/note.go")
-        .is_file();
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let out = tmp.join("tlogref-approval");
-    let built = present
-        && match Command::new("go")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg("./tests/go/main.go")
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tlog"))
-            .env("GO111MODULE", "off")
-            .env("GOPATH", &gopath)
-            .env("GOPROXY", "off")
-            .env("GOFLAGS", "")
-            .env("GOCACHE", tmp.join("gocache"))
-            .status()
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => panic!("running go build: {e}"),
-            Ok(s) => {
-                assert!(s.success(), "go build of tlog/tests/go/main.go failed: {s}");
-                true
-            }
-        };
-    if !built {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "go reference not found with CI=true"
-        );
-        eprintln!("skipping: go reference not found");
-        return None;
-    }
-    Some(out)
-}
-
-fn go(bin: &Path, requests: Value) -> Vec<Value> {
-    let mut child = Command::new(bin)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the go reference");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&serde_json::to_vec(&requests).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "go reference failed: {}", out.status);
-    serde_json::from_slice(&out.stdout).unwrap()
+fn go(bin: &GoRef, requests: Value) -> Vec<Value> {
+    bin.run(&requests)
 }
 
 #[test]
@@ -109,7 +51,7 @@ fn a_signed_statement_opens_with_go_note_open() {
 
     let vkeys: Vec<String> = set.owners().iter().map(ToString::to_string).collect();
     let answers = go(
-        &bin,
+        bin,
         json!([
             {"op": "open", "note": signed, "vkeys": vkeys},
             {"op": "open", "note": signed.replacen("version 7", "version 8", 1), "vkeys": vkeys},

@@ -14,17 +14,7 @@ use hermetic_custody::{
 };
 
 fn vectors() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors");
-    if dir.join("attestation/INDEX.json").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the shared vectors are missing at {}",
-        dir.display()
-    );
-    eprintln!("skipping: ../shared/vectors not found at {}", dir.display());
-    None
+    hermetic_testkit::vectors::find(env!("CARGO_MANIFEST_DIR"), "attestation/INDEX.json")
 }
 
 #[test]

@@ -8,96 +8,25 @@
 //! `skipping: go reference not found` and pass, except under `CI=true`,
 //! where they fail (`.ci/run` installs both).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-
+use hermetic_testkit::go::GoRef;
 use hermetic_tlog::checkpoint::Checkpoint;
 use hermetic_tlog::merkle::{self, Hash};
 use hermetic_tlog::note::{self, NoteError, Signer, VerifierKey};
 use hermetic_tlog::tile::{new_tiles, read_tile_data, tiles_for_size, Tile, TileKind};
 use serde_json::{json, Value};
 
-/// Where Debian puts the x/mod source; `HERMETIC_GO_REF_GOPATH` overrides.
-fn gopath() -> PathBuf {
-    std::env::var_os("HERMETIC_GO_REF_GOPATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/gocode"))
-}
-
-fn build_go_ref() -> Option<PathBuf> {
-    let gopath = gopath();
-    for pkg in ["note/note.go", "tlog/tlog.go"] {
-        if !gopath
-            .join("src/golang.org/x/mod/sumdb")
-            .join(pkg)
-            .is_file()
-        {
-            return None;
-        }
-    }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let out = tmp.join("tlogref");
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg("./tests/go/main.go")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("GO111MODULE", "off")
-        .env("GOPATH", &gopath)
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "")
-        .env("GOCACHE", tmp.join("gocache"))
-        .status();
-    match status {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => panic!("running go build: {e}"),
-        // The reference is there but our program does not build: a failure.
-        Ok(s) => {
-            assert!(s.success(), "go build of tests/go/main.go failed: {s}");
-            Some(out)
-        }
-    }
-}
-
-/// The built reference program, or `None` (after saying so) when `go` or
-/// the x/mod source is missing; under `CI=true` a missing reference fails.
-fn go_ref() -> Option<&'static Path> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let built = BUILT.get_or_init(build_go_ref).as_deref();
-    if built.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "go reference not found (go, and x/mod under {}) with CI=true",
-            gopath().display()
-        );
-        eprintln!("skipping: go reference not found");
-    }
-    built
+/// The reference program (hermetic-testkit builds it once per process).
+fn go_ref() -> Option<&'static GoRef> {
+    GoRef::get(env!("CARGO_TARGET_TMPDIR"), "tlogref")
 }
 
 /// Runs a batch of requests through the Go program.
-fn go(bin: &Path, requests: Value) -> Vec<Value> {
-    let mut child = Command::new(bin)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the go reference");
-    let input = serde_json::to_vec(&requests).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(out.status.success(), "go reference failed: {}", out.status);
-    let answers: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(answers.len(), requests.as_array().unwrap().len());
-    answers
+fn go(bin: &GoRef, requests: Value) -> Vec<Value> {
+    bin.run(&requests)
 }
 
-fn go_one(bin: &Path, request: Value) -> Value {
-    go(bin, json!([request])).remove(0)
+fn go_one(bin: &GoRef, request: Value) -> Value {
+    bin.run_one(request)
 }
 
 fn s(v: &Value, key: &str) -> String {
@@ -382,7 +311,7 @@ fn sample_pairs(max: u64, seed: u64) -> Vec<[u64; 2]> {
     pairs
 }
 
-fn check_tree_against_go(bin: &Path, leaves: u64, all_up_to: u64, index_up_to: u64) {
+fn check_tree_against_go(bin: &GoRef, leaves: u64, all_up_to: u64, index_up_to: u64) {
     let record_pairs = sample_pairs(leaves, 0x2545_f491_4f6c_dd1d);
     // Consistency needs 1 <= old <= new.
     let tree_pairs: Vec<[u64; 2]> = record_pairs.iter().map(|&[t, n]| [t, n + 1]).collect();

@@ -78,17 +78,8 @@ fn a_simulated_document_with_an_empty_public_key_audits_valid_as_present_and_emp
 }
 
 fn vectors() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/attestation");
-    if dir.join("INDEX.json").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {} is missing",
-        dir.display()
-    );
-    eprintln!("skipping: ../shared/vectors not found at {}", dir.display());
-    None
+    hermetic_testkit::vectors::find(env!("CARGO_MANIFEST_DIR"), "attestation/INDEX.json")
+        .map(|d| d.join("attestation"))
 }
 
 #[test]

@@ -13,75 +13,25 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use common::{config, Service};
+use hermetic_testkit::go::GoRef;
 use hermetic_tlog::tile::{tiles_for_size, Tile, TILE_WIDTH};
 use hermetic_verifier::clock::SystemClock;
 use hermetic_verifier::log::Entry;
 use hyper::Method;
 use serde_json::{json, Value};
 
-fn go_ref() -> Option<PathBuf> {
-    let gopath = std::env::var_os("HERMETIC_GO_REF_GOPATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/gocode"));
-    let have_source = ["note/note.go", "tlog/tlog.go"]
-        .iter()
-        .all(|p| gopath.join("src/golang.org/x/mod/sumdb").join(p).is_file());
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let out = tmp.join("tlogref-log");
-    let built = have_source
-        && match Command::new("go")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg("./tests/go/main.go")
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tlog"))
-            .env("GO111MODULE", "off")
-            .env("GOPATH", &gopath)
-            .env("GOPROXY", "off")
-            .env("GOFLAGS", "")
-            .env("GOCACHE", tmp.join("gocache"))
-            .status()
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => panic!("running go build: {e}"),
-            Ok(s) => {
-                assert!(s.success(), "go build of tlog/tests/go/main.go failed: {s}");
-                true
-            }
-        };
-    if !built {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "go reference not found with CI=true"
-        );
-        eprintln!("skipping: go reference not found");
-        return None;
-    }
-    Some(out)
+fn go_ref() -> Option<&'static GoRef> {
+    GoRef::get(env!("CARGO_TARGET_TMPDIR"), "tlogref-log")
 }
 
-fn go(bin: &Path, request: Value) -> Value {
-    let mut child = Command::new(bin)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let input = serde_json::to_vec(&json!([request])).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(out.status.success());
-    let mut answers: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    answers.remove(0)
+fn go(bin: &GoRef, request: Value) -> Value {
+    bin.run_one(request)
 }
 
 async fn get(svc: &Service, path: &str) -> Vec<u8> {
@@ -161,7 +111,7 @@ async fn go_checks_the_served_checkpoint_tiles_and_proofs() {
     let proof = std::fs::read_to_string(&proof_file).unwrap();
 
     let answer = go(
-        &bin,
+        bin,
         json!({"op": "verify_log", "vkeys": [key], "note": note, "tiles": tiles, "proof": proof}),
     );
     assert!(answer.get("error").is_none(), "go refused: {answer}");
@@ -171,11 +121,11 @@ async fn go_checks_the_served_checkpoint_tiles_and_proofs() {
     // Go refuses what it should: another key, a tampered tile, a proof
     // for another record.
     let other = go(
-        &bin,
+        bin,
         json!({"op": "genkey", "name": key.split('+').next().unwrap()}),
     );
     let answer = go(
-        &bin,
+        bin,
         json!({"op": "verify_log", "vkeys": [other["vkey"]], "note": note, "tiles": tiles}),
     );
     assert!(
@@ -192,12 +142,12 @@ async fn go_checks_the_served_checkpoint_tiles_and_proofs() {
         base64::engine::general_purpose::STANDARD.encode(t0).into(),
     );
     let answer = go(
-        &bin,
+        bin,
         json!({"op": "verify_log", "vkeys": [key], "note": note, "tiles": bad}),
     );
     assert!(answer.get("error").is_some(), "{answer}");
     let answer = go(
-        &bin,
+        bin,
         json!({"op": "verify_log", "vkeys": [key], "note": note, "tiles": tiles,
                "proof": proof.replace("\nindex 300\n", "\nindex 301\n")}),
     );

@@ -8,68 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermetic_tlog::checkpoint::Checkpoint;
+use hermetic_testkit::log::TestLog;
 use hermetic_tlog::cosignature::{self, CosignerKey};
-use hermetic_tlog::merkle::{self, Hash};
 use hermetic_tlog::note::Signer;
-use hermetic_tlog::witness::AddCheckpoint;
 use hermetic_witness::client::Exchange;
-use hermetic_witness::{PoolWitness, ProofSource, SubmitError, WitnessClient, WitnessPool};
+use hermetic_witness::{PoolWitness, SubmitError, WitnessClient, WitnessPool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hermetic-verifier");
 const ORIGIN: &str = "hermetic.test/audit";
-
-struct TestLog {
-    signer: Arc<Signer>,
-    hashes: Vec<Hash>,
-    size: u64,
-}
-
-impl TestLog {
-    fn new(signer: Arc<Signer>, records: u64, tag: &str) -> TestLog {
-        let mut log = TestLog {
-            signer,
-            hashes: Vec::new(),
-            size: 0,
-        };
-        log.append(records, tag);
-        log
-    }
-
-    fn append(&mut self, records: u64, tag: &str) {
-        for _ in 0..records {
-            let data = format!("{tag} {}", self.size);
-            let new = merkle::stored_hashes(self.size, data.as_bytes(), &self.hashes).unwrap();
-            self.hashes.extend(new);
-            self.size += 1;
-        }
-    }
-
-    fn checkpoint(&self) -> String {
-        Checkpoint {
-            origin: ORIGIN.into(),
-            size: self.size,
-            root_hash: merkle::tree_hash(self.size, &self.hashes).unwrap(),
-            extensions: vec![],
-        }
-        .sign(&self.signer)
-        .unwrap()
-    }
-
-    fn proofs(&self) -> Arc<dyn ProofSource> {
-        let hashes = self.hashes.clone();
-        Arc::new(move |old: u64, new: u64| merkle::prove_tree(new, old, &hashes).ok())
-    }
-
-    fn request(&self, old: u64) -> AddCheckpoint {
-        let proof = if old == 0 || old == self.size {
-            vec![]
-        } else {
-            merkle::prove_tree(self.size, old, &self.hashes).unwrap()
-        };
-        AddCheckpoint::new(old, proof, &self.checkpoint()).unwrap()
-    }
-}
 
 /// `witness keygen`: the key file and the printed public key.
 fn keygen(dir: &Path, name: &str) -> (PathBuf, CosignerKey) {
@@ -303,9 +249,7 @@ async fn the_binary_witnesses_a_log_refuses_forks_and_keeps_its_state() {
         .unwrap_err();
     assert_eq!(err, SubmitError::Fork { size: held });
     // Behind and ahead: 409 with its size.
-    let mut next = TestLog::new(Arc::clone(&signer), 0, "a");
-    next.hashes = log.hashes.clone();
-    next.size = log.size;
+    let mut next = log.clone();
     next.append(2, "a");
     for old in [held - 3, held + 1] {
         assert_eq!(

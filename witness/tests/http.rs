@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hermetic_testkit::log::TestLog;
 use hermetic_tlog::checkpoint::Checkpoint;
 use hermetic_tlog::cosignature::{self, Cosigner, CosignerKey};
-use hermetic_tlog::merkle::{self, Hash};
 use hermetic_tlog::note::Signer;
 use hermetic_tlog::witness::{AddCheckpoint, KnownLogs};
 use hermetic_witness::client::Exchange;
@@ -18,59 +18,6 @@ use hermetic_witness::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ORIGIN: &str = "hermetic.test/log";
-
-/// A log in memory: stored hashes in Go's layout, a signing key.
-struct TestLog {
-    signer: Arc<Signer>,
-    hashes: Vec<Hash>,
-    size: u64,
-}
-
-impl TestLog {
-    fn new(signer: Arc<Signer>, records: u64, tag: &str) -> TestLog {
-        let mut log = TestLog {
-            signer,
-            hashes: Vec::new(),
-            size: 0,
-        };
-        log.append(records, tag);
-        log
-    }
-
-    fn append(&mut self, records: u64, tag: &str) {
-        for _ in 0..records {
-            let data = format!("{tag} {}", self.size);
-            let new = merkle::stored_hashes(self.size, data.as_bytes(), &self.hashes).unwrap();
-            self.hashes.extend(new);
-            self.size += 1;
-        }
-    }
-
-    fn checkpoint(&self) -> String {
-        Checkpoint {
-            origin: ORIGIN.into(),
-            size: self.size,
-            root_hash: merkle::tree_hash(self.size, &self.hashes).unwrap(),
-            extensions: vec![],
-        }
-        .sign(&self.signer)
-        .unwrap()
-    }
-
-    fn proofs(&self) -> Arc<dyn ProofSource> {
-        let hashes = self.hashes.clone();
-        Arc::new(move |old: u64, new: u64| merkle::prove_tree(new, old, &hashes).ok())
-    }
-
-    fn request(&self, old: u64) -> AddCheckpoint {
-        let proof = if old == 0 || old == self.size {
-            vec![]
-        } else {
-            merkle::prove_tree(self.size, old, &self.hashes).unwrap()
-        };
-        AddCheckpoint::new(old, proof, &self.checkpoint()).unwrap()
-    }
-}
 
 /// A witness running on 127.0.0.1 with a fixed clock.
 struct Running {
@@ -234,9 +181,7 @@ async fn cosigns_a_consistent_sequence_and_refuses_what_it_must() {
 
     // Behind and ahead: 409, text/x.tlog.size, its size.
     for old in [held - 1, held + 1] {
-        let mut ahead = TestLog::new(Arc::clone(&signer), 0, "a");
-        ahead.hashes = log.hashes.clone();
-        ahead.size = log.size;
+        let mut ahead = log.clone();
         ahead.append(3, "a");
         let body = raw_post(&w.url, ahead.request(old).to_body().as_bytes()).await;
         assert!(body.starts_with("HTTP/1.1 409"), "{body}");

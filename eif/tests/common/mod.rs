@@ -6,18 +6,7 @@ use std::path::PathBuf;
 /// `../shared/vectors/eif` relative to the workspace root. Returns `None`
 /// (after printing why) when absent, unless `CI=true`, where absence fails.
 pub fn vectors() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/eif");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-        panic!(
-            "CI=true but the shared vectors are missing at {} (../shared/vectors not found)",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: ../shared/vectors not found ({})", dir.display());
-    None
+    hermetic_testkit::vectors::find(env!("CARGO_MANIFEST_DIR"), "eif").map(|d| d.join("eif"))
 }
 
 /// The describe.json the reference reader wrote for `name`.

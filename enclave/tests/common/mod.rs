@@ -16,17 +16,7 @@ pub const T0_MS: u64 = 1_768_478_400_000;
 /// The shared vectors, or `None` (with a message) where they are absent.
 /// With `CI=true` their absence fails the test instead.
 pub fn vectors() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors");
-    if dir.join("attestation/valid").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the shared vectors are missing at {}",
-        dir.display()
-    );
-    eprintln!("skipping: ../shared/vectors not found");
-    None
+    hermetic_testkit::vectors::find(env!("CARGO_MANIFEST_DIR"), "attestation/valid")
 }
 
 /// A simulated NSM with its PKI in `dir`, on a clock the test controls.
