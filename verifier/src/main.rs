@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use hermetic_attestation::{parse_rfc3339, At, TrustedRoot, UnixTime, Verifier};
 use hermetic_verifier::audit::{self, decode_input, Expectations, MAX_INPUT_LEN};
 
@@ -201,8 +201,58 @@ fn end_quietly_on_closed_stdout() {
     }
 }
 
+/// Parses the command line; for `serve --config-file FILE`, parses it again
+/// with the file's settings added for every flag not given on the command
+/// line (commands/config.rs). `--print-config` prints the result and exits.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    command.build();
+    let matches = command.clone().get_matches_from(&argv);
+    let Some(("serve", given)) = matches.subcommand() else {
+        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    };
+    let serve = command
+        .find_subcommand("serve")
+        .expect("serve is a subcommand")
+        .clone();
+    let file = given.get_one::<PathBuf>("config_file").cloned();
+    let matches = match &file {
+        None => matches,
+        Some(path) => {
+            let settings = match commands::config::load(path, &serve) {
+                Ok(s) => s,
+                Err(e) => return Err(usage_error(e)),
+            };
+            let mut merged = argv.clone();
+            merged.extend(settings.args_not_given(&serve, given));
+            match command.clone().try_get_matches_from(&merged) {
+                Ok(m) => m,
+                Err(e) => match settings.locate(&e) {
+                    Some(located) => return Err(usage_error(located)),
+                    None => e.exit(),
+                },
+            }
+        }
+    };
+    let Some(("serve", effective)) = matches.subcommand() else {
+        unreachable!("the merged command line is still `serve`")
+    };
+    if effective.get_flag("print_config") {
+        print!(
+            "{}",
+            commands::config::effective(&serve, effective, file.as_deref())
+        );
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
         end_quietly_on_closed_stdout();
     }

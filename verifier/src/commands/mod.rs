@@ -3,6 +3,7 @@
 //! admin.rs; `witness` in witness.rs.)
 
 pub mod admin;
+pub mod config;
 pub mod custodian;
 pub mod witness;
 
@@ -31,16 +32,28 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 
 #[derive(Args)]
 pub struct ServeArgs {
+    /// Read settings from this TOML file: every flag has a key of its name
+    /// (`rate-limit = 20`; repeatable flags take arrays, `trust-root =
+    /// ["root.pem"]`). Flags given here override the file; unknown keys
+    /// are refused with their line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config_file: Option<PathBuf>,
+    /// Print the effective settings (flags, the --config-file, defaults) as
+    /// a configuration file and exit without starting; URL credentials are
+    /// redacted.
+    #[arg(long)]
+    pub(crate) print_config: bool,
     /// Address of the public (enclave-facing) API.
     #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR:PORT")]
     listen: SocketAddr,
     /// Address of the admin API (plain HTTP; keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:8444", value_name = "ADDR:PORT")]
     admin_listen: SocketAddr,
-    /// Directory for the store, audit log, generated master key and first
-    /// admin token; created (mode 0700) if missing.
+    /// Directory for the store, audit log, genesis record and first admin
+    /// token; created (mode 0700) if missing. Required (here or in the
+    /// --config-file).
     #[arg(long, value_name = "DIR")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     /// No longer accepted: loading a policy file at start let an operator
     /// change who receives a secret without its owners. Policies change only
     /// by owner-approved statements (`change propose policy`, or `policy put
@@ -185,13 +198,13 @@ pub enum NsmKind {
     Simulated,
 }
 
-fn attested_config(args: &ServeArgs) -> Option<service::AttestedConfig> {
+fn attested_config(args: &ServeArgs, data_dir: &Path) -> Option<service::AttestedConfig> {
     let backend = match args.nsm? {
         NsmKind::Real => hermetic_nsm::Backend::Real,
         NsmKind::Simulated => hermetic_nsm::Backend::Simulated,
     };
     let pki_dir = match (backend, &args.pki_dir) {
-        (hermetic_nsm::Backend::Simulated, None) => Some(args.data_dir.join("sim-pki")),
+        (hermetic_nsm::Backend::Simulated, None) => Some(data_dir.join("sim-pki")),
         (_, dir) => dir.clone(),
     };
     Some(service::AttestedConfig {
@@ -228,7 +241,13 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             ),
         );
     }
-    let attested = attested_config(&args);
+    let Some(data_dir) = args.data_dir.clone() else {
+        return fail(
+            2,
+            "--data-dir (or `data-dir` in the --config-file) is required",
+        );
+    };
+    let attested = attested_config(&args, &data_dir);
     // Without --nsm, --pki-dir/--pcrs-from/--debug-mode shape the simulated
     // NSM custody attests with (test-roots builds; the API stays plain HTTP).
     let custody_nsm =
@@ -237,7 +256,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             pki_dir: Some(
                 args.pki_dir
                     .clone()
-                    .unwrap_or_else(|| args.data_dir.join("sim-pki")),
+                    .unwrap_or_else(|| data_dir.join("sim-pki")),
             ),
             pcrs_from: args.pcrs_from.clone(),
             debug_mode: args.debug_mode,
@@ -280,7 +299,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         public_endpoint: args.public_endpoint.clone(),
         listen: args.listen,
         admin_listen: args.admin_listen,
-        data_dir: args.data_dir,
+        data_dir,
         deployment: args.deployment,
         trust_roots: args.trust_roots,
         custodians: args.custodians,
