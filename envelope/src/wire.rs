@@ -209,6 +209,11 @@ pub struct Refusal {
     pub reason: String,
     /// Human-readable explanation, for people. Never contains secrets.
     pub message: String,
+    /// The verifier's id of the request (32 hex characters), also in its
+    /// log line, its `x-request-id` header and its audit record, so an
+    /// operator can join them. Absent from older verifiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Refusal {
@@ -217,6 +222,7 @@ impl Refusal {
         Refusal {
             reason: reason.into(),
             message: message.into(),
+            request_id: None,
         }
     }
 }

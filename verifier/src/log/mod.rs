@@ -250,6 +250,10 @@ pub struct Entry {
     /// Custody of the master key: `genesis`, `unsealed`, `key_forwarded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custody: Option<CustodyRecord>,
+    /// The id of the HTTP request that caused the record (the refusal
+    /// body's and the `x-request-id` header's), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// An entry as a leaf of the log: its JSON serialization (one line of

@@ -98,6 +98,7 @@ pub fn router(state: Shared, limits: Limits) -> Router {
             api::timeout(limits.request_timeout, req, next)
         }))
         .layer(from_fn(api::log_refusals))
+        .layer(from_fn(super::request_id::layer))
 }
 
 /// SHA-256 of a bearer token; what the store keeps.
@@ -159,7 +160,7 @@ fn check_name(name: &str) -> Result<(), ApiRefusal> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiRefusal> + Send + 'static,
 ) -> Result<T, ApiRefusal> {
-    tokio::task::spawn_blocking(f)
+    super::request_id::spawn_blocking(f)
         .await
         .unwrap_or_else(|_| Err(ApiRefusal::internal("internal_error", "the task failed")))
 }

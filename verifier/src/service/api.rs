@@ -55,6 +55,7 @@ pub fn router(state: Shared, limits: Limits) -> Router {
             timeout(limits.request_timeout, req, next)
         }))
         .layer(from_fn(log_refusals))
+        .layer(from_fn(super::request_id::layer))
 }
 
 /// The verifier's current attestation document (raw CBOR COSE_Sign1, the
@@ -84,8 +85,11 @@ pub async fn log_refusals(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     if let Some(RefusalReason(reason)) = response.extensions().get::<RefusalReason>() {
         if *reason != reason::RATE_LIMITED {
+            let request_id = super::request_id::current()
+                .map(|id| id.to_string())
+                .unwrap_or_default();
             eprintln!(
-                "hermetic-verifier: level=info event=refused reason={reason} status={} method={method} path={path:?} client={client}",
+                "hermetic-verifier: level=info event=refused reason={reason} status={} method={method} path={path:?} client={client} request_id={request_id}",
                 response.status().as_u16()
             );
         }
@@ -179,7 +183,7 @@ async fn release(
             return refusal.into_response();
         }
     };
-    let result = tokio::task::spawn_blocking(move || state.release(&body, client)).await;
+    let result = super::request_id::spawn_blocking(move || state.release(&body, client)).await;
     match result {
         Ok(Ok(response)) => Json(response).into_response(),
         Ok(Err(refusal)) => refusal.into_response(),

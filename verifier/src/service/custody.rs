@@ -539,11 +539,13 @@ pub(super) async fn serve_sealed(
         .route("/v1/custody/unseal/attest", post(unseal_attest))
         .route("/v1/custody/unseal/share", post(unseal_share))
         .fallback(sealed_fallback)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn(super::request_id::layer));
     let admin_router = Router::new()
         .route("/healthz", get(sealed_health))
         .fallback(sealed_fallback)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn(super::request_id::layer));
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await

@@ -13,6 +13,7 @@ mod listener;
 mod metrics;
 mod rate_limit;
 mod refusal;
+pub mod request_id;
 #[cfg(test)]
 mod retry_reasons;
 mod rollback;

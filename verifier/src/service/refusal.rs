@@ -45,8 +45,9 @@ pub struct RefusalReason(pub &'static str);
 
 impl IntoResponse for ApiRefusal {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, Json(Refusal::new(self.reason, self.message))).into_response();
+        let mut body = Refusal::new(self.reason, self.message);
+        body.request_id = super::request_id::current().map(|id| id.to_string());
+        let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(RefusalReason(self.reason));
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -73,7 +73,10 @@ pub(super) fn issue_status(error: &IssueError) -> StatusCode {
 impl AppState {
     /// Appends to the audit log; an error is returned to the caller, who
     /// decides whether the action may still be acknowledged.
-    pub fn audit(&self, entry: Entry) -> Result<Appended, ApiRefusal> {
+    pub fn audit(&self, mut entry: Entry) -> Result<Appended, ApiRefusal> {
+        if entry.request_id.is_none() {
+            entry.request_id = super::request_id::current().map(|id| id.to_string());
+        }
         self.log.append(entry, self.clock.now()).map_err(|e| {
             eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e:?}");
             ApiRefusal::internal(
