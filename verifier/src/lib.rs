@@ -26,6 +26,7 @@ pub mod client;
 pub mod clock;
 pub mod devtls;
 pub mod log;
+pub mod logging;
 pub mod policy;
 pub mod release;
 pub mod service;

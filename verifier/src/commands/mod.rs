@@ -337,12 +337,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
                 Err(e) => return fail(2, e),
             },
             _ = &mut stop => {
-                eprintln!("hermetic-verifier: level=info event=stopping state=sealed");
+                tracing::info!(event = "stopping", state = "sealed");
                 return ExitCode::SUCCESS;
             }
         };
         stop.await;
-        eprintln!("hermetic-verifier: level=info event=stopping");
+        tracing::info!(event = "stopping");
         running.stop().await;
         ExitCode::SUCCESS
     })

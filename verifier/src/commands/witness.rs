@@ -169,12 +169,8 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(w) => Arc::new(w),
         Err(e) => return fail(2, e),
     };
-    // The library reports each request through `tracing`; this binary
-    // writes those events to stderr.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    // The library reports each request through `tracing`; main.rs installed
+    // the stderr sink (--log-format, RUST_LOG).
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(2, format!("cannot start the runtime: {e}")),
@@ -186,14 +182,10 @@ fn run(args: RunArgs) -> ExitCode {
             Err(e) => return fail(2, format!("--listen {listen}: {e}")),
         };
         let addr = listener.local_addr().map_or(listen, |a| a);
-        eprintln!(
-            "hermetic-verifier: level=info event=listening witness=http://{addr} key={public} logs={} state_dir={}",
-            origins.join(","),
-            state_dir.display()
-        );
+        tracing::info!(event = "listening", witness = %format_args!("http://{addr}"), key = %public, logs = %origins.join(","), state_dir = %state_dir.display());
         match hermetic_witness::serve(listener, witness, stop).await {
             Ok(()) => {
-                eprintln!("hermetic-verifier: level=info event=stopped");
+                tracing::info!(event = "stopped");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(2, format!("serving: {e}")),

@@ -259,9 +259,7 @@ impl SharedLog {
             match result {
                 Ok(_) => state.size = state.size.max(target),
                 Err(e) => {
-                    eprintln!(
-                        "hermetic-verifier: level=error event=audit_log_sync_failed error={e}"
-                    );
+                    tracing::error!(event = "audit_log_sync_failed", error = %e);
                     state.failed = Some(e.to_string());
                 }
             }

@@ -141,10 +141,7 @@ async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next)
             unauthorized()
         }
         Err(e) if e.is_row_refusal() => {
-            eprintln!(
-                "hermetic-verifier: level=error event=store_row_refused table=admin_tokens reason={}",
-                e.reason()
-            );
+            tracing::error!(event = "store_row_refused", table = "admin_tokens", reason = %e.reason());
             state.metrics.refusal(e.reason(), None);
             ApiRefusal::new(StatusCode::UNAUTHORIZED, e.reason(), e.to_string()).into_response()
         }

@@ -85,13 +85,8 @@ pub async fn log_refusals(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     if let Some(RefusalReason(reason)) = response.extensions().get::<RefusalReason>() {
         if *reason != reason::RATE_LIMITED {
-            let request_id = super::request_id::current()
-                .map(|id| id.to_string())
-                .unwrap_or_default();
-            eprintln!(
-                "hermetic-verifier: level=info event=refused reason={reason} status={} method={method} path={path:?} client={client} request_id={request_id}",
-                response.status().as_u16()
-            );
+            // The request's span adds its `request_id`.
+            tracing::info!(event = "refused", reason = %reason, status = response.status().as_u16(), method = %method, path = %path, client = %client);
         }
     }
     response

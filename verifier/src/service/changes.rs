@@ -120,14 +120,11 @@ pub(super) fn store_refusal(e: &StoreError) -> ApiRefusal {
         // A row altered or put back by whoever writes the data directory:
         // refused with its reason, never used.
         e if e.is_row_refusal() => {
-            eprintln!(
-                "hermetic-verifier: level=error event=store_row_refused reason={} error=\"{e}\"",
-                e.reason()
-            );
+            tracing::error!(event = "store_row_refused", reason = %e.reason(), error = %e);
             ApiRefusal::forbidden(e.reason(), e.to_string())
         }
         other => {
-            eprintln!("hermetic-verifier: level=error event=store_failed error={other}");
+            tracing::error!(event = "store_failed", error = %other);
             ApiRefusal::internal("store_error", "the store could not complete the request")
         }
     }
@@ -194,16 +191,12 @@ impl AppState {
             }),
             ..Entry::default()
         })?;
-        eprintln!(
-            "hermetic-verifier: level=info event=secret_create name={name} owners={} threshold={}",
-            owners
+        tracing::info!(event = "secret_create", name = %name, owners = %owners
                 .owners()
                 .iter()
                 .map(key_label)
                 .collect::<Vec<_>>()
-                .join(","),
-            owners.threshold()
-        );
+                .join(","), threshold = %owners.threshold());
         Ok(Created {
             name: name.to_owned(),
             version,
@@ -296,12 +289,7 @@ impl AppState {
             },
         )?;
         let approvers = approver_labels(&ok.approvers);
-        eprintln!(
-            "hermetic-verifier: level=info event=change_applied name={name} action={} version={} approvers={}",
-            ok.statement.action,
-            applied.version,
-            approvers.join(",")
-        );
+        tracing::info!(event = "change_applied", name = %name, action = %ok.statement.action, version = %applied.version, approvers = %approvers.join(","));
         Ok(ChangeApplied {
             name: name.to_owned(),
             action: ok.statement.action.to_string(),

@@ -414,7 +414,7 @@ async fn unseal_attest(
                 public_key: request.public_key.map(|k| k.to_vec()),
             })
             .map_err(|e| {
-                eprintln!("hermetic-verifier: level=error event=nsm_failed error=\"{e}\"");
+                tracing::error!(event = "nsm_failed", error = %e);
                 None
             })?;
         unsealer
@@ -475,9 +475,7 @@ async fn unseal_share(
         }
         Ok::<_, Option<Box<Response>>>(match progress {
             UnsealProgress::Sealed { have, need } => {
-                eprintln!(
-                    "hermetic-verifier: level=info event=share_accepted have={have} need={need}"
-                );
+                tracing::info!(event = "share_accepted", have = %have, need = %need);
                 serde_json::json!({"state": "sealed", "have": have, "need": need})
             }
             UnsealProgress::Unsealed(key) => {
@@ -570,13 +568,8 @@ pub(super) async fn serve_sealed(
         })
     };
     let tasks = [serve(public, public_router), serve(admin, admin_router)];
-    eprintln!(
-        "hermetic-verifier: level=warn event=sealed genesis_sha256={} have={have} need={need} note=\"no master key: releases and changes answer 503 sealed until {need} custodians run `hermetic-verifier custodian unseal`\"",
-        hex::encode(record_digest(&record))
-    );
-    eprintln!(
-        "hermetic-verifier: level=info event=listening public=http://{public_addr} admin=http://{admin_addr} state=sealed"
-    );
+    tracing::warn!(event = "sealed", genesis_sha256 = %hex::encode(record_digest(&record)), have = %have, need = %need, note = %format_args!("no master key: releases and changes answer 503 sealed until {need} custodians run `hermetic-verifier custodian unseal`"));
+    tracing::info!(event = "listening", public = %format_args!("http://{public_addr}"), admin = %format_args!("http://{admin_addr}"), state = "sealed");
     let (key, custodians) = rx.await.map_err(|_| setup("the sealed service stopped"))?;
     let _ = stop_tx.send(true);
     for task in tasks {

@@ -180,7 +180,7 @@ pub async fn serve(
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
-                eprintln!("hermetic-verifier: level=warn event=accept_failed error={e}");
+                tracing::warn!(event = "accept_failed", error = %e);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -235,7 +235,7 @@ pub async fn serve_transport(
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                eprintln!("hermetic-verifier: level=warn event=accept_failed error={e}");
+                tracing::warn!(event = "accept_failed", error = %e);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

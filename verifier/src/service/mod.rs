@@ -149,15 +149,10 @@ fn attested_identity(
 > {
     #[cfg(feature = "test-roots")]
     if let Some(root) = &opened.1 {
-        eprintln!(
-            "hermetic-verifier: level=info event=simulated_nsm root={}",
-            root.display()
-        );
+        tracing::info!(event = "simulated_nsm", root = %root.display());
     }
     if config.nsm.backend == hermetic_nsm::Backend::Simulated {
-        eprintln!(
-            "hermetic-verifier: level=warn event=not_hermetic nsm=simulated note=\"THIS VERIFIER IS NOT HERMETIC: its attestation documents are signed by a local test PKI, not AWS; clients must trust that test root; never in production\""
-        );
+        tracing::warn!(event = "not_hermetic", nsm = "simulated", note = "THIS VERIFIER IS NOT HERMETIC: its attestation documents are signed by a local test PKI, not AWS; clients must trust that test root; never in production");
     }
     let issuer = match &config.issuer {
         None => None,
@@ -181,11 +176,7 @@ fn attested_identity(
         &provider,
     )
     .map_err(|e| setup(e.to_string()))?;
-    eprintln!(
-        "hermetic-verifier: level=info event=attested_identity intake_key={} refresh_secs={}",
-        hex::encode(intake),
-        hermetic_identity::server::REFRESH_INTERVAL.as_secs()
-    );
+    tracing::info!(event = "attested_identity", intake_key = %hex::encode(intake), refresh_secs = %hermetic_identity::server::REFRESH_INTERVAL.as_secs());
     Ok((nsm, Arc::new(identity)))
 }
 
@@ -233,13 +224,9 @@ async fn refresh_identity(
         let (nsm, identity) = (nsm.clone(), identity.clone());
         let outcome = tokio::task::spawn_blocking(move || identity.refresh(nsm.as_ref())).await;
         match outcome {
-            Ok(Ok(())) => eprintln!("hermetic-verifier: level=info event=attestation_refreshed"),
-            Ok(Err(e)) => eprintln!(
-                "hermetic-verifier: level=error event=attestation_refresh_failed error=\"{e}\""
-            ),
-            Err(e) => eprintln!(
-                "hermetic-verifier: level=error event=attestation_refresh_failed error=\"{e}\""
-            ),
+            Ok(Ok(())) => tracing::info!(event = "attestation_refreshed"),
+            Ok(Err(e)) => tracing::error!(event = "attestation_refresh_failed", error = %e),
+            Err(e) => tracing::error!(event = "attestation_refresh_failed", error = %e),
         }
     }
 }
@@ -323,7 +310,7 @@ impl Running {
         }
         // The refusals counted since the last summary.
         if let Err(e) = self.state.flush_refusal_summary() {
-            eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e}");
+            tracing::error!(event = "audit_log_failed", error = %e);
         }
     }
 
@@ -412,15 +399,10 @@ fn start_record(verifier: &Verifier, store: &Store) -> Result<Start, ServeError>
     let stored = store.policies()?;
     let (policies, unusable_policies) = (stored.usable, stored.unusable);
     for (name, error) in &stored.refused {
-        eprintln!(
-            "hermetic-verifier: level=error event=store_row_refused name={name} reason={} error=\"{error}\" note=\"releases and changes of this secret are refused\"",
-            error.reason()
-        );
+        tracing::error!(event = "store_row_refused", name = %name, reason = %error.reason(), error = %error, note = "releases and changes of this secret are refused");
     }
     for name in &unusable_policies {
-        eprintln!(
-            "hermetic-verifier: level=warn event=policy_unusable name={name} note=\"stored before a policy rule this version enforces; releases of this secret are refused until its owners put a new policy\""
-        );
+        tracing::warn!(event = "policy_unusable", name = %name, note = "stored before a policy rule this version enforces; releases of this secret are refused until its owners put a new policy");
     }
     let digest = policy_digest(policies.iter().map(|(n, p)| (n.as_str(), p)));
     Ok(Start {
@@ -450,7 +432,7 @@ async fn summarize_refusals(state: Shared, interval: Duration) {
         let state = state.clone();
         let flushed = tokio::task::spawn_blocking(move || state.flush_refusal_summary()).await;
         if let Ok(Err(e)) = flushed {
-            eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e}");
+            tracing::error!(event = "audit_log_failed", error = %e);
         }
     }
 }
@@ -523,10 +505,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         println!("{}", obtained.record.to_json());
     }
     if obtained.not_hermetic {
-        eprintln!(
-            "hermetic-verifier: level=warn event=not_hermetic custodian=development path={} note=\"NOT HERMETIC: the only custodian's private key lies in the data directory, so whoever reads it can unseal the master key; for local development only. Production: serve --custodian PUBKEY... --custodian-threshold K\"",
-            config.data_dir.join(custody::DEV_CUSTODIAN_FILE).display()
-        );
+        tracing::warn!(event = "not_hermetic", custodian = "development", path = %config.data_dir.join(custody::DEV_CUSTODIAN_FILE).display(), note = "NOT HERMETIC: the only custodian's private key lies in the data directory, so whoever reads it can unseal the master key; for local development only. Production: serve --custodian PUBKEY... --custodian-threshold K");
     }
     if let Some(wanted) = &config.deployment {
         if wanted != obtained.record.deployment() {
@@ -550,10 +529,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let log = Arc::new(SharedLog::open(&config.data_dir, log_signer)?);
     drop(key);
     if let Some(m) = store.migrated() {
-        eprintln!(
-            "hermetic-verifier: level=warn event=store_migrated secrets={} values={} policies={} tokens={} note=\"a store of the previous version was sealed row by row; its clear rows were writable by the host until now\"",
-            m.secrets, m.values, m.policies, m.tokens
-        );
+        tracing::warn!(event = "store_migrated", secrets = %m.secrets, values = %m.values, policies = %m.policies, tokens = %m.tokens, note = "a store of the previous version was sealed row by row; its clear rows were writable by the host until now");
     }
     // Before anything is appended or served: a witness that cosigned more
     // than this log holds proves the data directory is an older copy.
@@ -578,26 +554,20 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     // rolled back (with every row it names): refused from now on.
     let logged = rollback::logged_change_versions(&log).map_err(setup)?;
     for (name, found, expected) in store.expect_versions(logged.floors)? {
-        eprintln!(
-            "hermetic-verifier: level=error event=store_row_refused name={name} reason=row_rolled_back store_version={found} log_version={expected} note=\"the store holds an older copy of this secret than the log records; its releases and changes are refused\""
-        );
+        tracing::error!(event = "store_row_refused", name = %name, reason = "row_rolled_back", store_version = %found, log_version = %expected, note = "the store holds an older copy of this secret than the log records; its releases and changes are refused");
     }
     for (name, logged) in logged.unconfirmed {
         match store.change_version(&name) {
             Ok(Some(version)) if version >= logged => {}
-            Ok(found) => eprintln!(
-                "hermetic-verifier: level=warn event=change_unconfirmed name={name} store_version={} log_version={logged} note=\"the last change logged before a restart is not in the store: the verifier stopped before committing it, or the host put the secret back; its owners should check and re-submit\"",
-                found.unwrap_or(0)
-            ),
+            Ok(found) => {
+                tracing::warn!(event = "change_unconfirmed", name = %name, store_version = %found.unwrap_or(0), log_version = %logged, note = "the last change logged before a restart is not in the store: the verifier stopped before committing it, or the host put the secret back; its owners should check and re-submit")
+            }
             // Refused above, or refused on every read anyway.
             Err(_) => {}
         }
     }
     if let Some(path) = bootstrap_admin_token(&store, &config.data_dir, &rng)? {
-        eprintln!(
-            "hermetic-verifier: level=info event=admin_token_created path={}",
-            path.display()
-        );
+        tracing::info!(event = "admin_token_created", path = %path.display());
     }
     let mut identity = None;
     let tls = match (&config.tls_cert, &config.tls_key, &config.attested) {
@@ -616,9 +586,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         }
         (Some(cert), Some(key), None) => Some(listener::tls_acceptor(cert, key).map_err(setup)?),
         (None, None, None) => {
-            eprintln!(
-                "hermetic-verifier: level=warn event=not_hermetic note=\"plain HTTP and no attested identity (no --nsm, no --tls-cert): for local development only; clients cannot tell this verifier from any other\""
-            );
+            tracing::warn!(event = "not_hermetic", note = "plain HTTP and no attested identity (no --nsm, no --tls-cert): for local development only; clients cannot tell this verifier from any other");
             None
         }
         _ => return Err(setup("--tls-cert and --tls-key go together")),
@@ -649,24 +617,11 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         },
         clock.now(),
     )?;
-    eprintln!(
-        "hermetic-verifier: level=info event={} genesis_sha256={} threshold={} custodians={} record={}",
-        obtained.event,
-        obtained.custody.genesis_sha256,
-        obtained.custody.threshold,
-        obtained.custody.custodians.join(","),
-        custody_seq.seq
-    );
+    tracing::info!(event = %obtained.event, genesis_sha256 = %obtained.custody.genesis_sha256, threshold = %obtained.custody.threshold, custodians = %obtained.custody.custodians.join(","), record = %custody_seq.seq);
     if non_aws_root {
-        eprintln!(
-            "hermetic-verifier: level=warn event=non_aws_root trusted_roots={trusted_roots} start_record={seq} note=\"documents chaining to a root other than the pinned AWS Nitro root are accepted; never in production\""
-        );
+        tracing::warn!(event = "non_aws_root", trusted_roots = %trusted_roots, start_record = %seq, note = "documents chaining to a root other than the pinned AWS Nitro root are accepted; never in production");
     }
-    eprintln!(
-        "hermetic-verifier: level=info event=deployment id={} log_key={}",
-        store.deployment(),
-        log.verifier_key()
-    );
+    tracing::info!(event = "deployment", id = %store.deployment(), log_key = %log.verifier_key());
     let state = Arc::new(AppState {
         store,
         intake,
@@ -696,7 +651,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let public_addr = public.local_addr().map_err(|e| setup(e.to_string()))?;
     let admin_addr = admin.local_addr().map_err(|e| setup(e.to_string()))?;
     if !admin_addr.ip().is_loopback() {
-        eprintln!("hermetic-verifier: level=warn event=admin_not_loopback addr={admin_addr} note=\"the admin API is plain HTTP; bearer tokens cross the network in the clear\"");
+        tracing::warn!(event = "admin_not_loopback", addr = %admin_addr, note = "the admin API is plain HTTP; bearer tokens cross the network in the clear");
     }
     let connection_limits = ConnectionLimits {
         total: config.max_connections,
@@ -733,10 +688,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         let listener = hermetic_transport::Listener::bind(endpoint)
             .await
             .map_err(|e| setup(format!("--public-endpoint {endpoint}: {e}")))?;
-        eprintln!(
-            "hermetic-verifier: level=info event=serving_endpoint public={}",
-            listener.local_endpoint()
-        );
+        tracing::info!(event = "serving_endpoint", public = %listener.local_endpoint());
         tasks.push(tokio::spawn(listener::serve_transport(
             listener,
             api::router(state.clone(), limits),
@@ -745,9 +697,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         )));
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    eprintln!(
-        "hermetic-verifier: level=info event=listening public={scheme}://{public_addr} admin=http://{admin_addr}"
-    );
+    tracing::info!(event = "listening", public = %format_args!("{scheme}://{public_addr}"), admin = %format_args!("http://{admin_addr}"));
     Ok(Running {
         public_addr,
         admin_addr,

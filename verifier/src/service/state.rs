@@ -78,7 +78,7 @@ impl AppState {
             entry.request_id = super::request_id::current().map(|id| id.to_string());
         }
         self.log.append(entry, self.clock.now()).map_err(|e| {
-            eprintln!("hermetic-verifier: level=error event=audit_log_failed error={e:?}");
+            tracing::error!(event = "audit_log_failed", error = ?e);
             ApiRefusal::internal(
                 reason::AUDIT_LOG_UNAVAILABLE,
                 "the audit log could not be written",
@@ -104,10 +104,7 @@ impl AppState {
 
     fn lookup(&self, name: &str) -> Lookup {
         let refused = |e: &StoreError| {
-            eprintln!(
-                "hermetic-verifier: level=error event=store_row_refused name={name} reason={} error=\"{e}\"",
-                e.reason()
-            );
+            tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
             Lookup::RowRefused {
                 rolled_back: matches!(e, StoreError::RowRolledBack { .. }),
             }
@@ -215,12 +212,12 @@ impl AppState {
                     return Err(self.refused(&who, &requested, refusal));
                 }
                 Err(e) if e.is_row_refusal() => {
-                    eprintln!("hermetic-verifier: level=error event=store_row_refused name={name} reason={} error=\"{e}\"", e.reason());
+                    tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
                     let refusal = ApiRefusal::forbidden(e.reason(), e.to_string());
                     return Err(self.refused(&who, &requested, refusal));
                 }
                 Err(e) => {
-                    eprintln!("hermetic-verifier: level=error event=store_read_failed error={e}");
+                    tracing::error!(event = "store_read_failed", error = %e);
                     let refusal = ApiRefusal::internal(
                         reason::STORE_ERROR,
                         "the secret store could not be read",
@@ -261,10 +258,7 @@ impl AppState {
             // grant the enclave never received, which `log verify` shows)
             // and the sealed secrets are dropped here.
             Some(Err(e)) => {
-                eprintln!(
-                    "hermetic-verifier: level=error event=witness_unavailable seq={} error=\"{e}\"",
-                    appended.seq
-                );
+                tracing::error!(event = "witness_unavailable", seq = %appended.seq, error = %e);
                 drop(wrapped);
                 return Err(ApiRefusal::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -298,7 +292,7 @@ impl AppState {
         size: u64,
     ) -> Result<Receipt, ApiRefusal> {
         let proof = self.log.prove(appended.seq, size).map_err(|e| {
-            eprintln!("hermetic-verifier: level=error event=audit_proof_failed error={e}");
+            tracing::error!(event = "audit_proof_failed", error = %e);
             ApiRefusal::internal(
                 reason::AUDIT_LOG_UNAVAILABLE,
                 "the audit log could not prove the release record",

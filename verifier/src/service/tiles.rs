@@ -95,7 +95,7 @@ pub async fn tile(State(state): State<Shared>, Path(rest): Path<String>) -> Resp
         )
             .into_response(),
         Ok(Err(e)) => {
-            eprintln!("hermetic-verifier: level=error event=tile_read_failed error={e}");
+            tracing::error!(event = "tile_read_failed", error = %e);
             ApiRefusal::internal("audit_log_unavailable", "the log could not be read")
                 .into_response()
         }

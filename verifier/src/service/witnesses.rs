@@ -102,9 +102,7 @@ impl Witnessing {
             .map(|cp| cp.size)
             .unwrap_or(0);
         if let Err(e) = self.log.store_cosigned(size, &cosigned.note) {
-            eprintln!(
-                "hermetic-verifier: level=error event=cosigned_checkpoint_not_stored error={e}"
-            );
+            tracing::error!(event = "cosigned_checkpoint_not_stored", error = %e);
         }
         size
     }
@@ -117,16 +115,10 @@ pub async fn check_start(pool: &WitnessPool, log: &SharedLog) -> Result<(), Star
     let note = log.checkpoint().note.clone();
     let check = pool.check_start(&note).await?;
     for (name, size) in &check.sizes {
-        eprintln!(
-            "hermetic-verifier: level=info event=witness_state witness={name} size={size} local={}",
-            log.checkpoint().size
-        );
+        tracing::info!(event = "witness_state", witness = %name, size = %size, local = %log.checkpoint().size);
     }
     for failure in &check.not_answered {
-        eprintln!(
-            "hermetic-verifier: level=warn event=witness_not_answering witness={} url={} error=\"{}\"",
-            failure.name, failure.url, failure.error
-        );
+        tracing::warn!(event = "witness_not_answering", witness = %failure.name, url = %failure.url, error = %failure.error);
     }
     Ok(())
 }
