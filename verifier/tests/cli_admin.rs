@@ -213,6 +213,18 @@ fn secret_and_policy_subcommands() {
         "{log}"
     );
     assert!(log.contains("event=admin_token_created"), "{log}");
+    // Each refusal line names its request's id, to join with the answer's
+    // `request_id` and the audit record.
+    for line in log.lines().filter(|l| l.contains("event=refused")) {
+        let id = line
+            .rsplit_once("request_id=")
+            .map(|(_, id)| id)
+            .unwrap_or("");
+        assert!(
+            id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{line}"
+        );
+    }
     assert!(
         log.contains("event=change_applied name=db-password action=policy"),
         "{log}"

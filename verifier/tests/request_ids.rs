@@ -145,3 +145,58 @@ async fn one_id_joins_header_refusal_body_and_audit_record() {
     let log = std::fs::read_to_string(dir.path().join("data/audit.jsonl")).unwrap();
     assert!(!log.contains(forged));
 }
+
+/// `--log-format json`: every stderr line is one JSON object; a refusal's
+/// event carries the request id its answer names; the bearer token the
+/// client sent is not logged.
+#[test]
+fn json_log_lines_carry_the_request_id() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let admin: SocketAddr = loop {
+        let line = lines.next().expect("serve stopped").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        seen.push(v.clone());
+        if v["event"] == "listening" {
+            break v["admin"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("http://")
+                .parse()
+                .unwrap();
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forged_token = "Bearer not-the-token-4f1c";
+    let answer = rt.block_on(send(
+        admin,
+        "GET",
+        "/admin/v1/secrets",
+        &format!("Authorization: {forged_token}\r\n"),
+        b"",
+    ));
+    assert_eq!(answer.status, 401);
+    let id = answer.request_id.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    for line in lines.map_while(Result::ok) {
+        assert!(!line.contains("not-the-token"), "{line}");
+        seen.push(serde_json::from_str(&line).expect(&line));
+    }
+    let refused: Vec<_> = seen.iter().filter(|v| v["event"] == "refused").collect();
+    assert_eq!(refused.len(), 1, "{seen:?}");
+    assert_eq!(refused[0]["request_id"], id.as_str());
+    assert_eq!(refused[0]["reason"], "unauthorized");
+    assert_eq!(refused[0]["level"], "info");
+}
