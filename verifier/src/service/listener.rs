@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,6 +168,7 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
     refused: impl Fn(&'static str) + Send + 'static,
+    open: Arc<AtomicUsize>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.total.max(1)));
     let per_address = Arc::new(OpenPerAddress::default());
@@ -195,9 +197,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let tls = tls.clone();
+        let open = OpenConnection::new(&open);
         connections.spawn(async move {
             let _permit = permit;
             let _held = held;
+            let _open = open;
             match tls {
                 Some(acceptor) => {
                     // A failed or slow handshake just drops the connection.
@@ -223,6 +227,7 @@ pub async fn serve_transport(
     router: Router,
     tls: Option<TlsAcceptor>,
     total: usize,
+    open: Arc<AtomicUsize>,
 ) {
     let permits = Arc::new(Semaphore::new(total.max(1)));
     let peer = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -242,8 +247,10 @@ pub async fn serve_transport(
         };
         let router = router.clone();
         let tls = tls.clone();
+        let open = OpenConnection::new(&open);
         connections.spawn(async move {
             let _permit = permit;
+            let _open = open;
             match tls {
                 Some(acceptor) => {
                     let handshake =
@@ -255,6 +262,22 @@ pub async fn serve_transport(
                 None => serve_connection(TokioIo::new(stream), peer, router).await,
             }
         });
+    }
+}
+
+/// Counts one open connection (`hermetic_open_connections`) until dropped.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(count.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -668,6 +668,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             tls.clone(),
             connection_limits,
             counter(&state),
+            state.metrics.open_connections(metrics::Listener::Public),
         )),
         tokio::spawn(listener::serve(
             admin,
@@ -675,6 +676,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             None,
             connection_limits,
             counter(&state),
+            state.metrics.open_connections(metrics::Listener::Admin),
         )),
         tokio::spawn(summarize_refusals(
             state.clone(),
@@ -694,6 +696,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             api::router(state.clone(), limits),
             tls.clone(),
             config.max_connections,
+            state.metrics.open_connections(metrics::Listener::Endpoint),
         )));
     }
     let scheme = if tls.is_some() { "https" } else { "http" };

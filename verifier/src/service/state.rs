@@ -77,7 +77,10 @@ impl AppState {
         if entry.request_id.is_none() {
             entry.request_id = super::request_id::current().map(|id| id.to_string());
         }
-        self.log.append(entry, self.clock.now()).map_err(|e| {
+        let started = Instant::now();
+        let appended = self.log.append(entry, self.clock.now());
+        self.metrics.log_append(started.elapsed());
+        appended.map_err(|e| {
             tracing::error!(event = "audit_log_failed", error = ?e);
             ApiRefusal::internal(
                 reason::AUDIT_LOG_UNAVAILABLE,
@@ -204,7 +207,10 @@ impl AppState {
         let mut wrapped = Vec::with_capacity(grant.secrets.len());
         let mut released = Vec::with_capacity(grant.secrets.len());
         for name in &grant.secrets {
-            let (version, value) = match self.store.latest_secret(name) {
+            let read_started = Instant::now();
+            let latest = self.store.latest_secret(name);
+            self.metrics.store_read(read_started.elapsed());
+            let (version, value) = match latest {
                 Ok(Some(found)) => found,
                 Ok(None) => {
                     let error = ReleaseError::UnknownSecret { name: name.clone() };
