@@ -23,6 +23,10 @@ use hermetic_enclave::SystemClock;
 #[derive(Parser)]
 #[command(name = "hermetic-enclave", version)]
 struct Cli {
+    /// How diagnostics are written to stderr: `text` (key=value lines) or
+    /// `json` (one object per line); RUST_LOG filters them (default info).
+    #[arg(long, global = true, value_enum, default_value_t = hermetic_logging::LogFormat::Text)]
+    log_format: hermetic_logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -255,13 +259,15 @@ fn report_pki(opened: &OpenedNsm) {
     if let Some((root, origin)) = &opened.pki {
         match origin {
             PkiOrigin::Loaded => {}
-            PkiOrigin::Generated => eprintln!(
-                "simulated NSM: generated a test PKI; verifiers must trust {}",
-                root.display()
+            PkiOrigin::Generated => tracing::info!(
+                event = "simulated_pki_generated",
+                root = %root.display(),
+                note = "simulated NSM: verifiers must trust this test root"
             ),
-            PkiOrigin::Regenerated { .. } => eprintln!(
-                "simulated NSM: the test PKI had expired; generated a new one, so verifiers must trust the new {}",
-                root.display()
+            PkiOrigin::Regenerated { .. } => tracing::warn!(
+                event = "simulated_pki_regenerated",
+                root = %root.display(),
+                note = "simulated NSM: the test PKI had expired; verifiers must trust the new root"
             ),
         }
     }
@@ -419,6 +425,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    hermetic_logging::init("hermetic-enclave", cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

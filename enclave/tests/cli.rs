@@ -106,7 +106,7 @@ fn attest_writes_a_document_that_verifies_with_the_written_root_and_reuses_it() 
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
     assert!(
-        stderr(&o).contains("generated a test PKI"),
+        stderr(&o).contains("level=info event=simulated_pki_generated root="),
         "{}",
         stderr(&o)
     );

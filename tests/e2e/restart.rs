@@ -158,10 +158,10 @@ fn a_verifier_restarted_between_challenge_and_release_is_retried_with_a_fresh_ch
         "two release requests"
     );
     assert!(
-        stderr.contains("attempt 1 failed (nonce_unknown)"),
+        stderr.contains("event=attempt_failed attempt=1 reason=nonce_unknown"),
         "{stderr}"
     );
-    assert!(!stderr.contains("attempt 2 failed"), "{stderr}");
+    assert!(!stderr.contains("attempt=2"), "{stderr}");
 
     // The restarted verifier refused with nonce_unknown once (its log and
     // its metrics say so), then granted once; the audit log, which carries

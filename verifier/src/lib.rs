@@ -26,7 +26,6 @@ pub mod client;
 pub mod clock;
 pub mod devtls;
 pub mod log;
-pub mod logging;
 pub mod policy;
 pub mod release;
 pub mod service;

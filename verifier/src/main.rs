@@ -23,8 +23,8 @@ struct Cli {
     /// How diagnostics are written to stderr: `text` (key=value lines) or
     /// `json` (one object per line). Which are written: RUST_LOG (default
     /// info), e.g. RUST_LOG=warn or RUST_LOG=hermetic_verifier=debug.
-    #[arg(long, global = true, value_enum, default_value_t = hermetic_verifier::logging::LogFormat::Text)]
-    log_format: hermetic_verifier::logging::LogFormat,
+    #[arg(long, global = true, value_enum, default_value_t = hermetic_logging::LogFormat::Text)]
+    log_format: hermetic_logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -258,7 +258,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    hermetic_verifier::logging::init("hermetic-verifier", cli.log_format);
+    hermetic_logging::init("hermetic-verifier", cli.log_format);
     if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
         end_quietly_on_closed_stdout();
     }

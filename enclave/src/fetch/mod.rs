@@ -162,9 +162,12 @@ pub async fn fetch_secrets(
         match result {
             Ok(secrets) => return Ok(secrets),
             Err(e) if e.is_transient() && attempt <= cfg.retries => {
-                eprintln!(
-                    "hermetic-enclave: attempt {attempt} failed ({}): {e}; retrying in {delay:?}",
-                    e.reason()
+                tracing::warn!(
+                    event = "attempt_failed",
+                    attempt,
+                    reason = e.reason(),
+                    error = %e,
+                    retry_in = ?delay
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));

@@ -1,4 +1,4 @@
-//! Where the binaries' `tracing` events go: stderr, one line per event, as
+//! Where hermetic's binaries send their `tracing` events: stderr, one line per event, as
 //! `text` (`hermetic-verifier: level=info event=listening public=... admin=...`,
 //! the greppable `key=value` lines scripts and tests read) or `json` (one
 //! object per line: `time`, `level`, `target`, then the event's fields and
