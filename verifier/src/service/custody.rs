@@ -57,11 +57,11 @@ fn record_of(record: &GenesisRecord, custodians: Vec<String>) -> CustodyRecord {
         genesis_sha256: hex::encode(record_digest(record)),
         threshold: record.threshold(),
         custodians,
-        peer: None,
+        ..Default::default()
     }
 }
 
-fn read_genesis(path: &Path) -> Result<Option<GenesisRecord>, ServeError> {
+pub(super) fn read_genesis(path: &Path) -> Result<Option<GenesisRecord>, ServeError> {
     match std::fs::read(path) {
         Ok(bytes) => GenesisRecord::from_json(&bytes)
             .map(Some)
