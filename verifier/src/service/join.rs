@@ -402,9 +402,19 @@ pub(super) async fn join(
         .strip_prefix("http://")
         .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
         .ok_or_else(|| setup("--join: give http://HOST:PORT (the exchange is end-to-end sealed to each side's attested key)"))?;
+    let own = own_pcrs(custody.nsm.as_ref())?;
+    // A debug-mode enclave reads PCR0-2 as zero (DESIGN.md, PCRs): no peer
+    // would forward to it, so it does not ask.
+    if (0..3).all(|i| own.get(&i).is_none_or(|v| v.iter().all(|b| *b == 0))) {
+        return Err(ServeError::JoinRefused {
+            reason: JoinRefusal::DebugMode.reason().to_owned(),
+            message:
+                "this replica runs in debug mode (PCR0-2 zero): no replica forwards its key to it"
+                    .into(),
+        });
+    }
     let policy = AttestationPolicy::new(peer_roots(custody)?, MAX_DOCUMENT_AGE);
-    let (mut joiner, hello) = Joiner::start(own_pcrs(custody.nsm.as_ref())?, policy, rng)
-        .map_err(|e| setup(e.to_string()))?;
+    let (mut joiner, hello) = Joiner::start(own, policy, rng).map_err(|e| setup(e.to_string()))?;
     let http = HttpClient::new(Duration::from_secs(30));
     let hello = serde_json::to_vec(&hello).map_err(|e| setup(e.to_string()))?;
     let offer: JoinOffer = post(&http, &format!("{base}{JOIN_OFFER_ROUTE}"), hello).await?;
