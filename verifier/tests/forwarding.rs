@@ -602,3 +602,138 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn admin_a_at(a: &Server, token: &str) -> AdminClient {
     AdminClient::new(&format!("http://{}", a.admin), token.trim())
 }
+
+/// What `hermetic-parent --forward-to unix://PATH` does for a verifier
+/// enclave: relays each TCP connection to the enclave's endpoint.
+async fn relay_to(path: PathBuf) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let path = path.clone();
+            tokio::spawn(async move {
+                if let Ok(mut unix) = tokio::net::UnixStream::connect(&path).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// In a Nitro enclave only the `--public-endpoint` (vsock) is reachable:
+/// a sealed verifier serves its custody routes there too, custodians unseal
+/// it through the parent's relay, and a replica joins it the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_routes_and_join_are_served_on_the_public_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_data = dir.path().join("a");
+    let enclave = Enclave::new();
+    let enclave_root = enclave.write_root(dir.path());
+    let pinned = dir.path().join("verifier.json");
+    std::fs::write(&pinned, describe("aa")).unwrap();
+    let keys: Vec<PathBuf> = (1..=2)
+        .map(|i| dir.path().join(format!("c{i}.key")))
+        .collect();
+    let pubs: Vec<String> = keys.iter().map(|k| keygen(k)).collect();
+    let args: Vec<OsString> = vec![
+        "--trust-root".into(),
+        enclave_root.clone().into(),
+        "--pcrs-from".into(),
+        pinned.clone().into(),
+    ];
+    let mut genesis = args.clone();
+    for p in &pubs {
+        genesis.extend(["--custodian".into(), p.into()]);
+    }
+    genesis.extend(["--custodian-threshold".into(), "2".into()]);
+    let mut a = spawn(&a_data, &os(&genesis));
+    let token = std::fs::read_to_string(a_data.join("admin.token")).unwrap();
+    let owner = Signer::generate("owner").unwrap();
+    create_owned(
+        &admin_a_at(&a, &token),
+        &owner,
+        NAME,
+        Some(policy_toml(NAME, &good_pcrs(), "")),
+        SECRET,
+    )
+    .await;
+    terminate(&mut a);
+    let b_data = dir.path().join("b");
+    copy_dir(&a_data, &b_data);
+
+    // Sealed, with a Unix endpoint standing for the enclave's vsock port.
+    let socket = dir.path().join("a.sock");
+    let mut sealed_args = args.clone();
+    sealed_args.extend([
+        "--public-endpoint".into(),
+        format!("unix://{}", socket.display()).into(),
+    ]);
+    let mut a = spawn(&a_data, &os(&sealed_args));
+    let parent = format!("http://{}", relay_to(socket.clone()).await);
+    let (s, health) = get(format!("{parent}/healthz")).await;
+    assert_eq!(s, 200);
+    assert!(health.contains("\"state\":\"sealed\""), "{health}");
+
+    // The custodians reach it only through the relay.
+    let sim_root = a_data.join("sim-pki").join("root.pem");
+    for key in &keys {
+        let (key, pinned, sim_root, parent) = (
+            key.clone(),
+            pinned.clone(),
+            sim_root.clone(),
+            parent.clone(),
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            bin()
+                .args(["custodian", "unseal", "--verifier", &parent, "--key"])
+                .arg(&key)
+                .arg("--verifier-measurements")
+                .arg(&pinned)
+                .arg("--trust-root")
+                .arg(&sim_root)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_unsealed(&a).await;
+    // The full service took the endpoint over.
+    let mut unsealed = false;
+    for _ in 0..200 {
+        if let Ok((s, body)) = HttpClient::new(Duration::from_secs(2))
+            .send(
+                hyper::Method::GET,
+                &format!("{parent}/healthz"),
+                &[],
+                vec![],
+            )
+            .await
+        {
+            if s == 200 && body == b"ok\n" {
+                unsealed = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(unsealed, "the endpoint did not come back unsealed");
+
+    // A replica joins through the relay too.
+    let mut join = args.clone();
+    join.extend(["--join".into(), parent.clone().into()]);
+    let mut b = spawn(&b_data, &os(&join));
+    assert_eq!(
+        released_sha256(&b, &enclave).await,
+        released_sha256(&a, &enclave).await
+    );
+    assert_eq!(forwarded_records(&a_data).len(), 1);
+    terminate(&mut b);
+    terminate(&mut a);
+}

@@ -567,6 +567,27 @@ pub(super) async fn serve_sealed(
             .await;
         })
     };
+    // A verifier enclave is reached only through its vsock endpoint (its
+    // TCP listener is not reachable from outside the enclave): custodians
+    // and joining replicas must find the sealed routes there too.
+    let endpoint = match &config.public_endpoint {
+        Some(endpoint) => {
+            let listener = hermetic_transport::Listener::bind(endpoint)
+                .await
+                .map_err(|e| setup(format!("--public-endpoint {endpoint}: {e}")))?;
+            eprintln!(
+                "hermetic-verifier: level=info event=serving_endpoint public={} state=sealed",
+                listener.local_endpoint()
+            );
+            Some(tokio::spawn(super::listener::serve_transport(
+                listener,
+                public_router.clone(),
+                None,
+                config.max_connections,
+            )))
+        }
+        None => None,
+    };
     let tasks = [serve(public, public_router), serve(admin, admin_router)];
     eprintln!(
         "hermetic-verifier: level=warn event=sealed genesis_sha256={} have={have} need={need} note=\"no master key: releases and changes answer 503 sealed until {need} custodians run `hermetic-verifier custodian unseal`\"",
@@ -578,6 +599,12 @@ pub(super) async fn serve_sealed(
     let (key, custodians) = rx.await.map_err(|_| setup("the sealed service stopped"))?;
     let _ = stop_tx.send(true);
     for task in tasks {
+        let _ = task.await;
+    }
+    // Dropping the listener frees the endpoint (a Unix socket's path too)
+    // for the full service.
+    if let Some(task) = endpoint {
+        task.abort();
         let _ = task.await;
     }
     Ok(Unsealed {
