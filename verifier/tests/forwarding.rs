@@ -424,11 +424,25 @@ async fn a_replica_of_the_same_measurements_joins_others_are_refused() {
     assert!(err.contains("join_debug_mode"), "{err}");
     assert_eq!(forwarded_records(&a_data).len(), 1);
 
-    // A fresh data directory joins (its NSM shares A's PKI): it takes A's
-    // genesis record and deployment, and advertises the same intake key.
+    // A fresh data directory joins (its NSM shares A's PKI), given the
+    // custodian set as a Nitro image passes it at every start: it takes
+    // A's genesis record and deployment, and advertises the same intake
+    // key. With another custodian set it refuses A's genesis.
     let f_data = dir.path().join("f");
     let mut f_args = join(args.clone());
     f_args.extend(["--pki-dir".into(), a_data.join("sim-pki").into()]);
+    let mut wrong_set = f_args.clone();
+    for p in &pubs[..2] {
+        wrong_set.extend(["--custodian".into(), p.into()]);
+    }
+    wrong_set.extend(["--custodian-threshold".into(), "2".into()]);
+    let (code, err) = serve_until_exit(&dir.path().join("g"), &wrong_set);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("join_genesis_mismatch"), "{err}");
+    for p in &pubs {
+        f_args.extend(["--custodian".into(), p.into()]);
+    }
+    f_args.extend(["--custodian-threshold".into(), "2".into()]);
     let mut f = spawn(&f_data, &os(&f_args));
     assert_eq!(
         std::fs::read(f_data.join("genesis.json")).unwrap(),

@@ -184,7 +184,9 @@ pub struct ServeArgs {
     /// sealed to this replica's attested key. A fresh data directory takes
     /// the peer's genesis record. Refused (exit 1, join_* reason) when
     /// either side refuses the other.
-    #[arg(long, value_name = "URL", conflicts_with = "custodians")]
+    /// With --custodian (an image that carries its custodian set), the
+    /// peer's genesis record must name exactly that set and threshold.
+    #[arg(long, value_name = "URL")]
     join: Option<String>,
 }
 

@@ -107,6 +107,21 @@ fn run_genesis(
     Ok((key, record))
 }
 
+/// `--custodian` values: a public key, or a file holding one.
+pub(super) fn parse_custodians(given: &[String]) -> Result<Vec<CustodianPublicKey>, ServeError> {
+    given
+        .iter()
+        .map(|c| {
+            let text = match std::fs::read_to_string(c) {
+                Ok(text) => text,
+                Err(_) => c.clone(),
+            };
+            CustodianPublicKey::parse(text.trim())
+                .map_err(|e| setup(format!("--custodian {c}: {e}")))
+        })
+        .collect()
+}
+
 /// What `serve` does about the key, decided from the flags and the files.
 pub(super) enum Plan {
     /// A key is in hand (genesis, or the development custodian).
@@ -133,18 +148,7 @@ pub(super) fn plan(
             let threshold = config
                 .custodian_threshold
                 .ok_or_else(|| setup("--custodian needs --custodian-threshold K"))?;
-            let keys = config
-                .custodians
-                .iter()
-                .map(|c| {
-                    let text = match std::fs::read_to_string(c) {
-                        Ok(text) => text,
-                        Err(_) => c.clone(),
-                    };
-                    CustodianPublicKey::parse(text.trim())
-                        .map_err(|e| setup(format!("--custodian {c}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let keys = parse_custodians(&config.custodians)?;
             if threshold < 2 {
                 return Err(setup(
                     "--custodian-threshold must be at least 2: one custodian alone could unseal (development only, with no --custodian at all)",

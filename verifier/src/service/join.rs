@@ -34,8 +34,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hermetic_attestation::{TrustedRoot, UnixTime};
 use hermetic_custody::{
-    record_digest, AttestationPolicy, ForwardedKey, GenesisRecord, JoinHello, JoinOffer,
-    JoinRequest, Joiner, MasterKey, Responder, IMAGE_PCRS,
+    record_digest, AttestationPolicy, CustodianPublicKey, ForwardedKey, GenesisRecord, JoinHello,
+    JoinOffer, JoinRequest, Joiner, MasterKey, Responder, IMAGE_PCRS,
 };
 use hermetic_nsm::Nsm;
 use hermetic_policy::Pcrs;
@@ -393,6 +393,7 @@ async fn post<T: DeserializeOwned>(
 pub(super) async fn join(
     url: &str,
     local: Option<GenesisRecord>,
+    expected_custodians: Option<(Vec<CustodianPublicKey>, u8)>,
     custody: &SimulatedCustody,
     data_dir: &Path,
     clock: &dyn Clock,
@@ -426,6 +427,28 @@ pub(super) async fn join(
                     "the peer serves genesis {} and this data directory holds {}",
                     hex::encode(record_digest(&offer.genesis)),
                     hex::encode(record_digest(local))
+                ),
+            });
+        }
+    }
+    if let Some((custodians, threshold)) = &expected_custodians {
+        let mut want: Vec<String> = custodians.iter().map(|c| c.fingerprint()).collect();
+        let mut have: Vec<String> = offer
+            .genesis
+            .shares()
+            .iter()
+            .map(|s| s.custodian.fingerprint())
+            .collect();
+        want.sort();
+        have.sort();
+        if want != have || *threshold != offer.genesis.threshold() {
+            return Err(ServeError::JoinRefused {
+                reason: JoinRefusal::GenesisMismatch.reason().to_owned(),
+                message: format!(
+                    "the peer's genesis names custodians {} (K = {}), not the --custodian set given ({}, K = {threshold})",
+                    have.join(","),
+                    offer.genesis.threshold(),
+                    want.join(",")
                 ),
             });
         }

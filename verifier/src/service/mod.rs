@@ -504,16 +504,32 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
     let mut config = config;
     let joined = match &config.join {
         Some(url) => {
-            if !config.custodians.is_empty() {
-                return Err(setup(
-                    "--join takes the key (and the genesis record) from a running replica: no --custodian with it",
-                ));
-            }
+            // An image with its custodian set measured in passes it on
+            // every start: then the peer's genesis must name exactly it.
+            let expected = if config.custodians.is_empty() {
+                None
+            } else {
+                let threshold = config
+                    .custodian_threshold
+                    .ok_or_else(|| setup("--custodian needs --custodian-threshold K"))?;
+                Some((custody::parse_custodians(&config.custodians)?, threshold))
+            };
             let custody = custody_nsm
                 .as_ref()
                 .ok_or_else(|| setup("--join needs an NSM to attest to its peer (--nsm real)"))?;
             let local = custody::read_genesis(&config.data_dir.join(GENESIS_FILE))?;
-            Some(join::join(url, local, custody, &config.data_dir, clock.as_ref(), &rng).await?)
+            Some(
+                join::join(
+                    url,
+                    local,
+                    expected,
+                    custody,
+                    &config.data_dir,
+                    clock.as_ref(),
+                    &rng,
+                )
+                .await?,
+            )
         }
         None => None,
     };
