@@ -508,6 +508,46 @@ async fn sealed_fallback() -> Response {
     sealed_refusal()
 }
 
+/// Accepts on the `--public-endpoint` listener until `stop`; then closes
+/// it and gives open connections two seconds, so the one that delivered
+/// the K-th share still gets its answer. All its
+/// clients come through the parent: one address (`0.0.0.0:0`), one
+/// rate-limit bucket.
+async fn serve_endpoint_until(
+    listener: hermetic_transport::Listener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let stream = tokio::select! {
+            _ = async { stop.wait_for(|s| *s).await.is_ok() } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    eprintln!("hermetic-verifier: level=warn event=accept_failed error={e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        connections.spawn(super::listener::serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            peer,
+            router,
+        ));
+    }
+    drop(listener);
+    // Answers in flight finish; a kept-alive connection that would go on
+    // talking to the sealed routes is closed after a grace period.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    connections.abort_all();
+}
+
 /// The outcome of the sealed state.
 pub(super) struct Unsealed {
     pub key: MasterKey,
@@ -583,11 +623,10 @@ pub(super) async fn serve_sealed(
                 "hermetic-verifier: level=info event=serving_endpoint public={} state=sealed",
                 listener.local_endpoint()
             );
-            Some(tokio::spawn(super::listener::serve_transport(
+            Some(tokio::spawn(serve_endpoint_until(
                 listener,
                 public_router.clone(),
-                None,
-                config.max_connections,
+                stop_rx.clone(),
             )))
         }
         None => None,
@@ -605,10 +644,10 @@ pub(super) async fn serve_sealed(
     for task in tasks {
         let _ = task.await;
     }
-    // Dropping the listener frees the endpoint (a Unix socket's path too)
-    // for the full service.
+    // The accept loop has ended and dropped its listener, freeing the
+    // endpoint (a Unix socket's path too) for the full service; the
+    // connection that carried the last share finishes its answer.
     if let Some(task) = endpoint {
-        task.abort();
         let _ = task.await;
     }
     Ok(Unsealed {

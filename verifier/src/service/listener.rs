@@ -258,7 +258,7 @@ pub async fn serve_transport(
     }
 }
 
-async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router)
+pub(super) async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
