@@ -50,7 +50,8 @@
 //! # Ok::<(), hermetic_custody::Error>(())
 //! ```
 //!
-//! ## Wiring (not yet done: the service and CLI side, for the wiring change)
+//! ## Wiring (the service and CLI side: `hermetic-verifier`'s `service/custody.rs` and
+//! `service/join.rs`, as described here)
 //!
 //! Every refusal is `{"reason": Error::reason(), "message": Error's Display}` with status 400
 //! (malformed), 403 (attestation or binding refused), 409 (`already_unsealed`), 429
@@ -98,6 +99,9 @@
 //!          "ciphertext"}                                             (ForwardedKey)
 //! joiner: (key, record) = j.finish(&fwd)?; store record as genesis.json
 //! ```
+//! The service maps these errors to `join_*` reasons (`JoinRefusal` in
+//! `verifier/src/service/join.rs`), logs `key_forwarded` on both sides before the key is
+//! answered or used, and a joiner in debug mode does not ask at all.
 //! `custodian keygen --out KEY`: [`CustodianKey::generate`], write
 //! [`CustodianKey::to_file_text`] with mode 0600 (create-new), print the public key.
 

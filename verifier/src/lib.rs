@@ -12,6 +12,7 @@
 //!   derived from the master key and bound to its table, key and version
 //!   (values, policies, owner sets and change versions, token entries, the
 //!   deployment id and intake key);
+//! - [`intake`]: the intake key, derived from the master key;
 //! - [`log`]: the hash-chained audit log and its verifier;
 //! - [`service`]: `serve`, the HTTP edges around the above, and applying
 //!   owner-approved changes (checked by `hermetic-approval`);
@@ -25,6 +26,7 @@ pub mod challenge;
 pub mod client;
 pub mod clock;
 pub mod devtls;
+pub mod intake;
 pub mod log;
 pub mod policy;
 pub mod release;

@@ -375,6 +375,15 @@ async fn no_route_returns_a_secret_value() {
                 );
                 serde_json::to_vec(&req).unwrap()
             }
+            ("POST", "/v1/custody/join/offer") => {
+                serde_json::to_vec(&serde_json::json!({"nonce": hex::encode([9u8; 32])})).unwrap()
+            }
+            // No attested replica here: whatever is sent, no key comes back.
+            ("POST", "/v1/custody/join/key") => serde_json::to_vec(&serde_json::json!({
+                "challenge": hex::encode([9u8; 32]),
+                "attestation_document": "AAAA",
+            }))
+            .unwrap(),
             _ => Vec::new(),
         };
         let m = Method::from_bytes(method.as_bytes()).unwrap();
@@ -388,6 +397,13 @@ async fn no_route_returns_a_secret_value() {
             // document (tests/attested_serve.rs, the e2e identity tests).
             assert_eq!(status.as_u16(), 404);
             assert_eq!(common::reason(&response), "not_attested");
+        } else if path.starts_with("/v1/custody/join/") && !cfg!(feature = "test-roots") {
+            // The production build without --nsm cannot attest: no forwarding.
+            assert_eq!(status.as_u16(), 503);
+            assert_eq!(common::reason(&response), "join_unavailable");
+        } else if path == "/v1/custody/join/key" {
+            assert_eq!(status.as_u16(), 403);
+            assert_eq!(common::reason(&response), "join_replayed");
         } else {
             assert!(
                 status.is_success(),

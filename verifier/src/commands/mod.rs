@@ -190,6 +190,17 @@ pub struct ServeArgs {
     /// How long one witness round (and the start-time check) may take.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     witness_timeout: Duration,
+    /// Get the master key from a running, unsealed replica at this URL
+    /// (its public API, http://HOST:PORT) instead of from custodians: each
+    /// side checks the other's attestation document (its own PCR0/1/2/8,
+    /// not debug mode, fresh, the nonce it chose) and the key travels
+    /// sealed to this replica's attested key. A fresh data directory takes
+    /// the peer's genesis record. Refused (exit 1, join_* reason) when
+    /// either side refuses the other.
+    /// With --custodian (an image that carries its custodian set), the
+    /// peer's genesis record must name exactly that set and threshold.
+    #[arg(long, value_name = "URL")]
+    join: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -293,7 +304,16 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         threshold: args.witness_threshold,
         timeout: args.witness_timeout,
     });
+    if let Some(url) = &args.join {
+        if !url.starts_with("http://") {
+            return fail(
+                2,
+                format!("--join {url}: give http://HOST:PORT (the exchange is end-to-end sealed to each side's attested key)"),
+            );
+        }
+    }
     let config = ServeConfig {
+        join: args.join,
         witnesses,
         attested,
         public_endpoint: args.public_endpoint.clone(),
@@ -333,7 +353,9 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         let running = tokio::select! {
             r = service::start(config, Arc::new(SystemClock)) => match r {
                 Ok(r) => r,
-                Err(e @ service::ServeError::Rollback(_)) => return fail(1, e),
+                Err(e @ (service::ServeError::Rollback(_) | service::ServeError::JoinRefused { .. })) => {
+                    return fail(1, e)
+                }
                 Err(e) => return fail(2, e),
             },
             _ = &mut stop => {

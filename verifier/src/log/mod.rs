@@ -164,9 +164,18 @@ pub struct CustodyRecord {
     /// shares unsealed; none for a forwarded key).
     #[serde(default)]
     pub custodians: Vec<String>,
-    /// `key_forwarded`: the peer's address as the operator gave it.
+    /// `key_forwarded`: the peer's address as the operator gave it (on the
+    /// joining replica; the running one does not know a joiner's address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// `key_forwarded` on the running replica: SHA-256 (hex) of the joining
+    /// replica's attestation document the key was sealed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_to: Option<String>,
+    /// `key_forwarded` on the joining replica: SHA-256 (hex) of the running
+    /// replica's attestation document the key came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_from: Option<String>,
 }
 
 /// Release refusals counted, not recorded one by one, since `since`.

@@ -27,6 +27,8 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/checkpoint"),
     ("GET", "/tile/{*path}"),
     ("GET", "/v1/log/key"),
+    ("POST", super::join::JOIN_OFFER_ROUTE),
+    ("POST", super::join::JOIN_KEY_ROUTE),
 ];
 
 /// Limits shared by both listeners.
@@ -46,6 +48,8 @@ pub fn router(state: Shared, limits: Limits) -> Router {
         .route("/checkpoint", get(super::tiles::checkpoint))
         .route("/tile/{*path}", get(super::tiles::tile))
         .route("/v1/log/key", get(super::tiles::log_key))
+        .route(super::join::JOIN_OFFER_ROUTE, post(super::join::offer))
+        .route(super::join::JOIN_KEY_ROUTE, post(super::join::key))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

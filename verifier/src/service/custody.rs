@@ -57,11 +57,11 @@ fn record_of(record: &GenesisRecord, custodians: Vec<String>) -> CustodyRecord {
         genesis_sha256: hex::encode(record_digest(record)),
         threshold: record.threshold(),
         custodians,
-        peer: None,
+        ..Default::default()
     }
 }
 
-fn read_genesis(path: &Path) -> Result<Option<GenesisRecord>, ServeError> {
+pub(super) fn read_genesis(path: &Path) -> Result<Option<GenesisRecord>, ServeError> {
     match std::fs::read(path) {
         Ok(bytes) => GenesisRecord::from_json(&bytes)
             .map(Some)
@@ -107,6 +107,21 @@ fn run_genesis(
     Ok((key, record))
 }
 
+/// `--custodian` values: a public key, or a file holding one.
+pub(super) fn parse_custodians(given: &[String]) -> Result<Vec<CustodianPublicKey>, ServeError> {
+    given
+        .iter()
+        .map(|c| {
+            let text = match std::fs::read_to_string(c) {
+                Ok(text) => text,
+                Err(_) => c.clone(),
+            };
+            CustodianPublicKey::parse(text.trim())
+                .map_err(|e| setup(format!("--custodian {c}: {e}")))
+        })
+        .collect()
+}
+
 /// What `serve` does about the key, decided from the flags and the files.
 pub(super) enum Plan {
     /// A key is in hand (genesis, or the development custodian).
@@ -133,18 +148,7 @@ pub(super) fn plan(
             let threshold = config
                 .custodian_threshold
                 .ok_or_else(|| setup("--custodian needs --custodian-threshold K"))?;
-            let keys = config
-                .custodians
-                .iter()
-                .map(|c| {
-                    let text = match std::fs::read_to_string(c) {
-                        Ok(text) => text,
-                        Err(_) => c.clone(),
-                    };
-                    CustodianPublicKey::parse(text.trim())
-                        .map_err(|e| setup(format!("--custodian {c}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let keys = parse_custodians(&config.custodians)?;
             if threshold < 2 {
                 return Err(setup(
                     "--custodian-threshold must be at least 2: one custodian alone could unseal (development only, with no --custodian at all)",
@@ -502,6 +506,46 @@ async fn sealed_fallback() -> Response {
     sealed_refusal()
 }
 
+/// Accepts on the `--public-endpoint` listener until `stop`; then closes
+/// it and gives open connections two seconds, so the one that delivered
+/// the K-th share still gets its answer. All its
+/// clients come through the parent: one address (`0.0.0.0:0`), one
+/// rate-limit bucket.
+async fn serve_endpoint_until(
+    listener: hermetic_transport::Listener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let stream = tokio::select! {
+            _ = async { stop.wait_for(|s| *s).await.is_ok() } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(event = "accept_failed", error = %e);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        connections.spawn(super::listener::serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            peer,
+            router,
+        ));
+    }
+    drop(listener);
+    // Answers in flight finish; a kept-alive connection that would go on
+    // talking to the sealed routes is closed after a grace period.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    connections.abort_all();
+}
+
 /// The outcome of the sealed state.
 pub(super) struct Unsealed {
     pub key: MasterKey,
@@ -567,12 +611,39 @@ pub(super) async fn serve_sealed(
             .await;
         })
     };
+    // A verifier enclave is reached only through its vsock endpoint (its
+    // TCP listener is not reachable from outside the enclave): custodians
+    // and joining replicas must find the sealed routes there too.
+    let endpoint = match &config.public_endpoint {
+        Some(endpoint) => {
+            let listener = hermetic_transport::Listener::bind(endpoint)
+                .await
+                .map_err(|e| setup(format!("--public-endpoint {endpoint}: {e}")))?;
+            tracing::info!(
+                event = "serving_endpoint",
+                public = %listener.local_endpoint(),
+                state = "sealed"
+            );
+            Some(tokio::spawn(serve_endpoint_until(
+                listener,
+                public_router.clone(),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let tasks = [serve(public, public_router), serve(admin, admin_router)];
     tracing::warn!(event = "sealed", genesis_sha256 = %hex::encode(record_digest(&record)), have = %have, need = %need, note = %format_args!("no master key: releases and changes answer 503 sealed until {need} custodians run `hermetic-verifier custodian unseal`"));
     tracing::info!(event = "listening", public = %format_args!("http://{public_addr}"), admin = %format_args!("http://{admin_addr}"), state = "sealed");
     let (key, custodians) = rx.await.map_err(|_| setup("the sealed service stopped"))?;
     let _ = stop_tx.send(true);
     for task in tasks {
+        let _ = task.await;
+    }
+    // The accept loop has ended and dropped its listener, freeing the
+    // endpoint (a Unix socket's path too) for the full service; the
+    // connection that carried the last share finishes its answer.
+    if let Some(task) = endpoint {
         let _ = task.await;
     }
     Ok(Unsealed {

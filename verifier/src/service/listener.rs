@@ -281,7 +281,7 @@ impl Drop for OpenConnection {
     }
 }
 
-async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router)
+pub(super) async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {

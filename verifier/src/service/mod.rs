@@ -9,6 +9,7 @@ mod admin;
 mod api;
 mod changes;
 mod custody;
+mod join;
 mod listener;
 mod metrics;
 mod rate_limit;
@@ -35,6 +36,7 @@ pub use admin::{token_hash, PolicyList, SecretList, ADMIN_ROUTES, RETIRED_ADMIN_
 pub use api::{Limits, PUBLIC_ROUTES};
 pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
 pub use custody::{DEV_CUSTODIAN_FILE, GENESIS_FILE};
+pub use join::{JoinRefusal, JOIN_KEY_ROUTE, JOIN_OFFER_ROUTE};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
 };
@@ -102,6 +104,9 @@ pub struct ServeConfig {
     /// `--witness URL=PUBKEY... --witness-threshold K`: where checkpoints
     /// go, and how many cosignatures a grant waits for.
     pub witnesses: Option<witnesses::WitnessConfig>,
+    /// `--join URL`: get the master key from the running replica at URL
+    /// (same measurements, both attested) instead of genesis or custodians.
+    pub join: Option<String>,
 }
 
 /// `serve --nsm`: where the document comes from and what the certificate
@@ -258,6 +263,7 @@ impl ServeConfig {
             attested: None,
             public_endpoint: None,
             witnesses: None,
+            join: None,
         }
     }
 }
@@ -276,6 +282,9 @@ pub enum ServeError {
     /// log's: the data directory was restored or replaced (exit code 1).
     #[error("{0}")]
     Rollback(hermetic_witness::StartRefusal),
+    /// `--join`: this replica or its peer refused the other (exit code 1).
+    #[error("join refused ({reason}): {message}")]
+    JoinRefused { reason: String, message: String },
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
@@ -476,7 +485,42 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         None => (custody_nsm_without_tls(&config, clock.clone())?, None),
     };
     let mut config = config;
-    let obtained = match custody::plan(&config, custody_nsm.as_ref(), clock.as_ref(), &rng)? {
+    let joined = match &config.join {
+        Some(url) => {
+            // An image with its custodian set measured in passes it on
+            // every start: then the peer's genesis must name exactly it.
+            let expected = if config.custodians.is_empty() {
+                None
+            } else {
+                let threshold = config
+                    .custodian_threshold
+                    .ok_or_else(|| setup("--custodian needs --custodian-threshold K"))?;
+                Some((custody::parse_custodians(&config.custodians)?, threshold))
+            };
+            let custody = custody_nsm
+                .as_ref()
+                .ok_or_else(|| setup("--join needs an NSM to attest to its peer (--nsm real)"))?;
+            let local = custody::read_genesis(&config.data_dir.join(GENESIS_FILE))?;
+            Some(
+                join::join(
+                    url,
+                    local,
+                    expected,
+                    custody,
+                    &config.data_dir,
+                    clock.as_ref(),
+                    &rng,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    let planned = match joined {
+        Some(obtained) => custody::Plan::Ready(obtained),
+        None => custody::plan(&config, custody_nsm.as_ref(), clock.as_ref(), &rng)?,
+    };
+    let obtained = match planned {
         custody::Plan::Ready(obtained) => obtained,
         custody::Plan::Sealed(record) => {
             let nsm = custody_nsm.as_ref().map(|c| c.nsm.clone()).ok_or_else(|| {
@@ -489,7 +533,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
                 genesis_sha256: hex::encode(hermetic_custody::record_digest(&unsealed.record)),
                 threshold: unsealed.record.threshold(),
                 custodians: unsealed.custodians,
-                peer: None,
+                ..Default::default()
             };
             custody::Obtained {
                 key: unsealed.key,
@@ -518,6 +562,16 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         }
     }
     let key = MasterKey::from_bytes(*obtained.key.expose_secret());
+    // The key stays in memory for replicas that join this one.
+    let forwarding = match &custody_nsm {
+        Some(custody) => Some(Arc::new(join::Forwarding::new(
+            obtained.record.clone(),
+            obtained.key,
+            custody,
+            config.challenge_ttl,
+        )?)),
+        None => None,
+    };
     let mut store = Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?;
     // The log key is derived from the master key, kept only in memory; its
     // public half is written for `log key` (auditors and enclaves pin it).
@@ -527,6 +581,10 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         log_signer.verifier_key().to_string().as_bytes(),
     )?;
     let log = Arc::new(SharedLog::open(&config.data_dir, log_signer)?);
+    // Derived too (not the store's old random seed), so replicas sharing
+    // the master key advertise the same intake key.
+    let intake =
+        crate::intake::intake_key(&key, store.deployment()).map_err(|e| setup(e.to_string()))?;
     drop(key);
     if let Some(m) = store.migrated() {
         tracing::warn!(event = "store_migrated", secrets = %m.secrets, values = %m.values, policies = %m.policies, tokens = %m.tokens, note = "a store of the previous version was sealed row by row; its clear rows were writable by the host until now");
@@ -549,7 +607,6 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         }
         None => None,
     };
-    let intake = store.intake_key()?;
     // A secret whose head is older than the log's last change of it was
     // rolled back (with every row it names): refused from now on.
     let logged = rollback::logged_change_versions(&log).map_err(setup)?;
@@ -636,6 +693,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         identity: identity.as_ref().map(|(_, id)| id.clone()),
         witnesses: witnessing,
+        forwarding,
     });
     let limits = Limits {
         body_bytes: config.body_limit,

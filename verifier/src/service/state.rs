@@ -47,6 +47,9 @@ pub struct AppState {
     /// `serve --witness`: checkpoints go to witnesses; with K > 0 grants
     /// wait for K cosignatures.
     pub witnesses: Option<Arc<super::witnesses::Witnessing>>,
+    /// Key forwarding to joining replicas (`/v1/custody/join/*`); `None`
+    /// without an NSM to attest with.
+    pub(crate) forwarding: Option<Arc<super::join::Forwarding>>,
 }
 
 pub type Shared = Arc<AppState>;
