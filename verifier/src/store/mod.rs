@@ -90,6 +90,10 @@ const INTAKE_SEED_LEN: usize = 32;
 pub enum StoreError {
     #[error("store: {0}")]
     Db(String),
+    /// The database cannot be reached now (down, restarting, connection
+    /// lost): transient, retried by the client; nothing was committed.
+    #[error("the store's database is unavailable: {0}")]
+    Unavailable(String),
     #[error("I/O: {0}")]
     Io(String),
     #[error("master key: {0}")]
@@ -135,6 +139,7 @@ impl StoreError {
             StoreError::NoOwners(_) => "no_owners",
             StoreError::RowTampered { .. } => "row_tampered",
             StoreError::RowRolledBack { .. } => "row_rolled_back",
+            StoreError::Unavailable(_) => "store_unavailable",
             _ => "store_error",
         }
     }
