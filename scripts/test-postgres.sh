@@ -34,4 +34,4 @@ fi
 if [ -z "$("${psql[@]}" -c "select 1 from pg_database where datname='hermetic'")" ]; then
   "${psql[@]}" -c "create database hermetic owner hermetic"
 fi
-echo "postgres://hermetic:hermetic@127.0.0.1:$port/hermetic"
+echo "postgres://hermetic@127.0.0.1:$port/hermetic"

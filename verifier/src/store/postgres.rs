@@ -164,6 +164,25 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    /// A `postgres::Client` closes its connection on drop by blocking on its
+    /// own runtime, which may not happen on an async runtime thread.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.idle.get_mut().unwrap_or_else(|p| p.into_inner()).0);
+        off_runtime(move || drop(idle));
+    }
+}
+
+/// Runs `f` here, or on a scoped helper thread when this thread belongs to
+/// an async runtime (where the driver may not block on its own runtime).
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(f).join().ok())
+    } else {
+        Some(f())
+    }
+}
+
 /// The PostgreSQL engine (see the module documentation).
 pub struct PgBackend {
     pool: Pool,
@@ -219,15 +238,7 @@ impl PgBackend {
             self.pool.put(client);
             result
         };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| {
-                s.spawn(call)
-                    .join()
-                    .unwrap_or_else(|_| Err(StoreError::Db("a database call failed".into())))
-            })
-        } else {
-            call()
-        }
+        off_runtime(call).unwrap_or_else(|| Err(StoreError::Db("a database call failed".into())))
     }
 }
 
