@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use common::{create_owned, good_pcrs, policy_toml, spawn, Enclave, Server};
@@ -349,4 +350,130 @@ async fn two_replicas_serve_one_store() {
     );
     // The embedded file was never created: the store is the database.
     assert!(!first_data.join("hermetic.redb").exists());
+}
+
+/// A challenge from `server`: the raw nonce.
+async fn challenge(http: &HttpClient, server: &Server) -> Vec<u8> {
+    let (status, body) = http
+        .send(
+            Method::POST,
+            &format!("http://{}/v1/challenge", server.public),
+            &[],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice::<ChallengeResponse>(&body)
+        .unwrap()
+        .nonce_bytes()
+        .unwrap()
+}
+
+/// A release at `server` answering `nonce`: the status and refusal reason.
+async fn release_with(
+    http: &HttpClient,
+    server: &Server,
+    document: &[u8],
+    name: &str,
+) -> (u16, String) {
+    let req = ReleaseRequest::new(document, vec![name.to_owned()]);
+    let (status, body) = http
+        .send(
+            Method::POST,
+            &format!("http://{}/v1/release", server.public),
+            &[],
+            serde_json::to_vec(&req).unwrap(),
+        )
+        .await
+        .unwrap();
+    let reason = if status == 200 {
+        String::new()
+    } else {
+        common::reason(&body)
+    };
+    (status.as_u16(), reason)
+}
+
+/// Three real replicas on one database: a nonce issued by replica 1 and
+/// consumed at replica 2 is refused at replica 3; one nonce sent to all
+/// three at once is granted exactly once.
+#[cfg(feature = "test-roots")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_accept_a_nonce_once() {
+    let Some(db) = TestDb::new() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = Enclave::new();
+    let root = enclave.write_root(dir.path());
+    let args: Vec<std::ffi::OsString> = vec![
+        "--trust-root".into(),
+        root.clone().into(),
+        "--store".into(),
+        db.url.clone().into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let first_data = dir.path().join("replica-1");
+    let first = spawn(&first_data, &args);
+    let token = std::fs::read_to_string(first_data.join("admin.token")).unwrap();
+    let admin = AdminClient::new(&format!("http://{}", first.admin), token.trim());
+    let owner = Signer::generate("owner").unwrap();
+    let policy = policy_toml("api-key", &good_pcrs(), "");
+    create_owned(&admin, &owner, "api-key", Some(policy), b"value").await;
+    let mut replicas = vec![first];
+    for i in 2..=3 {
+        let data = dir.path().join(format!("replica-{i}"));
+        copy_dir(&first_data, &data);
+        for f in ["audit.jsonl", "audit.hashes", "audit.checkpoint"] {
+            let _ = std::fs::remove_file(data.join(f));
+        }
+        replicas.push(spawn(&data, &args));
+    }
+    let http = HttpClient::default();
+
+    // Issued by 1, consumed at 2, refused at 3 (and at 1).
+    let nonce = challenge(&http, &replicas[0]).await;
+    let document = enclave.document(&nonce);
+    assert_eq!(
+        release_with(&http, &replicas[1], &document, "api-key").await,
+        (200, String::new())
+    );
+    for r in [&replicas[2], &replicas[0]] {
+        assert_eq!(
+            release_with(&http, r, &document, "api-key").await,
+            (403, "nonce_replayed".to_owned())
+        );
+    }
+    // A nonce no replica issued is unknown everywhere.
+    let forged = enclave.document(&[0x5a; 32]);
+    assert_eq!(
+        release_with(&http, &replicas[2], &forged, "api-key")
+            .await
+            .1,
+        "nonce_unknown"
+    );
+
+    // One nonce to all three at once, many rounds: exactly one grant each.
+    for round in 0..20 {
+        let nonce = challenge(&http, &replicas[round % 3]).await;
+        let document = Arc::new(enclave.document(&nonce));
+        let mut tasks = Vec::new();
+        for r in &replicas {
+            let (http, document) = (http.clone(), document.clone());
+            let url = format!("http://{}/v1/release", r.public);
+            tasks.push(tokio::spawn(async move {
+                let req = ReleaseRequest::new(&document, vec!["api-key".to_owned()]);
+                let (status, _) = http
+                    .send(Method::POST, &url, &[], serde_json::to_vec(&req).unwrap())
+                    .await
+                    .unwrap();
+                status.as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        statuses.sort();
+        assert_eq!(statuses, vec![200, 403, 403], "round {round}");
+    }
 }

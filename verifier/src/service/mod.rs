@@ -545,6 +545,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         }
     }
     let key = MasterKey::from_bytes(*obtained.key.expose_secret());
+    let mut shared_nonces: Option<Arc<dyn crate::challenge::SharedNonces>> = None;
     let mut store = match &config.store {
         None => Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?,
         Some(url) => {
@@ -556,6 +557,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
                 url,
                 password.as_ref().map(|p| p.as_slice()),
             )?;
+            shared_nonces = Some(Arc::new(backend.clone()));
             Store::open_backend(Box::new(backend), &key, Some(obtained.record.deployment()))?
         }
     };
@@ -690,8 +692,14 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         store,
         intake,
         log,
-        nonces: NonceBook::new(config.challenge_ttl, config.max_nonces)
-            .with_per_address(config.max_nonces_per_address),
+        nonces: {
+            let book = NonceBook::new(config.challenge_ttl, config.max_nonces)
+                .with_per_address(config.max_nonces_per_address);
+            match shared_nonces {
+                Some(shared) => book.with_shared(shared),
+                None => book,
+            }
+        },
         verifier,
         unlogged: state::Unlogged::new(clock.now()),
         clock,

@@ -57,6 +57,9 @@ pub(super) fn status_of(error: &ReleaseError) -> StatusCode {
         | ReleaseError::TooManySecrets { .. }
         | ReleaseError::InvalidSecretName { .. }
         | ReleaseError::DuplicateSecret { .. } => StatusCode::BAD_REQUEST,
+        ReleaseError::Nonce(crate::challenge::NonceError::Unavailable) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::FORBIDDEN,
     }
 }
@@ -66,7 +69,9 @@ pub(super) fn status_of(error: &ReleaseError) -> StatusCode {
 pub(super) fn issue_status(error: &IssueError) -> StatusCode {
     match error {
         IssueError::TooManyForAddress => StatusCode::TOO_MANY_REQUESTS,
-        IssueError::Full | IssueError::Rng => StatusCode::SERVICE_UNAVAILABLE,
+        IssueError::Full | IssueError::Rng | IssueError::Unavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 

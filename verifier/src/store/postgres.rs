@@ -39,22 +39,37 @@ use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 
 use super::backend::{Backend, Outcome, ReadRows, Row, Table, WriteRows};
 use super::StoreError;
+use crate::challenge::{Consumed, SharedNonces, NONCE_LEN};
 
 /// The schema versions this binary knows, in order; each is applied once,
 /// in its own transaction with the version row that records it.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "sealed rows",
-    "CREATE TABLE hermetic_rows (
-        tbl smallint NOT NULL,
-        key bytea NOT NULL,
-        val bytea NOT NULL,
-        PRIMARY KEY (tbl, key)
-    );",
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "sealed rows",
+        "CREATE TABLE hermetic_rows (
+            tbl smallint NOT NULL,
+            key bytea NOT NULL,
+            val bytea NOT NULL,
+            PRIMARY KEY (tbl, key)
+        );",
+    ),
+    (
+        2,
+        "shared challenge nonces",
+        // A nonce is random and public (it goes to the enclave in clear):
+        // it needs no sealing.
+        "CREATE TABLE hermetic_nonces (
+            nonce bytea PRIMARY KEY,
+            expires_ms bigint NOT NULL,
+            used boolean NOT NULL DEFAULT false
+        );
+        CREATE INDEX hermetic_nonces_expiry ON hermetic_nonces (expires_ms);",
+    ),
+];
 
 /// The tables the current schema must have.
-const TABLES: &[&str] = &["hermetic_rows"];
+const TABLES: &[&str] = &["hermetic_rows", "hermetic_nonces"];
 
 /// Advisory lock keys (arbitrary, fixed: "hermetic" in ASCII, then 1, 2).
 const WRITE_LOCK: i64 = 0x6865_726d_6574_6901;
@@ -183,9 +198,11 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
     }
 }
 
-/// The PostgreSQL engine (see the module documentation).
+/// The PostgreSQL engine (see the module documentation). Clones share one
+/// pool (the store's rows and the shared nonces).
+#[derive(Clone)]
 pub struct PgBackend {
-    pool: Pool,
+    pool: std::sync::Arc<Pool>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -217,11 +234,11 @@ impl PgBackend {
         }
         config.application_name("hermetic-verifier");
         let backend = PgBackend {
-            pool: Pool {
+            pool: std::sync::Arc::new(Pool {
                 config,
                 idle: Mutex::new((Vec::new(), 0)),
                 freed: Condvar::new(),
-            },
+            }),
         };
         backend.run(migrate)?;
         Ok(backend)
@@ -439,5 +456,67 @@ impl Backend for PgBackend {
             }
             Ok(outcome)
         })
+    }
+}
+
+fn ms_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+impl SharedNonces for PgBackend {
+    fn insert(&self, nonce: &[u8; NONCE_LEN], expires_ms: u64) -> Result<(), String> {
+        self.run(|c| {
+            c.execute(
+                "INSERT INTO hermetic_nonces (nonce, expires_ms) VALUES ($1, $2)",
+                &[&nonce.as_slice(), &ms_i64(expires_ms)],
+            )
+            .map_err(pg_error)
+        })
+        .map(drop)
+        .map_err(|e| e.to_string())
+    }
+
+    fn consume(&self, nonce: &[u8; NONCE_LEN]) -> Result<Consumed, String> {
+        // One statement: the UPDATE takes the row only while it is unused
+        // (a concurrent consume waits for the row lock, then finds it used:
+        // manual §13.2.1), and the outer SELECT reads the row as it was
+        // before, to tell "used" from "never issued".
+        let row = self
+            .run(|c| {
+                c.query_one(
+                    "WITH taken AS (
+                        UPDATE hermetic_nonces SET used = true
+                        WHERE nonce = $1 AND NOT used RETURNING expires_ms
+                     )
+                     SELECT (SELECT expires_ms FROM taken),
+                            (SELECT used FROM hermetic_nonces WHERE nonce = $1)",
+                    &[&nonce.as_slice()],
+                )
+                .map_err(pg_error)
+            })
+            .map_err(|e| e.to_string())?;
+        let taken: Option<i64> = row.get(0);
+        let before: Option<bool> = row.get(1);
+        Ok(match (taken, before) {
+            (Some(expires_ms), _) => Consumed::Taken {
+                expires_ms: u64::try_from(expires_ms).unwrap_or(0),
+            },
+            // Unused in our snapshot but not taken: another replica's
+            // consume committed first.
+            (None, Some(_)) => Consumed::Used,
+            (None, None) => Consumed::Unknown,
+        })
+    }
+
+    fn prune(&self, now_ms: u64) -> Result<(), String> {
+        self.run(|c| {
+            c.execute(
+                "DELETE FROM hermetic_nonces WHERE expires_ms < $1",
+                &[&ms_i64(now_ms)],
+            )
+            .map_err(pg_error)
+        })
+        .map(drop)
+        .map_err(|e| e.to_string())
     }
 }
