@@ -238,7 +238,7 @@ async fn release(
     enclave: &Enclave,
     name: &str,
 ) -> (u16, Option<Vec<u8>>) {
-    let (_, body) = http
+    let (status, body) = http
         .send(
             Method::POST,
             &format!("http://{}/v1/challenge", server.public),
@@ -247,6 +247,9 @@ async fn release(
         )
         .await
         .unwrap();
+    if status != 200 {
+        return (status.as_u16(), None);
+    }
     let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
         .unwrap()
         .nonce_bytes()
@@ -476,4 +479,157 @@ async fn three_replicas_accept_a_nonce_once() {
         statuses.sort();
         assert_eq!(statuses, vec![200, 403, 403], "round {round}");
     }
+}
+
+/// A private PostgreSQL cluster for one test (it stops and starts it), made
+/// by `scripts/test-postgres.sh` in a temporary directory.
+struct PrivateCluster {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl PrivateCluster {
+    /// Starts (or restarts, on the port it had) the cluster in `dir`.
+    fn start(dir: &Path) -> PrivateCluster {
+        let port = std::fs::read_to_string(dir.join("hermetic-port"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            });
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test-postgres.sh");
+        let out = Command::new(script)
+            .arg(dir)
+            .arg(port.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::write(dir.join("hermetic-port"), port.to_string()).unwrap();
+        PrivateCluster {
+            dir: dir.to_owned(),
+            url: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        }
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let as_postgres = is_root();
+        let mut cmd = if as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pg_ctl"]);
+            c
+        } else {
+            Command::new("pg_ctl")
+        };
+        let status = cmd
+            .arg("-D")
+            .arg(&self.dir)
+            .args(["-w", "-m", "immediate", action])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl {action}");
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--", "pg_ctl", "-D"])
+            .arg(&self.dir)
+            .args(["-m", "immediate", "stop"])
+            .output();
+        let _ = Command::new("pg_ctl")
+            .arg("-D")
+            .arg(&self.dir)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Whether this process runs as root (PostgreSQL then runs as `postgres`).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// PostgreSQL stopped under a running replica: challenges and releases fail
+/// fast with 503 `store_unavailable` (never a grant); once it is back the
+/// replica serves again without a restart of its own.
+#[cfg(feature = "test-roots")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_database_answers_503_and_the_replica_recovers() {
+    let Some(_shared) = TestDb::new() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pgdir = dir.path().join("pg");
+    if is_root() {
+        std::fs::create_dir_all(&pgdir).unwrap();
+        // The cluster's owner must reach its directory.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let cluster = PrivateCluster::start(&pgdir);
+    let enclave = Enclave::new();
+    let root = enclave.write_root(dir.path());
+    let args: Vec<std::ffi::OsString> = vec![
+        "--trust-root".into(),
+        root.clone().into(),
+        "--store".into(),
+        cluster.url.clone().into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let data = dir.path().join("replica");
+    let server = spawn(&data, &args);
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
+    let owner = Signer::generate("owner").unwrap();
+    let policy = policy_toml("api-key", &good_pcrs(), "");
+    create_owned(&admin, &owner, "api-key", Some(policy), b"value").await;
+    let http = HttpClient::default();
+    assert_eq!(release(&http, &server, &enclave, "api-key").await.0, 200);
+
+    // A nonce issued before the stop, answered while the database is down.
+    let nonce = challenge(&http, &server).await;
+    cluster.pg_ctl("stop");
+    let started = std::time::Instant::now();
+    let (status, reason) = release_with(&http, &server, &enclave.document(&nonce), "api-key").await;
+    assert_eq!((status, reason.as_str()), (503, "store_unavailable"));
+    let (status, body) = http
+        .send(
+            Method::POST,
+            &format!("http://{}/v1/challenge", server.public),
+            &[],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(common::reason(&body), "store_unavailable");
+    // Fast: no connection timeout is waited out for a refused connection.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    // Started again on its port (stopping it twice at the end is harmless).
+    let again = PrivateCluster::start(&pgdir);
+    assert_eq!(again.url, cluster.url);
+    // The same replica process serves again (its pool reconnects).
+    let mut last = (0, None);
+    for _ in 0..50 {
+        last = release(&http, &server, &enclave, "api-key").await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let log = server.log.lock().unwrap().join("\n");
+    assert_eq!(
+        last,
+        (200, Some(b"value".to_vec())),
+        "not recovered:\n{log}"
+    );
 }

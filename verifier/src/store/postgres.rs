@@ -167,9 +167,9 @@ impl Pool {
         }
     }
 
-    fn put(&self, client: Client) {
+    fn put(&self, client: Client, broken: bool) {
         let mut guard = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if client.is_closed() || guard.0.len() >= POOL_IDLE {
+        if broken || client.is_closed() || guard.0.len() >= POOL_IDLE {
             guard.1 -= 1;
             drop(client);
         } else {
@@ -252,7 +252,9 @@ impl PgBackend {
         let call = || {
             let mut client = self.pool.get()?;
             let result = f(&mut client);
-            self.pool.put(client);
+            // A connection that failed may not know it yet: never reuse it.
+            let broken = matches!(result, Err(StoreError::Unavailable(_)));
+            self.pool.put(client, broken);
             result
         };
         off_runtime(call).unwrap_or_else(|| Err(StoreError::Db("a database call failed".into())))
