@@ -633,3 +633,103 @@ async fn a_stopped_database_answers_503_and_the_replica_recovers() {
         "not recovered:\n{log}"
     );
 }
+
+/// A replica SIGKILLed while owners' changes go through it and enclaves
+/// are served by another: every acknowledged secret is still there, at the
+/// other replica, which goes on serving.
+#[cfg(feature = "test-roots")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_acknowledged_change() {
+    let Some(db) = TestDb::new() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = Enclave::new();
+    let root = enclave.write_root(dir.path());
+    let args: Vec<std::ffi::OsString> = vec![
+        "--trust-root".into(),
+        root.clone().into(),
+        "--store".into(),
+        db.url.clone().into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let first_data = dir.path().join("replica-1");
+    let mut first = spawn(&first_data, &args);
+    let token = std::fs::read_to_string(first_data.join("admin.token")).unwrap();
+    let admin = AdminClient::new(&format!("http://{}", first.admin), token.trim());
+    let owner = Arc::new(Signer::generate("owner").unwrap());
+    let policy = policy_toml("api-key", &good_pcrs(), "");
+    create_owned(&admin, &owner, "api-key", Some(policy), b"value").await;
+    let second_data = dir.path().join("replica-2");
+    copy_dir(&first_data, &second_data);
+    for f in ["audit.jsonl", "audit.hashes", "audit.checkpoint"] {
+        let _ = std::fs::remove_file(second_data.join(f));
+    }
+    let second = spawn(&second_data, &args);
+
+    let acked: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let (admin, acked, owner) = (admin.clone(), acked.clone(), owner.clone());
+        writers.push(tokio::spawn(async move {
+            let key = owner.verifier_key().to_string();
+            for i in 0..10_000 {
+                let name = format!("w{w}-s{i}");
+                if admin
+                    .create_secret(&name, std::slice::from_ref(&key), 1)
+                    .await
+                    .is_err()
+                {
+                    break; // the replica is gone
+                }
+                let change = common::value_change(&name, name.as_bytes());
+                match common::owner_change(&admin, change, &[&owner]).await {
+                    Ok(_) => acked.lock().unwrap().push(name),
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 30 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    let admin2 = AdminClient::new(&format!("http://{}", second.admin), token.trim());
+    let listed = admin2.list_secrets().await.unwrap();
+    let held: std::collections::BTreeMap<&str, u64> = listed
+        .iter()
+        .map(|s| (s.name.as_str(), s.latest_version))
+        .collect();
+    for name in &acked {
+        assert_eq!(
+            held.get(name.as_str()),
+            Some(&1),
+            "acknowledged {name} was lost"
+        );
+    }
+    // The other replica goes on: releases and changes.
+    let http = HttpClient::default();
+    assert_eq!(
+        release(&http, &second, &enclave, "api-key").await,
+        (200, Some(b"value".to_vec()))
+    );
+    common::owner_change(
+        &admin2,
+        common::value_change("api-key", b"after"),
+        &[&owner],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        release(&http, &second, &enclave, "api-key").await,
+        (200, Some(b"after".to_vec()))
+    );
+    eprintln!(
+        "{} changes acknowledged before SIGKILL, all held",
+        acked.len()
+    );
+}
