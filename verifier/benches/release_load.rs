@@ -153,34 +153,7 @@ async fn run(releases: usize, clients: &[usize], stage_iterations: usize) {
         .unwrap();
     let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
     let admin = AdminClient::new(&format!("http://{}", running.admin_addr), token.trim());
-    // One owner creates the secret and approves its policy and value.
-    let owner = Signer::generate("bench-owner").unwrap();
-    admin
-        .create_secret(SECRET, &[owner.verifier_key().to_string()], 1)
-        .await
-        .unwrap();
-    let mut policy =
-        format!("[secrets.{SECRET}]\nmax_age_secs = 600\n[[secrets.{SECRET}.measurements]]\n");
-    for i in [0u8, 1, 2, 8] {
-        policy.push_str(&format!(
-            "pcr{i} = \"{}\"\n",
-            hex::encode(&enclave.pcrs[&i])
-        ));
-    }
-    for proposal in [
-        Proposal::Policy {
-            name: SECRET.into(),
-            toml: policy,
-        },
-        Proposal::Value {
-            name: SECRET.into(),
-            value: Zeroizing::new(b"bench secret value".to_vec()),
-        },
-    ] {
-        let file = admin.propose(&proposal, None, None).await.unwrap();
-        let (signed, _) = change::sign(&file, &owner).unwrap();
-        admin.submit_change(&signed).await.unwrap();
-    }
+    seed(&admin, &enclave).await;
 
     println!(
         "release_load: loopback HTTP/1.1, in-process service, one warm enclave, audit log synced before each answer (group commit)"
@@ -220,6 +193,128 @@ async fn run(releases: usize, clients: &[usize], stage_iterations: usize) {
         );
     }
     running.stop().await;
+
+    // The store in PostgreSQL (issue 13): one replica, then three replicas
+    // on the same database (challenge at one, release at the next), beside
+    // the embedded store's numbers above.
+    match std::env::var("HERMETIC_TEST_POSTGRES") {
+        Ok(base) => {
+            for replicas in [1, 3] {
+                postgres_run(
+                    &dir.path().join(format!("pg{replicas}")),
+                    &base,
+                    &config_base(&dir, releases),
+                    &enclave,
+                    releases,
+                    clients,
+                    replicas,
+                )
+                .await;
+            }
+        }
+        Err(_) => println!("  PostgreSQL: skipped (HERMETIC_TEST_POSTGRES not set)"),
+    }
+}
+
+/// The first run's settings, for the PostgreSQL runs (no witnesses).
+fn config_base(dir: &tempfile::TempDir, releases: usize) -> ServeConfig {
+    let mut config = ServeConfig::new(dir.path().join("unused"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_listen = "127.0.0.1:0".parse().unwrap();
+    config.trust_roots = vec![dir.path().join("root.pem")];
+    config.rate_limit_per_sec = 0.0;
+    config.challenge_ttl = Duration::from_secs(600);
+    config.max_nonces_per_address = releases.max(1);
+    config.max_connections_per_address = config.max_connections;
+    config
+}
+
+/// `replicas` in-process verifiers on one fresh PostgreSQL database.
+async fn postgres_run(
+    dir: &std::path::Path,
+    base: &str,
+    template: &ServeConfig,
+    enclave: &Enclave,
+    releases: usize,
+    clients: &[usize],
+    replicas: usize,
+) {
+    let name = format!("hermetic_bench_{}", std::process::id());
+    let url = match base.rsplit_once('/') {
+        Some((host, _)) => format!("{host}/{name}"),
+        None => return,
+    };
+    let admin_sql = |sql: String| {
+        let base = base.to_owned();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+            c.batch_execute(&sql).unwrap();
+        })
+        .join()
+        .unwrap()
+    };
+    admin_sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    admin_sql(format!("CREATE DATABASE {name}"));
+    let mut running = Vec::new();
+    for i in 0..replicas {
+        let data = dir.join(format!("replica-{i}"));
+        if i > 0 {
+            std::fs::create_dir_all(&data).unwrap();
+            for f in ["genesis.json", "dev-custodian.key", "admin.token"] {
+                std::fs::copy(dir.join("replica-0").join(f), data.join(f)).unwrap();
+            }
+        }
+        let mut config = template.clone();
+        config.data_dir = data.clone();
+        config.store = Some(url.clone());
+        running.push(service::start(config, Arc::new(SystemClock)).await.unwrap());
+        if i == 0 {
+            let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+            let admin =
+                AdminClient::new(&format!("http://{}", running[0].admin_addr), token.trim());
+            seed(&admin, enclave).await;
+        }
+    }
+    println!("  PostgreSQL store (loopback), {replicas} replica(s), challenge at one and release at the next:");
+    let addrs: Vec<std::net::SocketAddr> = running.iter().map(|r| r.public_addr).collect();
+    for &concurrency in clients {
+        load_at(&addrs, enclave, releases, concurrency).await;
+    }
+    for r in running {
+        r.stop().await;
+    }
+    admin_sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+/// One owner creates the secret and approves its policy and value.
+async fn seed(admin: &AdminClient, enclave: &Enclave) {
+    let owner = Signer::generate("bench-owner").unwrap();
+    admin
+        .create_secret(SECRET, &[owner.verifier_key().to_string()], 1)
+        .await
+        .unwrap();
+    let mut policy =
+        format!("[secrets.{SECRET}]\nmax_age_secs = 600\n[[secrets.{SECRET}.measurements]]\n");
+    for i in [0u8, 1, 2, 8] {
+        policy.push_str(&format!(
+            "pcr{i} = \"{}\"\n",
+            hex::encode(&enclave.pcrs[&i])
+        ));
+    }
+    for proposal in [
+        Proposal::Policy {
+            name: SECRET.into(),
+            toml: policy,
+        },
+        Proposal::Value {
+            name: SECRET.into(),
+            value: Zeroizing::new(b"bench secret value".to_vec()),
+        },
+    ] {
+        let file = admin.propose(&proposal, None, None).await.unwrap();
+        let (signed, _) = change::sign(&file, &owner).unwrap();
+        admin.submit_change(&signed).await.unwrap();
+    }
 }
 
 /// An in-process witness on loopback that knows the log `log`.
@@ -273,12 +368,22 @@ async fn load(
     releases: usize,
     concurrency: usize,
 ) -> (f64, f64) {
+    load_at(&[running.public_addr], enclave, releases, concurrency).await
+}
+
+/// [`load`] over replicas: the challenge of request i comes from replica
+/// i mod n, its release goes to replica i+1 mod n.
+async fn load_at(
+    addrs: &[std::net::SocketAddr],
+    enclave: &Enclave,
+    releases: usize,
+    concurrency: usize,
+) -> (f64, f64) {
     // Challenges and signed documents, prepared up front.
     let http = HttpClient::new(Duration::from_secs(30));
-    let challenge_url = format!("http://{}/v1/challenge", running.public_addr);
-    let release_url = format!("http://{}/v1/release", running.public_addr);
     let mut bodies = Vec::with_capacity(releases);
-    for _ in 0..releases {
+    for i in 0..releases {
+        let challenge_url = format!("http://{}/v1/challenge", addrs[i % addrs.len()]);
         let (_, body) = http
             .send(Method::POST, &challenge_url, &[], vec![])
             .await
@@ -287,9 +392,16 @@ async fn load(
             .unwrap()
             .nonce_bytes()
             .unwrap();
-        bodies.push(enclave.release_body(nonce));
+        let release_url = format!("http://{}/v1/release", addrs[(i + 1) % addrs.len()]);
+        bodies.push((release_url, enclave.release_body(nonce)));
     }
-    let (sum0, count0) = server_mean(&http, running.public_addr).await;
+    let mut sum0 = 0.0;
+    let mut count0 = 0.0;
+    for &addr in addrs {
+        let (s, c) = server_mean(&http, addr).await;
+        sum0 += s;
+        count0 += c;
+    }
 
     // Timed phase: CONCURRENCY clients share the prepared bodies.
     let queue = Arc::new(std::sync::Mutex::new(bodies));
@@ -297,12 +409,11 @@ async fn load(
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let queue = queue.clone();
-        let url = release_url.clone();
         let http = HttpClient::new(Duration::from_secs(30));
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
-                let Some(body) = queue.lock().unwrap().pop() else {
+                let Some((url, body)) = queue.lock().unwrap().pop() else {
                     break;
                 };
                 let t = Instant::now();
@@ -319,7 +430,13 @@ async fn load(
     }
     let wall = started.elapsed();
     latencies.sort();
-    let (sum1, count1) = server_mean(&http, running.public_addr).await;
+    let mut sum1 = 0.0;
+    let mut count1 = 0.0;
+    for &addr in addrs {
+        let (s, c) = server_mean(&http, addr).await;
+        sum1 += s;
+        count1 += c;
+    }
     println!(
         "  {concurrency:>3} clients: {:>5.0} releases/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   (server's own mean {:.2} ms; {} releases)",
         latencies.len() as f64 / wall.as_secs_f64(),

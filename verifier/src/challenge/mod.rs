@@ -34,6 +34,9 @@ pub enum NonceError {
     Expired,
     #[error("the nonce was already used; every challenge is single-use")]
     Replayed,
+    /// The shared nonce table (replicas on one database) cannot be reached.
+    #[error("the store's database cannot be reached to consume the nonce; retry")]
+    Unavailable,
 }
 
 impl NonceError {
@@ -43,6 +46,7 @@ impl NonceError {
             NonceError::Unknown => reason::NONCE_UNKNOWN,
             NonceError::Expired => reason::NONCE_EXPIRED,
             NonceError::Replayed => "nonce_replayed",
+            NonceError::Unavailable => "store_unavailable",
         }
     }
 }
@@ -56,6 +60,9 @@ pub enum IssueError {
     TooManyForAddress,
     #[error("the random number generator failed")]
     Rng,
+    /// The shared nonce table (replicas on one database) cannot be reached.
+    #[error("the store's database cannot be reached to record the challenge; retry")]
+    Unavailable,
 }
 
 impl IssueError {
@@ -64,6 +71,7 @@ impl IssueError {
             IssueError::Full => reason::CHALLENGE_CAPACITY,
             IssueError::TooManyForAddress => reason::TOO_MANY_OUTSTANDING_NONCES,
             IssueError::Rng => reason::RNG_FAILED,
+            IssueError::Unavailable => "store_unavailable",
         }
     }
 }
@@ -152,6 +160,32 @@ impl Book {
     }
 }
 
+/// What a shared nonce table answered to a consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    /// Marked used now (by this call, atomically across every replica);
+    /// it was issued to expire at `expires_ms`.
+    Taken { expires_ms: u64 },
+    /// Already used (at any replica).
+    Used,
+    /// Never issued (by any replica), or forgotten after expiry.
+    Unknown,
+}
+
+/// Nonces shared by verifier replicas (issue 13): one issued by any replica
+/// is accepted once, at any replica. Errors mean the table cannot be
+/// reached (the caller refuses, transiently).
+pub trait SharedNonces: Send + Sync + std::fmt::Debug {
+    fn insert(&self, nonce: &[u8; NONCE_LEN], expires_ms: u64) -> Result<(), String>;
+    /// Marks `nonce` used if it is unused, in one atomic step.
+    fn consume(&self, nonce: &[u8; NONCE_LEN]) -> Result<Consumed, String>;
+    /// Forgets nonces that expired before `now_ms`.
+    fn prune(&self, now_ms: u64) -> Result<(), String>;
+}
+
+/// Issues between two prunes of a shared table.
+const SHARED_PRUNE_EVERY: u64 = 1024;
+
 /// The set of outstanding and recently used nonces.
 #[derive(Debug)]
 pub struct NonceBook {
@@ -159,6 +193,8 @@ pub struct NonceBook {
     capacity: usize,
     per_address: usize,
     book: Mutex<Book>,
+    shared: Option<std::sync::Arc<dyn SharedNonces>>,
+    issued: std::sync::atomic::AtomicU64,
 }
 
 impl Default for NonceBook {
@@ -180,7 +216,17 @@ impl NonceBook {
             capacity,
             per_address: DEFAULT_PER_ADDRESS,
             book: Mutex::new(Book::default()),
+            shared: None,
+            issued: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Also keeps every nonce in `shared`, so that replicas accept each
+    /// other's nonces, each once. The per-address and capacity bounds stay
+    /// this replica's own.
+    pub fn with_shared(mut self, shared: std::sync::Arc<dyn SharedNonces>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// Sets the most outstanding nonces one address may hold (at least 1).
@@ -254,6 +300,28 @@ impl NonceBook {
                 owner,
             },
         );
+        if let Some(shared) = &self.shared {
+            // Recorded where every replica sees it before it is handed out.
+            drop(book);
+            let count = self
+                .issued
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if count % SHARED_PRUNE_EVERY == SHARED_PRUNE_EVERY - 1 {
+                shared.prune(now_ms).map_err(|_| IssueError::Unavailable)?;
+            }
+            shared
+                .insert(&nonce, expires_ms)
+                .map_err(|_| IssueError::Unavailable)?;
+            book = self.lock();
+        }
+        book.entries.insert(
+            nonce,
+            Entry {
+                expires_ms,
+                used: false,
+                owner,
+            },
+        );
         if let Some(owner) = owner {
             let holder = book.holders.entry(owner).or_default();
             holder.unused += 1;
@@ -266,6 +334,27 @@ impl NonceBook {
     /// concurrent releases with the same nonce cannot both pass.
     pub fn consume(&self, nonce: &[u8], now: Duration) -> Result<(), NonceError> {
         let key: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| NonceError::Unknown)?;
+        if let Some(shared) = &self.shared {
+            let taken = match shared.consume(&key).map_err(|_| NonceError::Unavailable)? {
+                Consumed::Taken { expires_ms } => expires_ms,
+                Consumed::Used => return Err(NonceError::Replayed),
+                Consumed::Unknown => return Err(NonceError::Unknown),
+            };
+            // Issued here, perhaps: no longer outstanding for its address.
+            let mut book = self.lock();
+            if let Some(entry) = book.entries.get_mut(&key) {
+                entry.used = true;
+                if let Some(owner) = entry.owner {
+                    if let Some(holder) = book.holders.get_mut(&owner) {
+                        holder.unused = holder.unused.saturating_sub(1);
+                    }
+                }
+            }
+            if ms(now) >= taken {
+                return Err(NonceError::Expired);
+            }
+            return Ok(());
+        }
         let mut book = self.lock();
         let entry = book.entries.get_mut(&key).ok_or(NonceError::Unknown)?;
         if entry.used {

@@ -54,6 +54,15 @@ pub struct ServeArgs {
     /// --config-file).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the store in PostgreSQL instead of the embedded file (many
+    /// replicas share one database): `postgres://USER@HOST:PORT/DB`, libpq
+    /// URI options allowed. No password here (argv and the environment are
+    /// readable by others): see --store-password-file.
+    #[arg(long, env = "HERMETIC_STORE", value_name = "URL")]
+    store: Option<String>,
+    /// File holding the PostgreSQL password (its first line).
+    #[arg(long, value_name = "FILE", requires = "store")]
+    store_password_file: Option<PathBuf>,
     /// No longer accepted: loading a policy file at start let an operator
     /// change who receives a secret without its owners. Policies change only
     /// by owner-approved statements (`change propose policy`, or `policy put
@@ -320,6 +329,8 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         listen: args.listen,
         admin_listen: args.admin_listen,
         data_dir,
+        store: args.store,
+        store_password_file: args.store_password_file,
         deployment: args.deployment,
         trust_roots: args.trust_roots,
         custodians: args.custodians,

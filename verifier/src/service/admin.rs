@@ -145,6 +145,10 @@ async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next)
             state.metrics.refusal(e.reason(), None);
             ApiRefusal::new(StatusCode::UNAUTHORIZED, e.reason(), e.to_string()).into_response()
         }
+        Err(e @ crate::store::StoreError::Unavailable(_)) => {
+            tracing::error!(event = "store_unavailable", error = %e);
+            super::state::store_unavailable().into_response()
+        }
         Err(e) => ApiRefusal::internal("store_error", e.to_string()).into_response(),
     }
 }

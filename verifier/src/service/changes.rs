@@ -117,6 +117,10 @@ pub(super) fn store_refusal(e: &StoreError) -> ApiRefusal {
             format!("a secret named {name:?} exists; its owners change it"),
         ),
         StoreError::NoOwners(_) => ApiRefusal::forbidden("no_owners", e.to_string()),
+        StoreError::Unavailable(_) => {
+            tracing::error!(event = "store_unavailable", error = %e);
+            super::state::store_unavailable()
+        }
         // A row altered or put back by whoever writes the data directory:
         // refused with its reason, never used.
         e if e.is_row_refusal() => {

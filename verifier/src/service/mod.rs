@@ -63,6 +63,11 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `--store postgres://...`: the store in PostgreSQL (shared by
+    /// replicas) instead of the embedded file in `data_dir`.
+    pub store: Option<String>,
+    /// The PostgreSQL password's file (never in the URL).
+    pub store_password_file: Option<PathBuf>,
     /// The deployment id of a new store (generated when `None`); an
     /// existing store keeps its own, and a different value is a start error.
     pub deployment: Option<String>,
@@ -243,6 +248,8 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
             data_dir: data_dir.into(),
+            store: None,
+            store_password_file: None,
             deployment: None,
             trust_roots: Vec::new(),
             custodians: Vec::new(),
@@ -572,7 +579,22 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         )?)),
         None => None,
     };
-    let mut store = Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?;
+    let mut shared_nonces: Option<Arc<dyn crate::challenge::SharedNonces>> = None;
+    let mut store = match &config.store {
+        None => Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?,
+        Some(url) => {
+            let password = match &config.store_password_file {
+                Some(path) => Some(crate::store::postgres::read_password(path)?),
+                None => None,
+            };
+            let backend = crate::store::postgres::PgBackend::connect(
+                url,
+                password.as_ref().map(|p| p.as_slice()),
+            )?;
+            shared_nonces = Some(Arc::new(backend.clone()));
+            Store::open_backend(Box::new(backend), &key, Some(obtained.record.deployment()))?
+        }
+    };
     // The log key is derived from the master key, kept only in memory; its
     // public half is written for `log key` (auditors and enclaves pin it).
     let log_signer = log_signer(&key, store.deployment())?;
@@ -683,8 +705,14 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         store,
         intake,
         log,
-        nonces: NonceBook::new(config.challenge_ttl, config.max_nonces)
-            .with_per_address(config.max_nonces_per_address),
+        nonces: {
+            let book = NonceBook::new(config.challenge_ttl, config.max_nonces)
+                .with_per_address(config.max_nonces_per_address);
+            match shared_nonces {
+                Some(shared) => book.with_shared(shared),
+                None => book,
+            }
+        },
         verifier,
         unlogged: state::Unlogged::new(clock.now()),
         clock,

@@ -38,10 +38,16 @@ fn _every_variant_is_listed(
         | ReleaseError::PublicKey(_) => {}
     }
     match nonce {
-        NonceError::Unknown | NonceError::Expired | NonceError::Replayed => {}
+        NonceError::Unknown
+        | NonceError::Expired
+        | NonceError::Replayed
+        | NonceError::Unavailable => {}
     }
     match issue {
-        IssueError::Full | IssueError::TooManyForAddress | IssueError::Rng => {}
+        IssueError::Full
+        | IssueError::TooManyForAddress
+        | IssueError::Rng
+        | IssueError::Unavailable => {}
     }
     match policy {
         PolicyError::DebugEnclave
@@ -61,6 +67,7 @@ fn release_errors() -> Vec<ReleaseError> {
         NonceError::Unknown,
         NonceError::Expired,
         NonceError::Replayed,
+        NonceError::Unavailable,
     ];
     let policy = [
         PolicyError::DebugEnclave,
@@ -131,6 +138,7 @@ fn public_refusals() -> Vec<(u16, &'static str)> {
         IssueError::Full,
         IssueError::TooManyForAddress,
         IssueError::Rng,
+        IssueError::Unavailable,
     ] {
         out.push((issue_status(&e).as_u16(), e.reason()));
     }
@@ -141,6 +149,7 @@ fn public_refusals() -> Vec<(u16, &'static str)> {
         (400, "envelope_bad_base64"),
         (403, "unknown_secret"),
         (500, hermetic_envelope::wire::reason::STORE_ERROR),
+        (503, "store_unavailable"),
         (403, EnvelopeError::SealFailed.reason()),
         (403, EnvelopeError::RandomFailed.reason()),
         (
@@ -172,7 +181,7 @@ fn public_refusals() -> Vec<(u16, &'static str)> {
 /// answered (the nonce book is in memory), time ran out, or the service was
 /// overloaded or failing inside. Everything else refuses this enclave's
 /// measurements, document or request, and would again.
-const EXPECTED_TRANSIENT: [&str; 11] = [
+const EXPECTED_TRANSIENT: [&str; 12] = [
     "nonce_unknown",
     "nonce_expired",
     "challenge_capacity",
@@ -181,6 +190,7 @@ const EXPECTED_TRANSIENT: [&str; 11] = [
     "rate_limited",
     "timeout",
     "store_error",
+    "store_unavailable",
     "audit_log_unavailable",
     "witness_unavailable",
     "internal_error",

@@ -60,6 +60,9 @@ pub(super) fn status_of(error: &ReleaseError) -> StatusCode {
         | ReleaseError::TooManySecrets { .. }
         | ReleaseError::InvalidSecretName { .. }
         | ReleaseError::DuplicateSecret { .. } => StatusCode::BAD_REQUEST,
+        ReleaseError::Nonce(crate::challenge::NonceError::Unavailable) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::FORBIDDEN,
     }
 }
@@ -69,7 +72,9 @@ pub(super) fn status_of(error: &ReleaseError) -> StatusCode {
 pub(super) fn issue_status(error: &IssueError) -> StatusCode {
     match error {
         IssueError::TooManyForAddress => StatusCode::TOO_MANY_REQUESTS,
-        IssueError::Full | IssueError::Rng => StatusCode::SERVICE_UNAVAILABLE,
+        IssueError::Full | IssueError::Rng | IssueError::Unavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 
@@ -108,7 +113,7 @@ impl AppState {
         Ok(ChallengeResponse::new(&nonce, expires_at))
     }
 
-    fn lookup(&self, name: &str) -> Lookup {
+    fn lookup(&self, name: &str, unavailable: &std::cell::Cell<bool>) -> Lookup {
         let refused = |e: &StoreError| {
             tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
             Lookup::RowRefused {
@@ -119,13 +124,21 @@ impl AppState {
             Ok(true) => {}
             Ok(false) => return Lookup::Unknown,
             Err(e) if e.is_row_refusal() => return refused(&e),
-            // Fail closed: a store error never grants.
-            Err(_) => return Lookup::NoPolicy,
+            // Fail closed: a store error never grants (a database that is
+            // down is told apart below: the client may retry).
+            Err(e) => {
+                unavailable.set(matches!(e, StoreError::Unavailable(_)));
+                return Lookup::NoPolicy;
+            }
         }
         match self.store.policy(name) {
             Ok(Some(policy)) => Lookup::Policy(policy),
             Err(e) if e.is_row_refusal() => refused(&e),
-            _ => Lookup::NoPolicy,
+            Err(e) => {
+                unavailable.set(matches!(e, StoreError::Unavailable(_)));
+                Lookup::NoPolicy
+            }
+            Ok(None) => Lookup::NoPolicy,
         }
     }
 
@@ -157,21 +170,26 @@ impl AppState {
             .attestation_document_bytes()
             .map_err(|e| self.unlogged(ApiRefusal::bad_request(e.reason(), e.to_string())))?;
         let client = Some(client.to_string());
+        let unavailable = std::cell::Cell::new(false);
         let grant = match decide(
             &self.verifier,
             &document,
             &request.secrets,
-            &|name| self.lookup(name),
+            &|name| self.lookup(name, &unavailable),
             &self.nonces,
             self.clock.now(),
         ) {
             Ok(g) => g,
             Err(refused) => {
-                let refusal = ApiRefusal::new(
-                    status_of(&refused.error),
-                    refused.error.reason(),
-                    refused.error.to_string(),
-                );
+                let refusal = if unavailable.get() {
+                    store_unavailable()
+                } else {
+                    ApiRefusal::new(
+                        status_of(&refused.error),
+                        refused.error.reason(),
+                        refused.error.to_string(),
+                    )
+                };
                 return Err(match refused.attested.as_deref() {
                     // Names were validated before attestation, so they are
                     // well-formed and at most MAX_SECRETS_PER_REQUEST.
@@ -224,6 +242,10 @@ impl AppState {
                     tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
                     let refusal = ApiRefusal::forbidden(e.reason(), e.to_string());
                     return Err(self.refused(&who, &requested, refusal));
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    tracing::error!(event = "store_unavailable", error = %e);
+                    return Err(self.refused(&who, &requested, store_unavailable()));
                 }
                 Err(e) => {
                     tracing::error!(event = "store_read_failed", error = %e);
@@ -417,4 +439,14 @@ impl Unlogged {
         inner.counts.retain(|_, n| *n > 0);
         inner.since = now;
     }
+}
+
+/// 503 `store_unavailable`: the store's database cannot be reached now;
+/// nothing was granted, and the enclave retries (any 5xx is transient).
+pub(super) fn store_unavailable() -> ApiRefusal {
+    ApiRefusal::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the store's database cannot be reached; retry",
+    )
 }

@@ -19,6 +19,7 @@ use aws_lc_rs::rand::SecureRandom;
 use hermetic_envelope::Zeroizing;
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
+use super::backend::RedbWrite;
 use super::master_key::MasterKey;
 use super::{
     db, value_key, Head, Migrated, Store, StoreError, HEADS, INTAKE_KEY, KEY_CHECK,
@@ -157,7 +158,7 @@ impl Legacy {
             }
             drop(heads);
             for (name, head) in put {
-                store.put_head(tx, &name, &head)?;
+                store.put_head(&mut RedbWrite(tx), &name, &head)?;
                 done.secrets += 1;
             }
         }
@@ -170,9 +171,7 @@ impl Legacy {
             }
             drop(old);
             for (name, text) in put {
-                let heads = tx.open_table(HEADS).map_err(db)?;
-                let head = store.head(&heads, &name)?;
-                drop(heads);
+                let head = store.head(&RedbWrite(tx), &name)?;
                 // The old version removed a policy with its secret: one
                 // without a live secret is not carried over.
                 let Some(mut head) = head.filter(|h| h.live) else {
@@ -190,7 +189,7 @@ impl Legacy {
                     .insert(name.as_str(), sealed.as_slice())
                     .map_err(db)?;
                 head.policy = Some(head.version);
-                store.put_head(tx, &name, &head)?;
+                store.put_head(&mut RedbWrite(tx), &name, &head)?;
                 done.policies += 1;
             }
         }
@@ -207,7 +206,7 @@ impl Legacy {
             }
             drop(old);
             for (hash, label) in put {
-                store.put_token(tx, &hash, &label)?;
+                store.put_token(&mut RedbWrite(tx), &hash, &label)?;
                 done.tokens += 1;
             }
         }

@@ -37,17 +37,20 @@
 //! values sealed directly under the master key) are migrated when opened
 //! with their master key, in one transaction (`legacy.rs`).
 
+pub mod backend;
 mod legacy;
 mod master_key;
+pub mod postgres;
 mod rows;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use backend::{Backend, Outcome, ReadRows, RedbBackend, RedbWrite, Row, Table, WriteRows};
 use hermetic_approval::{check_deployment_id, key_label, OwnerSet};
 use hermetic_envelope::{EnclaveKey, Zeroizing};
-use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, TableDefinition};
 
 pub(crate) use master_key::write_private;
 pub use master_key::{MasterKey, MASTER_KEY_LEN};
@@ -87,6 +90,10 @@ const INTAKE_SEED_LEN: usize = 32;
 pub enum StoreError {
     #[error("store: {0}")]
     Db(String),
+    /// The database cannot be reached now (down, restarting, connection
+    /// lost): transient, retried by the client; nothing was committed.
+    #[error("the store's database is unavailable: {0}")]
+    Unavailable(String),
     #[error("I/O: {0}")]
     Io(String),
     #[error("master key: {0}")]
@@ -132,6 +139,7 @@ impl StoreError {
             StoreError::NoOwners(_) => "no_owners",
             StoreError::RowTampered { .. } => "row_tampered",
             StoreError::RowRolledBack { .. } => "row_rolled_back",
+            StoreError::Unavailable(_) => "store_unavailable",
             _ => "store_error",
         }
     }
@@ -256,19 +264,6 @@ struct Head {
     owners: String,
 }
 
-type StrRows<'t> = dyn ReadableTableRef<&'static str> + 't;
-
-/// The read side shared by read-only and write tables.
-trait ReadableTableRef<K: redb::Key + 'static> {
-    fn get_row(&self, key: K::SelfType<'_>) -> Result<Option<Vec<u8>>, StoreError>;
-}
-
-impl<K: redb::Key + 'static, T: ReadableTable<K, &'static [u8]>> ReadableTableRef<K> for T {
-    fn get_row(&self, key: K::SelfType<'_>) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(key).map_err(db)?.map(|v| v.value().to_vec()))
-    }
-}
-
 /// The row key of a value row, as bound into its associated data.
 fn value_key(name: &str, version: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len() + 9);
@@ -279,7 +274,7 @@ fn value_key(name: &str, version: u64) -> Vec<u8> {
 }
 
 pub struct Store {
-    db: Database,
+    backend: Box<dyn Backend>,
     meta: RowKey,
     rows: RowKey,
     tokens: TokenMac,
@@ -308,22 +303,31 @@ impl Store {
         key: &MasterKey,
         deployment: Option<&str>,
     ) -> Result<Store, StoreError> {
-        if let Some(id) = deployment {
-            check_deployment_id(id).map_err(|reason| StoreError::BadDeployment {
-                id: id.to_owned(),
-                reason,
-            })?;
-        }
+        check_deployment(deployment)?;
         let database = Database::create(data_dir.join(STORE_FILE)).map_err(db)?;
         let meta = RowKey::meta(key)?;
         let rng = SystemRandom::new();
         let tx = database.begin_write().map_err(db)?;
         let legacy = legacy::Legacy::find(&tx, key)?;
-        let id = init_meta(&tx, &meta, legacy.as_ref(), deployment, &rng)?;
+        let id = init_meta(
+            &mut RedbWrite(&tx),
+            &meta,
+            legacy.as_ref(),
+            deployment,
+            &rng,
+        )?;
         let rows = RowKey::rows(key, &id)?;
         let tokens = TokenMac::new(key, &id)?;
+        {
+            tx.open_table(HEADS).map_err(db)?;
+            tx.open_table(VALUES).map_err(db)?;
+            tx.open_table(POLICIES).map_err(db)?;
+            tx.open_table(TOKENS).map_err(db)?;
+        }
         let mut store = Store {
-            db: database,
+            // The database is in use by the opening transaction until it
+            // commits; the migration only seals rows through `store`.
+            backend: Box::new(backend::Opening),
             meta,
             rows,
             tokens,
@@ -332,17 +336,72 @@ impl Store {
             migrated: None,
             floors: BTreeMap::new(),
         };
-        {
-            tx.open_table(HEADS).map_err(db)?;
-            tx.open_table(VALUES).map_err(db)?;
-            tx.open_table(POLICIES).map_err(db)?;
-            tx.open_table(TOKENS).map_err(db)?;
-        }
         if let Some(legacy) = legacy {
             store.migrated = Some(legacy.migrate(&tx, &store)?);
         }
         tx.commit().map_err(db)?;
+        store.backend = Box::new(RedbBackend { db: database });
         Ok(store)
+    }
+
+    /// Opens (or creates) a store on another engine (PostgreSQL), with the
+    /// same rows, sealing and checks as the embedded one.
+    pub fn open_backend(
+        backend: Box<dyn Backend>,
+        key: &MasterKey,
+        deployment: Option<&str>,
+    ) -> Result<Store, StoreError> {
+        check_deployment(deployment)?;
+        let meta = RowKey::meta(key)?;
+        let rng = SystemRandom::new();
+        let mut id = None;
+        backend.write(&mut |tx| {
+            id = Some(init_meta(tx, &meta, None, deployment, &rng)?);
+            Ok(Outcome::Commit)
+        })?;
+        let id = id.ok_or_else(|| StoreError::Db("the store did not open".into()))?;
+        Ok(Store {
+            backend,
+            rows: RowKey::rows(key, &id)?,
+            tokens: TokenMac::new(key, &id)?,
+            meta,
+            rng,
+            deployment: id,
+            migrated: None,
+            floors: BTreeMap::new(),
+        })
+    }
+
+    /// Runs `f` on one read snapshot.
+    fn read<T: Send>(
+        &self,
+        f: impl FnOnce(&dyn ReadRows) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.backend.read(&mut |tx| {
+            if let Some(f) = f.take() {
+                out = Some(f(tx)?);
+            }
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Db("a read transaction did not run".into()))
+    }
+
+    /// Runs `f` in one write transaction, committed when it returns `Ok`.
+    fn write<T: Send>(
+        &self,
+        f: impl FnOnce(&mut dyn WriteRows) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.backend.write(&mut |tx| {
+            if let Some(f) = f.take() {
+                out = Some(f(tx)?);
+            }
+            Ok(Outcome::Commit)
+        })?;
+        out.ok_or_else(|| StoreError::Db("a write transaction did not run".into()))
     }
 
     /// This deployment's id (part of every change statement).
@@ -365,34 +424,30 @@ impl Store {
         floors: BTreeMap<String, u64>,
     ) -> Result<Vec<(String, u64, u64)>, StoreError> {
         self.floors = floors;
-        let tx = self.db.begin_read().map_err(db)?;
-        let heads = tx.open_table(HEADS).map_err(db)?;
-        let mut behind = Vec::new();
-        for (name, &expected) in &self.floors {
-            match self.head(&heads, name) {
-                Ok(_) => {}
-                Err(StoreError::RowRolledBack { found, .. }) => {
-                    behind.push((name.clone(), found, expected))
+        self.read(|tx| {
+            let mut behind = Vec::new();
+            for (name, &expected) in &self.floors {
+                match self.head(tx, name) {
+                    Ok(_) => {}
+                    Err(StoreError::RowRolledBack { found, .. }) => {
+                        behind.push((name.clone(), found, expected))
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
-        }
-        Ok(behind)
+            Ok(behind)
+        })
     }
 
     /// The change version of `name`'s head (a deleted secret's too).
     pub fn change_version(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let heads = tx.open_table(HEADS).map_err(db)?;
-        Ok(self.head(&heads, name)?.map(|h| h.version))
+        self.read(|tx| Ok(self.head(tx, name)?.map(|h| h.version)))
     }
 
     /// The intake key owners seal values to (decrypted from the store).
     pub fn intake_key(&self) -> Result<EnclaveKey, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let meta = tx.open_table(META).map_err(db)?;
-        let sealed = meta
-            .get_row(INTAKE_KEY)?
+        let sealed = self
+            .read(|tx| tx.get(Row::Meta(INTAKE_KEY)))?
             .ok_or_else(|| tampered(T_META, INTAKE_KEY))?;
         let (_, seed) = self
             .meta
@@ -410,20 +465,16 @@ impl Store {
             .seal(T_HEADS, name.as_bytes(), head.version, &text, &self.rng)
     }
 
-    fn put_head(&self, tx: &WriteTransaction, name: &str, head: &Head) -> Result<(), StoreError> {
+    fn put_head(&self, tx: &mut dyn WriteRows, name: &str, head: &Head) -> Result<(), StoreError> {
         let sealed = self.seal_head(name, head)?;
-        tx.open_table(HEADS)
-            .map_err(db)?
-            .insert(name, sealed.as_slice())
-            .map_err(db)?;
-        Ok(())
+        tx.put(Row::Head(name), &sealed)
     }
 
     /// The head of `name`, opened and checked (its claimed version is the
     /// one it was sealed with).
-    fn head(&self, heads: &StrRows<'_>, name: &str) -> Result<Option<Head>, StoreError> {
+    fn head(&self, tx: &dyn ReadRows, name: &str) -> Result<Option<Head>, StoreError> {
         let floor = self.floors.get(name).copied();
-        let Some(sealed) = heads.get_row(name)? else {
+        let Some(sealed) = tx.get(Row::Head(name))? else {
             return match floor {
                 // The log says this secret exists and the store has no trace.
                 Some(expected) => Err(StoreError::RowRolledBack {
@@ -457,11 +508,11 @@ impl Store {
     /// The policy text of `name` if its head names one, checked against it.
     fn policy_text(
         &self,
-        policies: &StrRows<'_>,
+        tx: &dyn ReadRows,
         name: &str,
         head: &Head,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        let sealed = policies.get_row(name)?;
+        let sealed = tx.get(Row::Policy(name))?;
         let (sealed, expected) = match (sealed, head.policy.filter(|_| head.live)) {
             (None, None) => return Ok(None),
             // The head names a policy that is not there.
@@ -490,23 +541,13 @@ impl Store {
     /// Refuses value rows the head does not account for: one above its
     /// last value version (the head was put back), or a value at `last`
     /// when the head says there is none (put back after a delete).
-    fn check_values<T: ReadableTable<(&'static str, u64), &'static [u8]>>(
-        &self,
-        values: &T,
-        name: &str,
-        head: &Head,
-    ) -> Result<(), StoreError> {
+    fn check_values(&self, tx: &dyn ReadRows, name: &str, head: &Head) -> Result<(), StoreError> {
         let from = if head.value && head.live {
             head.last.saturating_add(1)
         } else {
             0
         };
-        if let Some(row) = values
-            .range((name, from)..=(name, u64::MAX))
-            .map_err(db)?
-            .next()
-        {
-            let found = row.map_err(db)?.0.value().1;
+        if let Some(&found) = tx.value_versions(name, from)?.first() {
             return Err(StoreError::RowRolledBack {
                 table: T_VALUES,
                 key: format!("{name}@{found}"),
@@ -520,34 +561,29 @@ impl Store {
     /// Creates `name` with its owner set (change version 0, or the version
     /// a deleted secret of that name reached). Refuses a live secret.
     pub fn create_secret(&self, name: &str, owners: &OwnerSet) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
-        let head = {
-            let heads = tx.open_table(HEADS).map_err(db)?;
-            let old = self.head(&heads, name)?.unwrap_or_default();
+        self.write(|tx| {
+            let old = self.head(tx.reads(), name)?.unwrap_or_default();
             if old.live {
                 return Err(StoreError::Exists(name.to_owned()));
             }
-            self.check_values(&tx.open_table(VALUES).map_err(db)?, name, &old)?;
-            self.policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &old)?;
-            Head {
+            self.check_values(tx.reads(), name, &old)?;
+            self.policy_text(tx.reads(), name, &old)?;
+            let head = Head {
                 last: old.last,
                 live: true,
                 version: old.version,
                 value: false,
                 policy: None,
                 owners: owners.to_text(),
-            }
-        };
-        self.put_head(&tx, name, &head)?;
-        tx.commit().map_err(db)?;
-        Ok(head.version)
+            };
+            self.put_head(tx, name, &head)?;
+            Ok(head.version)
+        })
     }
 
     /// The owner set and change version of a live secret.
     pub fn secret_state(&self, name: &str) -> Result<Option<SecretState>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let heads = tx.open_table(HEADS).map_err(db)?;
-        let Some(head) = self.head(&heads, name)?.filter(|h| h.live) else {
+        let Some(head) = self.read(|tx| self.head(tx, name))?.filter(|h| h.live) else {
             return Ok(None);
         };
         let owners = parse_owners(name, &head.owners)?;
@@ -564,111 +600,130 @@ impl Store {
     /// before the commit (the audit record), so a change is never committed
     /// unless `record` succeeded. A secret with a refused row is not
     /// changed (its owners' decision would rest on what was rolled back).
-    pub fn apply_change<T, E: From<StoreError>>(
+    pub fn apply_change<T: Send, E: From<StoreError> + Send>(
         &self,
+        name: &str,
+        decide: impl FnOnce(&SecretState) -> Result<(u64, StoreChange, T), E> + Send,
+        record: impl FnOnce(&T, &Applied) -> Result<(), E> + Send,
+    ) -> Result<(Applied, T), E> {
+        let mut refused: Option<E> = None;
+        let mut done = None;
+        let mut call = Some((decide, record));
+        let outcome = self.backend.write(&mut |tx| {
+            let Some((decide, record)) = call.take() else {
+                return Ok(Outcome::Abort);
+            };
+            match self.change_in(tx, name, decide, record) {
+                Ok(Ok(applied)) => {
+                    done = Some(applied);
+                    Ok(Outcome::Commit)
+                }
+                Ok(Err(e)) => {
+                    refused = Some(e);
+                    Ok(Outcome::Abort)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match (outcome, done, refused) {
+            (Outcome::Commit, Some(applied), _) => Ok(applied),
+            (_, _, Some(e)) => Err(e),
+            _ => Err(StoreError::Db("the change transaction did not run".into()).into()),
+        }
+    }
+
+    /// The body of [`Store::apply_change`]: the outer error aborts the
+    /// transaction as a store failure, the inner one as the caller's refusal.
+    #[allow(clippy::type_complexity)]
+    fn change_in<T, E: From<StoreError>>(
+        &self,
+        tx: &mut dyn WriteRows,
         name: &str,
         decide: impl FnOnce(&SecretState) -> Result<(u64, StoreChange, T), E>,
         record: impl FnOnce(&T, &Applied) -> Result<(), E>,
-    ) -> Result<(Applied, T), E> {
-        let tx = self.db.begin_write().map_err(db)?;
-        let applied = {
-            let heads = tx.open_table(HEADS).map_err(db)?;
-            let Some(mut head) = self.head(&heads, name)?.filter(|h| h.live) else {
-                return Err(StoreError::NotFound(name.to_owned()).into());
-            };
-            drop(heads);
-            self.check_values(&tx.open_table(VALUES).map_err(db)?, name, &head)?;
-            self.policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &head)?;
-            let owners = parse_owners(name, &head.owners)?;
-            let current = head.version;
-            let (version, change, kept) = decide(&SecretState {
-                owners,
-                version: current,
-            })?;
-            if version <= current {
-                // The decision must have checked this; never let a version go back.
-                return Err(StoreError::Db(format!(
-                    "{name}: change version {version} is not above {current}"
-                ))
-                .into());
-            }
-            head.version = version;
-            let mut applied = Applied {
-                version,
-                value_version: None,
-                deleted_versions: Vec::new(),
-            };
-            match change {
-                StoreChange::Policy(policy) => {
-                    let text = policy.to_toml(name);
-                    let sealed = self.rows.seal(
-                        T_POLICIES,
-                        name.as_bytes(),
-                        version,
-                        text.as_bytes(),
-                        &self.rng,
-                    )?;
-                    tx.open_table(POLICIES)
-                        .map_err(db)?
-                        .insert(name, sealed.as_slice())
-                        .map_err(db)?;
-                    head.policy = Some(version);
-                }
-                StoreChange::Value(value) => {
-                    let value_version = head.last + 1;
-                    let sealed = self.rows.seal(
-                        T_VALUES,
-                        &value_key(name, value_version),
-                        value_version,
-                        &value,
-                        &self.rng,
-                    )?;
-                    tx.open_table(VALUES)
-                        .map_err(db)?
-                        .insert((name, value_version), sealed.as_slice())
-                        .map_err(db)?;
-                    head.last = value_version;
-                    head.value = true;
-                    applied.value_version = Some(value_version);
-                }
-                StoreChange::Owners(new) => head.owners = new.to_text(),
-                StoreChange::Delete => {
-                    applied.deleted_versions = remove_values(&tx, name)?;
-                    tx.open_table(POLICIES)
-                        .map_err(db)?
-                        .remove(name)
-                        .map_err(db)?;
-                    head.live = false;
-                    head.value = false;
-                    head.policy = None;
-                    head.owners = String::new();
-                }
-            }
-            self.put_head(&tx, name, &head)?;
-            (applied, kept)
+    ) -> Result<Result<(Applied, T), E>, StoreError> {
+        let Some(mut head) = self.head(tx.reads(), name)?.filter(|h| h.live) else {
+            return Ok(Err(StoreError::NotFound(name.to_owned()).into()));
         };
-        record(&applied.1, &applied.0)?;
-        tx.commit().map_err(db)?;
-        Ok(applied)
+        self.check_values(tx.reads(), name, &head)?;
+        self.policy_text(tx.reads(), name, &head)?;
+        let owners = parse_owners(name, &head.owners)?;
+        let current = head.version;
+        let (version, change, kept) = match decide(&SecretState {
+            owners,
+            version: current,
+        }) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        if version <= current {
+            // The decision must have checked this; never let a version go back.
+            return Err(StoreError::Db(format!(
+                "{name}: change version {version} is not above {current}"
+            )));
+        }
+        head.version = version;
+        let mut applied = Applied {
+            version,
+            value_version: None,
+            deleted_versions: Vec::new(),
+        };
+        match change {
+            StoreChange::Policy(policy) => {
+                let text = policy.to_toml(name);
+                let sealed = self.rows.seal(
+                    T_POLICIES,
+                    name.as_bytes(),
+                    version,
+                    text.as_bytes(),
+                    &self.rng,
+                )?;
+                tx.put(Row::Policy(name), &sealed)?;
+                head.policy = Some(version);
+            }
+            StoreChange::Value(value) => {
+                let value_version = head.last + 1;
+                let sealed = self.rows.seal(
+                    T_VALUES,
+                    &value_key(name, value_version),
+                    value_version,
+                    &value,
+                    &self.rng,
+                )?;
+                tx.put(Row::Value(name, value_version), &sealed)?;
+                head.last = value_version;
+                head.value = true;
+                applied.value_version = Some(value_version);
+            }
+            StoreChange::Owners(new) => head.owners = new.to_text(),
+            StoreChange::Delete => {
+                applied.deleted_versions = remove_values(tx, name)?;
+                tx.remove(Row::Policy(name))?;
+                head.live = false;
+                head.value = false;
+                head.policy = None;
+                head.owners = String::new();
+            }
+        }
+        self.put_head(tx, name, &head)?;
+        if let Err(e) = record(&kept, &applied) {
+            return Ok(Err(e));
+        }
+        Ok(Ok((applied, kept)))
     }
 
     /// Metadata of a live secret.
     pub fn secret_info(&self, name: &str) -> Result<Option<SecretInfo>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let heads = tx.open_table(HEADS).map_err(db)?;
-        let Some(head) = self.head(&heads, name)?.filter(|h| h.live) else {
+        self.read(|tx| self.info_in(tx, name))
+    }
+
+    fn info_in(&self, tx: &dyn ReadRows, name: &str) -> Result<Option<SecretInfo>, StoreError> {
+        let Some(head) = self.head(tx, name)?.filter(|h| h.live) else {
             return Ok(None);
         };
-        let values = tx.open_table(VALUES).map_err(db)?;
-        self.check_values(&values, name, &head)?;
-        let versions = values
-            .range((name, 0)..=(name, u64::MAX))
-            .map_err(db)?
-            .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
-            .collect();
-        let has_policy = self
-            .policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &head)?
-            .is_some();
+        self.check_values(tx, name, &head)?;
+        let versions = tx.value_versions(name, 0)?;
+        let has_policy = self.policy_text(tx, name, &head)?.is_some();
         let (owners, threshold) = match parse_owners(name, &head.owners) {
             Ok(set) => (
                 set.owners().iter().map(ToString::to_string).collect(),
@@ -690,63 +745,57 @@ impl Store {
 
     /// Every live secret's metadata, by name.
     pub fn list_secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
-        let names: Vec<String> = {
-            let tx = self.db.begin_read().map_err(db)?;
-            let heads = tx.open_table(HEADS).map_err(db)?;
-            let iter = heads.iter().map_err(db)?;
-            iter.filter_map(|r| r.ok())
-                .map(|(k, _)| k.value().to_owned())
-                .collect()
-        };
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            if let Some(info) = self.secret_info(&name)? {
-                out.push(info);
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for name in tx.names(Table::Heads)? {
+                if let Some(info) = self.info_in(tx, &name)? {
+                    out.push(info);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Whether a live secret named `name` exists.
     pub fn secret_exists(&self, name: &str) -> Result<bool, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let heads = tx.open_table(HEADS).map_err(db)?;
-        Ok(self.head(&heads, name)?.is_some_and(|h| h.live))
+        self.read(|tx| Ok(self.head(tx, name)?.is_some_and(|h| h.live)))
     }
 
     /// The latest version of a live secret and its decrypted value. Only the
     /// release path calls this, and only to seal the value to an enclave.
     pub fn latest_secret(&self, name: &str) -> Result<Option<(u64, SecretValue)>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let heads = tx.open_table(HEADS).map_err(db)?;
-        let Some(head) = self.head(&heads, name)?.filter(|h| h.live) else {
+        let found = self.read(|tx| {
+            let Some(head) = self.head(tx, name)?.filter(|h| h.live) else {
+                return Ok(None);
+            };
+            self.check_values(tx, name, &head)?;
+            if !head.value {
+                return Ok(None);
+            }
+            Ok(Some((head.last, tx.get(Row::Value(name, head.last))?)))
+        })?;
+        let Some((last, sealed)) = found else {
             return Ok(None);
         };
-        let values = tx.open_table(VALUES).map_err(db)?;
-        self.check_values(&values, name, &head)?;
-        if !head.value {
-            return Ok(None);
-        }
-        let key = format!("{name}@{}", head.last);
-        let sealed = values
-            .get_row((name, head.last))?
-            .ok_or_else(|| tampered(T_VALUES, key.as_str()))?;
+        let key = format!("{name}@{last}");
+        let sealed = sealed.ok_or_else(|| tampered(T_VALUES, key.as_str()))?;
         let (found, plain) = self
             .rows
-            .open(T_VALUES, &value_key(name, head.last), &sealed)
+            .open(T_VALUES, &value_key(name, last), &sealed)
             .map_err(fault(T_VALUES, &key))?;
-        if found != head.last {
+        if found != last {
             return Err(tampered(T_VALUES, key));
         }
-        Ok(Some((head.last, plain)))
+        Ok(Some((last, plain)))
     }
 
     pub fn policy(&self, name: &str) -> Result<Option<SecretPolicy>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let heads = tx.open_table(HEADS).map_err(db)?;
-        let head = self.head(&heads, name)?.unwrap_or_default();
-        let Some(text) = self.policy_text(&tx.open_table(POLICIES).map_err(db)?, name, &head)?
-        else {
+        self.read(|tx| self.policy_in(tx, name))
+    }
+
+    fn policy_in(&self, tx: &dyn ReadRows, name: &str) -> Result<Option<SecretPolicy>, StoreError> {
+        let head = self.head(tx, name)?.unwrap_or_default();
+        let Some(text) = self.policy_text(tx, name, &head)? else {
             return Ok(None);
         };
         let text = std::str::from_utf8(&text).map_err(|_| tampered(T_POLICIES, name))?;
@@ -759,12 +808,7 @@ impl Store {
     }
 
     pub fn policy_names(&self) -> Result<Vec<String>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let table = tx.open_table(POLICIES).map_err(db)?;
-        let iter = table.iter().map_err(db)?;
-        Ok(iter
-            .filter_map(|r| r.ok().map(|(k, _)| k.value().to_owned()))
-            .collect())
+        self.read(|tx| tx.names(Table::Policies))
     }
 
     /// Every stored policy this version can use, by name (byte order), and
@@ -773,35 +817,35 @@ impl Store {
     /// a release for them is refused `no_policy` — until the secret's owners
     /// replace them. Tampered or rolled-back policy rows are listed apart.
     pub fn policies(&self) -> Result<StoredPolicies, StoreError> {
-        let mut usable = Vec::new();
-        let mut unusable = Vec::new();
-        let mut refused = Vec::new();
-        for name in self.policy_names()? {
-            match self.policy(&name) {
-                Ok(Some(policy)) => usable.push((name, policy)),
-                Ok(None) => {}
-                Err(StoreError::BadPolicy(_)) => unusable.push(name),
-                Err(e) if e.is_row_refusal() => refused.push((name, e)),
-                Err(e) => return Err(e),
+        self.read(|tx| {
+            let mut usable = Vec::new();
+            let mut unusable = Vec::new();
+            let mut refused = Vec::new();
+            for name in tx.names(Table::Policies)? {
+                match self.policy_in(tx, &name) {
+                    Ok(Some(policy)) => usable.push((name, policy)),
+                    Ok(None) => {}
+                    Err(StoreError::BadPolicy(_)) => unusable.push(name),
+                    Err(e) if e.is_row_refusal() => refused.push((name, e)),
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        Ok(StoredPolicies {
-            usable,
-            unusable,
-            refused,
+            Ok(StoredPolicies {
+                usable,
+                unusable,
+                refused,
+            })
         })
     }
 
     /// Stores a token (given as its SHA-256) under `label`.
     pub fn add_token_hash(&self, hash: &[u8; 32], label: &str) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db)?;
-        self.put_token(&tx, hash, label)?;
-        tx.commit().map_err(db)
+        self.write(|tx| self.put_token(tx, hash, label))
     }
 
     fn put_token(
         &self,
-        tx: &WriteTransaction,
+        tx: &mut dyn WriteRows,
         hash: &[u8; 32],
         label: &str,
     ) -> Result<(), StoreError> {
@@ -809,20 +853,14 @@ impl Store {
         let sealed = self
             .rows
             .seal(T_TOKENS, &key, 0, label.as_bytes(), &self.rng)?;
-        tx.open_table(TOKENS)
-            .map_err(db)?
-            .insert(key.as_slice(), sealed.as_slice())
-            .map_err(db)?;
-        Ok(())
+        tx.put(Row::Token(&key), &sealed)
     }
 
     /// The label of the token whose SHA-256 is `hash`, if it is one of ours.
     /// An entry that does not open as this token's row is refused.
     pub fn token_label(&self, hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
-        let tx = self.db.begin_read().map_err(db)?;
-        let table = tx.open_table(TOKENS).map_err(db)?;
         let key = self.tokens.row_key(hash);
-        let Some(sealed) = table.get_row(key.as_slice())? else {
+        let Some(sealed) = self.read(|tx| tx.get(Row::Token(&key)))? else {
             return Ok(None);
         };
         let row = hex::encode(&key[..8]);
@@ -836,27 +874,38 @@ impl Store {
     }
 
     pub fn token_count(&self) -> Result<u64, StoreError> {
-        use redb::ReadableTableMetadata;
-        let tx = self.db.begin_read().map_err(db)?;
-        tx.open_table(TOKENS).map_err(db)?.len().map_err(db)
+        self.read(|tx| tx.count(Table::Tokens))
     }
+
+    /// The embedded backend's database (tests and the legacy migration).
+    #[cfg(test)]
+    fn redb(&self) -> &Database {
+        self.backend.redb().expect("an embedded store")
+    }
+}
+
+fn check_deployment(deployment: Option<&str>) -> Result<(), StoreError> {
+    if let Some(id) = deployment {
+        check_deployment_id(id).map_err(|reason| StoreError::BadDeployment {
+            id: id.to_owned(),
+            reason,
+        })?;
+    }
+    Ok(())
 }
 
 /// Reads (or writes, for a new store) the meta rows: the key check, the
 /// deployment id and the intake seed; a store of the previous version
 /// hands over its own.
 fn init_meta(
-    tx: &WriteTransaction,
+    tx: &mut dyn WriteRows,
     key: &RowKey,
     legacy: Option<&legacy::Legacy>,
     deployment: Option<&str>,
     rng: &dyn SecureRandom,
 ) -> Result<String, StoreError> {
-    let mut meta = tx.open_table(META).map_err(db)?;
-    let get = |meta: &redb::Table<&str, &[u8]>,
-               row: &str|
-     -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        match meta.get_row(row)? {
+    let get = |tx: &dyn ReadRows, row: &str| -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        match tx.get(Row::Meta(row))? {
             None => Ok(None),
             Some(sealed) => key
                 .open(T_META, row.as_bytes(), &sealed)
@@ -867,8 +916,9 @@ fn init_meta(
     // A store that has its key check is not new: its deployment id and
     // intake seed must be there too (a removed one is not regenerated,
     // which would silently change every derived key or the intake key).
-    let existing = meta.get_row(KEY_CHECK)?.is_some();
-    match meta.get_row(KEY_CHECK)? {
+    let check = tx.get(Row::Meta(KEY_CHECK))?;
+    let existing = check.is_some();
+    match check {
         Some(sealed) => {
             let (_, plain) = key
                 .open(T_META, KEY_CHECK.as_bytes(), &sealed)
@@ -881,10 +931,10 @@ fn init_meta(
         }
         None => {
             let sealed = key.seal(T_META, KEY_CHECK.as_bytes(), 0, KEY_CHECK_PLAINTEXT, rng)?;
-            meta.insert(KEY_CHECK, sealed.as_slice()).map_err(db)?;
+            tx.put(Row::Meta(KEY_CHECK), &sealed)?;
         }
     }
-    let stored = match get(&meta, DEPLOYMENT)? {
+    let stored = match get(tx.reads(), DEPLOYMENT)? {
         Some(id) => Some(String::from_utf8(id.to_vec()).map_err(|_| tampered(T_META, DEPLOYMENT))?),
         None if existing => return Err(tampered(T_META, DEPLOYMENT)),
         None => legacy.and_then(|l| l.deployment.clone()),
@@ -905,11 +955,11 @@ fn init_meta(
             format!("hermetic-{}", hex::encode(bytes))
         }
     };
-    if meta.get_row(DEPLOYMENT)?.is_none() {
+    if tx.get(Row::Meta(DEPLOYMENT))?.is_none() {
         let sealed = key.seal(T_META, DEPLOYMENT.as_bytes(), 0, id.as_bytes(), rng)?;
-        meta.insert(DEPLOYMENT, sealed.as_slice()).map_err(db)?;
+        tx.put(Row::Meta(DEPLOYMENT), &sealed)?;
     }
-    if get(&meta, INTAKE_KEY)?.is_none() {
+    if get(tx.reads(), INTAKE_KEY)?.is_none() {
         if existing {
             return Err(tampered(T_META, INTAKE_KEY));
         }
@@ -923,7 +973,7 @@ fn init_meta(
             }
         };
         let sealed = key.seal(T_META, INTAKE_KEY.as_bytes(), 0, &seed, rng)?;
-        meta.insert(INTAKE_KEY, sealed.as_slice()).map_err(db)?;
+        tx.put(Row::Meta(INTAKE_KEY), &sealed)?;
     }
     Ok(id)
 }
@@ -936,15 +986,10 @@ fn parse_owners(name: &str, text: &str) -> Result<OwnerSet, StoreError> {
 }
 
 /// Removes every value version of `name`; returns the versions removed.
-fn remove_values(tx: &WriteTransaction, name: &str) -> Result<Vec<u64>, StoreError> {
-    let mut values = tx.open_table(VALUES).map_err(db)?;
-    let versions: Vec<u64> = values
-        .range((name, 0)..=(name, u64::MAX))
-        .map_err(db)?
-        .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
-        .collect();
+fn remove_values(tx: &mut dyn WriteRows, name: &str) -> Result<Vec<u64>, StoreError> {
+    let versions = tx.value_versions(name, 0)?;
     for v in &versions {
-        values.remove((name, *v)).map_err(db)?;
+        tx.remove(Row::Value(name, *v))?;
     }
     Ok(versions)
 }
@@ -957,6 +1002,7 @@ pub fn owner_labels(owners: &OwnerSet) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableTable;
 
     fn key(b: u8) -> MasterKey {
         MasterKey::from_bytes([b; 32])
@@ -1199,7 +1245,7 @@ mod tests {
     }
 
     fn raw_get_open(store: &Store, table: &str, key: &str) -> Vec<u8> {
-        let tx = store.db.begin_read().unwrap();
+        let tx = store.redb().begin_read().unwrap();
         let t = tx
             .open_table(TableDefinition::<&str, &[u8]>::new(table))
             .unwrap();
@@ -1217,7 +1263,7 @@ mod tests {
                 store.create_secret(n, &owners()).unwrap();
                 value(&store, n, 1, n.as_bytes());
             }
-            let tx = store.db.begin_read().unwrap();
+            let tx = store.redb().begin_read().unwrap();
             let t = tx.open_table(values).unwrap();
             let get = |n| t.get((n, 1)).unwrap().unwrap().value().to_vec();
             (get("a"), get("b"))
@@ -1385,7 +1431,7 @@ mod tests {
             store.token_label(&[9u8; 32]).unwrap().as_deref(),
             Some("bootstrap")
         );
-        let tx = store.db.begin_read().unwrap();
+        let tx = store.redb().begin_read().unwrap();
         let names: Vec<String> = tx
             .list_tables()
             .unwrap()

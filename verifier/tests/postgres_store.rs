@@ -1,0 +1,740 @@
+//! The store in PostgreSQL (issue 13): many verifier replicas on one
+//! database. Real PostgreSQL (`HERMETIC_TEST_POSTGRES`, a URL without a
+//! password, e.g. from `scripts/test-postgres.sh`), real binaries. Each
+//! test makes its own database and drops it, so they run in parallel.
+//! Without the variable they skip with a message, except under `CI=true`.
+
+mod common;
+
+use std::process::Command;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use hermetic_approval::{OwnerSet, Signer};
+use hermetic_envelope::Zeroizing;
+use hermetic_verifier::store::postgres::PgBackend;
+use hermetic_verifier::store::{MasterKey, Store, StoreChange, StoreError};
+
+/// A database of its own for one test, dropped at the end.
+struct TestDb {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn new() -> Option<TestDb> {
+        let Ok(base) = std::env::var("HERMETIC_TEST_POSTGRES") else {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("HERMETIC_TEST_POSTGRES is not set under CI=true (.ci/run sets it)");
+            }
+            eprintln!("skipping: HERMETIC_TEST_POSTGRES not set");
+            return None;
+        };
+        let mut id = [0u8; 8];
+        SystemRandom::new().fill(&mut id).unwrap();
+        let name = format!("hermetic_test_{}", hex::encode(id));
+        let db = TestDb {
+            url: with_database(&base, &name),
+            base,
+            name,
+        };
+        let sql = format!("CREATE DATABASE {}", db.name);
+        db.admin(&sql);
+        Some(db)
+    }
+
+    /// Runs `sql` on the base database (off any async runtime).
+    fn admin(&self, sql: &str) {
+        run_sql(&self.base, sql);
+    }
+
+    /// Runs `sql` on this test's database.
+    fn sql(&self, sql: &str) {
+        run_sql(&self.url, sql);
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let base = self.base.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = postgres::Client::connect(&base, postgres::NoTls) {
+                let _ = c.batch_execute(&sql);
+            }
+        })
+        .join();
+    }
+}
+
+fn run_sql(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+fn query_bytes(url: &str, sql: &str) -> Vec<Vec<u8>> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query(sql.as_str(), &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, Vec<u8>>(0))
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+/// `base` with its database name replaced by `name`.
+fn with_database(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let path = head[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host = path.map_or(head, |i| &head[..i]);
+    format!("{host}/{name}{query}")
+}
+
+fn owners() -> OwnerSet {
+    OwnerSet::new(vec![Signer::generate("alice").unwrap().verifier_key()], 1).unwrap()
+}
+
+fn put_value(store: &Store, name: &str, version: u64, value: &[u8]) {
+    store
+        .apply_change(
+            name,
+            |_| {
+                Ok::<_, StoreError>((
+                    version,
+                    StoreChange::Value(Zeroizing::new(value.to_vec())),
+                    (),
+                ))
+            },
+            |_, _| Ok(()),
+        )
+        .unwrap();
+}
+
+fn pg_store(url: &str, key: &MasterKey) -> Result<Store, StoreError> {
+    Store::open_backend(Box::new(PgBackend::connect(url, None)?), key, None)
+}
+
+#[test]
+fn replicas_share_sealed_rows_and_an_edited_row_is_refused() {
+    let Some(db) = TestDb::new() else { return };
+    let key = MasterKey::from_bytes([7; 32]);
+    let first = pg_store(&db.url, &key).unwrap();
+    first.create_secret("db-password", &owners()).unwrap();
+    put_value(&first, "db-password", 1, b"hunter2-correct-horse");
+
+    // A second replica with the same master key: same deployment, same rows.
+    let second = pg_store(&db.url, &key).unwrap();
+    assert_eq!(second.deployment(), first.deployment());
+    let (version, value) = second.latest_secret("db-password").unwrap().unwrap();
+    assert_eq!(
+        (version, value.as_slice()),
+        (1, &b"hunter2-correct-horse"[..])
+    );
+    // A change made at one replica is checked against the state the other
+    // committed: the same change version cannot pass twice.
+    let again = second.apply_change(
+        "db-password",
+        |state| {
+            assert_eq!(state.version, 1);
+            Ok::<_, StoreError>((1, StoreChange::Value(Zeroizing::new(b"x".to_vec())), ()))
+        },
+        |_, _| Ok(()),
+    );
+    assert!(again.is_err());
+
+    // The database holds ciphertext only: no value, no owner key in clear.
+    for val in query_bytes(&db.url, "SELECT val FROM hermetic_rows") {
+        assert!(!val.windows(7).any(|w| w == b"hunter2"));
+        assert!(!val.windows(5).any(|w| w == b"alice"));
+    }
+    // Whoever holds the database but not the master key opens nothing.
+    let wrong = pg_store(&db.url, &MasterKey::from_bytes([8; 32]));
+    assert!(matches!(wrong, Err(StoreError::MasterKey(_))), "{wrong:?}");
+
+    // A value row edited by hand is refused, at every replica.
+    db.sql("UPDATE hermetic_rows SET val = set_byte(val, 20, get_byte(val, 20) # 1) WHERE tbl = 2");
+    for store in [&first, &second] {
+        let err = store.latest_secret("db-password").unwrap_err();
+        assert_eq!(err.reason(), "row_tampered", "{err}");
+    }
+    // A head row moved under another name is refused too.
+    db.sql("INSERT INTO hermetic_rows (tbl, key, val) SELECT tbl, 'other'::bytea, val FROM hermetic_rows WHERE tbl = 1 AND key = 'db-password'::bytea");
+    assert_eq!(
+        first.secret_exists("other").unwrap_err().reason(),
+        "row_tampered"
+    );
+}
+
+#[test]
+fn a_newer_schema_a_missing_table_and_a_password_in_the_url_are_refused() {
+    let Some(db) = TestDb::new() else { return };
+    let key = MasterKey::from_bytes([7; 32]);
+    let store = pg_store(&db.url, &key).unwrap();
+
+    // The table dropped under a running store: a clear error, no panic.
+    db.sql("DROP TABLE hermetic_rows");
+    let err = store.secret_exists("a").unwrap_err();
+    assert!(err.to_string().contains("lacks a table"), "{err}");
+    // And at the next start.
+    let err = PgBackend::connect(&db.url, None).unwrap_err();
+    assert!(err.to_string().contains("no table hermetic_rows"), "{err}");
+
+    // A schema version this binary does not know: refused at start.
+    db.sql("INSERT INTO hermetic_schema_migrations (version, name) VALUES (99, 'from the future')");
+    let err = PgBackend::connect(&db.url, None).unwrap_err();
+    assert!(err.to_string().contains("schema is version 99"), "{err}");
+    // The real binary says so and stops (exit 2), before serving anything.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(common::production_genesis_args(&dir.path().join("data")))
+        .args(["--store", &db.url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("schema is version 99"), "{stderr}");
+    assert!(!stderr.contains("event=listening"), "{stderr}");
+
+    // A password belongs in a file, never in argv or the environment.
+    let with_password = db.url.replacen("://", "://user:hunter2@", 1);
+    let err = PgBackend::connect(&with_password, None).unwrap_err();
+    assert!(err.to_string().contains("--store-password-file"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+/// Real replicas (simulated enclaves: the test-roots build).
+#[cfg(feature = "test-roots")]
+mod replicas {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::common::{self, create_owned, good_pcrs, policy_toml, spawn, Enclave, Server};
+    use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
+    use hermetic_envelope::{open, ReleaseContext, SealedSecret};
+    use hermetic_verifier::client::{AdminClient, HttpClient};
+    use hyper::Method;
+
+    /// Asks `server` for a challenge and a release of `name`; returns the status,
+    /// and the opened value when granted.
+    async fn release(
+        http: &HttpClient,
+        server: &Server,
+        enclave: &Enclave,
+        name: &str,
+    ) -> (u16, Option<Vec<u8>>) {
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/challenge", server.public),
+                &[],
+                vec![],
+            )
+            .await
+            .unwrap();
+        if status != 200 {
+            return (status.as_u16(), None);
+        }
+        let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
+            .unwrap()
+            .nonce_bytes()
+            .unwrap();
+        let req = ReleaseRequest::new(&enclave.document(&nonce), vec![name.to_owned()]);
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/release", server.public),
+                &[],
+                serde_json::to_vec(&req).unwrap(),
+            )
+            .await
+            .unwrap();
+        if status != 200 {
+            return (status.as_u16(), None);
+        }
+        let resp: ReleaseResponse = serde_json::from_slice(&body).unwrap();
+        let sealed = SealedSecret::try_from(&resp.secrets[0]).unwrap();
+        let version = resp.secrets[0].version;
+        let plain = open(
+            &enclave.key,
+            &sealed,
+            &ReleaseContext::new(name.to_owned(), version, nonce),
+        )
+        .unwrap();
+        (200, Some(plain.to_vec()))
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+
+    /// Two real replicas on one database: what one acknowledges the other
+    /// serves (secrets, policies, admin tokens), and a value changed at one is
+    /// the value released by the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_serve_one_store() {
+        let Some(db) = TestDb::new() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let enclave = Enclave::new();
+        let root = enclave.write_root(dir.path());
+        let args = |store: &str| -> Vec<std::ffi::OsString> {
+            vec![
+                "--trust-root".into(),
+                root.clone().into(),
+                "--store".into(),
+                store.into(),
+            ]
+        };
+        let first_data = dir.path().join("replica-1");
+        let a1 = args(&db.url);
+        let a1: Vec<&std::ffi::OsStr> = a1.iter().map(|a| a.as_os_str()).collect();
+        let first = spawn(&first_data, &a1);
+        let token = std::fs::read_to_string(first_data.join("admin.token")).unwrap();
+        let admin = AdminClient::new(&format!("http://{}", first.admin), token.trim());
+        let owner = Signer::generate("owner").unwrap();
+        let policy = policy_toml("api-key", &good_pcrs(), "");
+        create_owned(&admin, &owner, "api-key", Some(policy), b"value one").await;
+
+        // Replica 2 starts from the same custody state (genesis and development
+        // custodian copied, so the same master key); the store is the database.
+        let second_data = dir.path().join("replica-2");
+        copy_dir(&first_data, &second_data);
+        for f in [
+            "audit.jsonl",
+            "audit.hashes",
+            "audit.checkpoint",
+            "hermetic.redb",
+        ] {
+            let _ = std::fs::remove_file(second_data.join(f));
+        }
+        let second = spawn(&second_data, &a1);
+        let http = HttpClient::default();
+        assert_eq!(
+            release(&http, &second, &enclave, "api-key").await,
+            (200, Some(b"value one".to_vec()))
+        );
+        // The admin token made by replica 1 is accepted by replica 2.
+        let admin2 = AdminClient::new(&format!("http://{}", second.admin), token.trim());
+        let listed = admin2.list_secrets().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        // A value changed through replica 2 is what replica 1 releases next.
+        common::owner_change(
+            &admin2,
+            common::value_change("api-key", b"value two"),
+            &[&owner],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            release(&http, &first, &enclave, "api-key").await,
+            (200, Some(b"value two".to_vec()))
+        );
+        // The embedded file was never created: the store is the database.
+        assert!(!first_data.join("hermetic.redb").exists());
+    }
+
+    /// A challenge from `server`: the raw nonce.
+    async fn challenge(http: &HttpClient, server: &Server) -> Vec<u8> {
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/challenge", server.public),
+                &[],
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<ChallengeResponse>(&body)
+            .unwrap()
+            .nonce_bytes()
+            .unwrap()
+    }
+
+    /// A release at `server` answering `nonce`: the status and refusal reason.
+    async fn release_with(
+        http: &HttpClient,
+        server: &Server,
+        document: &[u8],
+        name: &str,
+    ) -> (u16, String) {
+        let req = ReleaseRequest::new(document, vec![name.to_owned()]);
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/release", server.public),
+                &[],
+                serde_json::to_vec(&req).unwrap(),
+            )
+            .await
+            .unwrap();
+        let reason = if status == 200 {
+            String::new()
+        } else {
+            common::reason(&body)
+        };
+        (status.as_u16(), reason)
+    }
+
+    /// Three real replicas on one database: a nonce issued by replica 1 and
+    /// consumed at replica 2 is refused at replica 3; one nonce sent to all
+    /// three at once is granted exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_replicas_accept_a_nonce_once() {
+        let Some(db) = TestDb::new() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let enclave = Enclave::new();
+        let root = enclave.write_root(dir.path());
+        let args: Vec<std::ffi::OsString> = vec![
+            "--trust-root".into(),
+            root.clone().into(),
+            "--store".into(),
+            db.url.clone().into(),
+        ];
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let first_data = dir.path().join("replica-1");
+        let first = spawn(&first_data, &args);
+        let token = std::fs::read_to_string(first_data.join("admin.token")).unwrap();
+        let admin = AdminClient::new(&format!("http://{}", first.admin), token.trim());
+        let owner = Signer::generate("owner").unwrap();
+        let policy = policy_toml("api-key", &good_pcrs(), "");
+        create_owned(&admin, &owner, "api-key", Some(policy), b"value").await;
+        let mut replicas = vec![first];
+        for i in 2..=3 {
+            let data = dir.path().join(format!("replica-{i}"));
+            copy_dir(&first_data, &data);
+            for f in ["audit.jsonl", "audit.hashes", "audit.checkpoint"] {
+                let _ = std::fs::remove_file(data.join(f));
+            }
+            replicas.push(spawn(&data, &args));
+        }
+        let http = HttpClient::default();
+
+        // Issued by 1, consumed at 2, refused at 3 (and at 1).
+        let nonce = challenge(&http, &replicas[0]).await;
+        let document = enclave.document(&nonce);
+        assert_eq!(
+            release_with(&http, &replicas[1], &document, "api-key").await,
+            (200, String::new())
+        );
+        for r in [&replicas[2], &replicas[0]] {
+            assert_eq!(
+                release_with(&http, r, &document, "api-key").await,
+                (403, "nonce_replayed".to_owned())
+            );
+        }
+        // A nonce no replica issued is unknown everywhere.
+        let forged = enclave.document(&[0x5a; 32]);
+        assert_eq!(
+            release_with(&http, &replicas[2], &forged, "api-key")
+                .await
+                .1,
+            "nonce_unknown"
+        );
+
+        // One nonce to all three at once, many rounds: exactly one grant each.
+        for round in 0..20 {
+            let nonce = challenge(&http, &replicas[round % 3]).await;
+            let document = Arc::new(enclave.document(&nonce));
+            let mut tasks = Vec::new();
+            for r in &replicas {
+                let (http, document) = (http.clone(), document.clone());
+                let url = format!("http://{}/v1/release", r.public);
+                tasks.push(tokio::spawn(async move {
+                    let req = ReleaseRequest::new(&document, vec!["api-key".to_owned()]);
+                    let (status, _) = http
+                        .send(Method::POST, &url, &[], serde_json::to_vec(&req).unwrap())
+                        .await
+                        .unwrap();
+                    status.as_u16()
+                }));
+            }
+            let mut statuses = Vec::new();
+            for t in tasks {
+                statuses.push(t.await.unwrap());
+            }
+            statuses.sort();
+            assert_eq!(statuses, vec![200, 403, 403], "round {round}");
+        }
+    }
+
+    /// A private PostgreSQL cluster for one test (it stops and starts it), made
+    /// by `scripts/test-postgres.sh` in a temporary directory.
+    struct PrivateCluster {
+        dir: std::path::PathBuf,
+        url: String,
+    }
+
+    impl PrivateCluster {
+        /// Starts (or restarts, on the port it had) the cluster in `dir`.
+        fn start(dir: &Path) -> PrivateCluster {
+            let port = std::fs::read_to_string(dir.join("hermetic-port"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or_else(|| {
+                    std::net::TcpListener::bind("127.0.0.1:0")
+                        .unwrap()
+                        .local_addr()
+                        .unwrap()
+                        .port()
+                });
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test-postgres.sh");
+            let out = Command::new(script)
+                .arg(dir)
+                .arg(port.to_string())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            std::fs::write(dir.join("hermetic-port"), port.to_string()).unwrap();
+            PrivateCluster {
+                dir: dir.to_owned(),
+                url: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            }
+        }
+
+        fn pg_ctl(&self, action: &str) {
+            let as_postgres = is_root();
+            let mut cmd = if as_postgres {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--", "pg_ctl"]);
+                c
+            } else {
+                Command::new("pg_ctl")
+            };
+            let status = cmd
+                .arg("-D")
+                .arg(&self.dir)
+                .args(["-w", "-m", "immediate", action])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "pg_ctl {action}");
+        }
+    }
+
+    impl Drop for PrivateCluster {
+        fn drop(&mut self) {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--", "pg_ctl", "-D"])
+                .arg(&self.dir)
+                .args(["-m", "immediate", "stop"])
+                .output();
+            let _ = Command::new("pg_ctl")
+                .arg("-D")
+                .arg(&self.dir)
+                .args(["-m", "immediate", "stop"])
+                .output();
+        }
+    }
+
+    /// Whether this process runs as root (PostgreSQL then runs as `postgres`).
+    fn is_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0\n"))
+            .unwrap_or(false)
+    }
+
+    /// PostgreSQL stopped under a running replica: challenges and releases fail
+    /// fast with 503 `store_unavailable` (never a grant); once it is back the
+    /// replica serves again without a restart of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_database_answers_503_and_the_replica_recovers() {
+        let Some(_shared) = TestDb::new() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let pgdir = dir.path().join("pg");
+        if is_root() {
+            std::fs::create_dir_all(&pgdir).unwrap();
+            // The cluster's owner must reach its directory.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let cluster = PrivateCluster::start(&pgdir);
+        let enclave = Enclave::new();
+        let root = enclave.write_root(dir.path());
+        let args: Vec<std::ffi::OsString> = vec![
+            "--trust-root".into(),
+            root.clone().into(),
+            "--store".into(),
+            cluster.url.clone().into(),
+        ];
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let data = dir.path().join("replica");
+        let server = spawn(&data, &args);
+        let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+        let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
+        let owner = Signer::generate("owner").unwrap();
+        let policy = policy_toml("api-key", &good_pcrs(), "");
+        create_owned(&admin, &owner, "api-key", Some(policy), b"value").await;
+        let http = HttpClient::default();
+        assert_eq!(release(&http, &server, &enclave, "api-key").await.0, 200);
+
+        // A nonce issued before the stop, answered while the database is down.
+        let nonce = challenge(&http, &server).await;
+        cluster.pg_ctl("stop");
+        let started = std::time::Instant::now();
+        let (status, reason) =
+            release_with(&http, &server, &enclave.document(&nonce), "api-key").await;
+        assert_eq!((status, reason.as_str()), (503, "store_unavailable"));
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/challenge", server.public),
+                &[],
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 503);
+        assert_eq!(common::reason(&body), "store_unavailable");
+        // Fast: no connection timeout is waited out for a refused connection.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+        // Started again on its port (stopping it twice at the end is harmless).
+        let again = PrivateCluster::start(&pgdir);
+        assert_eq!(again.url, cluster.url);
+        // The same replica process serves again (its pool reconnects).
+        let mut last = (0, None);
+        for _ in 0..50 {
+            last = release(&http, &server, &enclave, "api-key").await;
+            if last.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let log = server.log.lock().unwrap().join("\n");
+        assert_eq!(
+            last,
+            (200, Some(b"value".to_vec())),
+            "not recovered:\n{log}"
+        );
+    }
+
+    /// A replica SIGKILLed while owners' changes go through it and enclaves
+    /// are served by another: every acknowledged secret is still there, at the
+    /// other replica, which goes on serving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_killed_under_load_loses_no_acknowledged_change() {
+        let Some(db) = TestDb::new() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let enclave = Enclave::new();
+        let root = enclave.write_root(dir.path());
+        let args: Vec<std::ffi::OsString> = vec![
+            "--trust-root".into(),
+            root.clone().into(),
+            "--store".into(),
+            db.url.clone().into(),
+        ];
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let first_data = dir.path().join("replica-1");
+        let mut first = spawn(&first_data, &args);
+        let token = std::fs::read_to_string(first_data.join("admin.token")).unwrap();
+        let admin = AdminClient::new(&format!("http://{}", first.admin), token.trim());
+        let owner = Arc::new(Signer::generate("owner").unwrap());
+        let policy = policy_toml("api-key", &good_pcrs(), "");
+        create_owned(&admin, &owner, "api-key", Some(policy), b"value").await;
+        let second_data = dir.path().join("replica-2");
+        copy_dir(&first_data, &second_data);
+        for f in ["audit.jsonl", "audit.hashes", "audit.checkpoint"] {
+            let _ = std::fs::remove_file(second_data.join(f));
+        }
+        let second = spawn(&second_data, &args);
+
+        let acked: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let mut writers = Vec::new();
+        for w in 0..3 {
+            let (admin, acked, owner) = (admin.clone(), acked.clone(), owner.clone());
+            writers.push(tokio::spawn(async move {
+                let key = owner.verifier_key().to_string();
+                for i in 0..10_000 {
+                    let name = format!("w{w}-s{i}");
+                    if admin
+                        .create_secret(&name, std::slice::from_ref(&key), 1)
+                        .await
+                        .is_err()
+                    {
+                        break; // the replica is gone
+                    }
+                    let change = common::value_change(&name, name.as_bytes());
+                    match common::owner_change(&admin, change, &[&owner]).await {
+                        Ok(_) => acked.lock().unwrap().push(name),
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+        while acked.lock().unwrap().len() < 30 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        first.child.kill().unwrap(); // SIGKILL
+        first.child.wait().unwrap();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let acked = acked.lock().unwrap().clone();
+
+        let admin2 = AdminClient::new(&format!("http://{}", second.admin), token.trim());
+        let listed = admin2.list_secrets().await.unwrap();
+        let held: std::collections::BTreeMap<&str, u64> = listed
+            .iter()
+            .map(|s| (s.name.as_str(), s.latest_version))
+            .collect();
+        for name in &acked {
+            assert_eq!(
+                held.get(name.as_str()),
+                Some(&1),
+                "acknowledged {name} was lost"
+            );
+        }
+        // The other replica goes on: releases and changes.
+        let http = HttpClient::default();
+        assert_eq!(
+            release(&http, &second, &enclave, "api-key").await,
+            (200, Some(b"value".to_vec()))
+        );
+        common::owner_change(
+            &admin2,
+            common::value_change("api-key", b"after"),
+            &[&owner],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            release(&http, &second, &enclave, "api-key").await,
+            (200, Some(b"after".to_vec()))
+        );
+        eprintln!(
+            "{} changes acknowledged before SIGKILL, all held",
+            acked.len()
+        );
+    }
+}
