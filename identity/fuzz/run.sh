@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Short coverage-guided fuzz runs (cargo-fuzz / libFuzzer) of the
 # verifier identity check on genuine simulated documents with hostile
-# user_data / public_key, and of the certificate parser.
+# user_data / public_key.
 # Usage: identity/fuzz/run.sh [SECONDS] (per target). Seeds: the committed
 # minimised corpus in corpus/TARGET. Extra libFuzzer flags (e.g.
 # -runs=10000000 for a long run) in FUZZ_ARGS. Stable rustc is allowed

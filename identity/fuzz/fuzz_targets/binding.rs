@@ -3,8 +3,7 @@
 //! measurements, fresh) whose `user_data` and `public_key` come from the
 //! input. `check_identity` accepts it exactly when `user_data` is the
 //! hermetic-verifier/v1 binding of the presented TLS key and a 32-byte
-//! intake key — never a look-alike. Also the certificate parser that
-//! extracts the presented SubjectPublicKeyInfo, on arbitrary bytes.
+//! intake key — never a look-alike.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,7 +12,7 @@ use std::time::Duration;
 use hermetic_attestation::simulator::{Leaf, TestPki};
 use hermetic_attestation::{Document, TrustedRoot, UnixTime, Verifier};
 use hermetic_identity::{
-    check_identity, expected_user_data, spki_of, Pins, INTAKE_KEY_LEN,
+    check_identity, expected_user_data, Pins, INTAKE_KEY_LEN,
     MAX_DOCUMENT_AGE, USER_DATA_LEN,
 };
 use libfuzzer_sys::fuzz_target;
@@ -50,8 +49,6 @@ fn sim() -> &'static Sim {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = spki_of(data);
-
     // Input: one byte for the public key's length (0xff: absent), the key,
     // then user_data (absent when empty). Seeds with the real binding and
     // its prefix steer the fuzzer to near misses.
