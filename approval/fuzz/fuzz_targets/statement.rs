@@ -7,10 +7,10 @@
 
 use std::sync::OnceLock;
 
-use hermetic_tlog::note;
 use hermetic_approval::{
     check, statement_of, Action, Content, OwnerSet, Signer, Statement, StatementFile,
 };
+use hermetic_tlog::note;
 use libfuzzer_sys::fuzz_target;
 use zeroize::Zeroizing;
 
@@ -105,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // A change submission's body.
     if let Ok(file) = StatementFile::from_json(data) {
-        assert_eq!(StatementFile::from_json(file.to_json().as_bytes()).unwrap(), file);
+        assert_eq!(
+            StatementFile::from_json(file.to_json().as_bytes()).unwrap(),
+            file
+        );
         if let Ok(statement) = statement_of(file.statement.as_bytes()) {
             if let Ok(content) = file.content_bytes(statement.action) {
                 check_note(file.statement.as_bytes(), &content);

@@ -72,7 +72,10 @@ fuzz_target!(|data: &[u8]| {
     // Context encodings: length-prefixed, so distinct fields give distinct
     // bytes; over-long fields are refused, never a panic.
     if let Ok(text) = std::str::from_utf8(data) {
-        let mid = text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i);
+        let mid = text
+            .char_indices()
+            .nth(text.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
         let (a, b) = text.split_at(mid);
         if let (Ok(x), Ok(y)) = (
             IntakeContext::new(a, b).encode(),

@@ -12,8 +12,7 @@ use std::time::Duration;
 use hermetic_attestation::simulator::{Leaf, TestPki};
 use hermetic_attestation::{Document, TrustedRoot, UnixTime, Verifier};
 use hermetic_identity::{
-    check_identity, expected_user_data, Pins, INTAKE_KEY_LEN,
-    MAX_DOCUMENT_AGE, USER_DATA_LEN,
+    check_identity, expected_user_data, Pins, INTAKE_KEY_LEN, MAX_DOCUMENT_AGE, USER_DATA_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -87,7 +86,10 @@ fuzz_target!(|data: &[u8]| {
     match verdict {
         Ok(identity) => {
             assert!(bound, "accepted a document that does not bind the TLS key");
-            assert_eq!(identity.intake_key.as_slice(), public_key.unwrap().as_slice());
+            assert_eq!(
+                identity.intake_key.as_slice(),
+                public_key.unwrap().as_slice()
+            );
             assert_eq!(user_data.unwrap().len(), USER_DATA_LEN);
         }
         Err(e) => {
@@ -106,7 +108,14 @@ fuzz_target!(|data: &[u8]| {
     }
     // The same document presented with another TLS key is never accepted.
     if bound {
-        let other = check_identity(&doc, b"another spki", &s.pins, &s.verifier, now, MAX_DOCUMENT_AGE);
+        let other = check_identity(
+            &doc,
+            b"another spki",
+            &s.pins,
+            &s.verifier,
+            now,
+            MAX_DOCUMENT_AGE,
+        );
         assert_eq!(other.unwrap_err().reason(), "verifier_key_not_bound");
     }
 });

@@ -162,7 +162,10 @@ fuzz_target!(|data: &[u8]| {
                     index: (i + 1) % size,
                     ..p
                 };
-                assert!(moved.verify(key()).is_err(), "a proof moved to another index verified");
+                assert!(
+                    moved.verify(key()).is_err(),
+                    "a proof moved to another index verified"
+                );
             }
         }
     }
