@@ -68,7 +68,7 @@ hermetic-verifier serve --data-dir "$work/verifier" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --trust-root "$work/sim-pki/root.pem" \
   --nsm simulated --pki-dir "$work/verifier-sim-pki" --pcrs-from "$work/verifier.json" \
-  2>"$work/verifier.log" &
+  >"$work/genesis-printed.json" 2>"$work/verifier.log" &
 vpid=$!
 pids+=("$vpid")
 line=$(wait_for "$work/verifier.log" "event=listening")
