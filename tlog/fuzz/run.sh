@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Short coverage-guided fuzz run of hermetic-tlog's parsers (notes, keys,
-# checkpoints, cosignatures, tile paths, entry bundles, proof checkers).
+# checkpoints, cosignatures, tile paths, entry bundles, proof checkers),
+# then of tlog-proof files and tiles (target proof_tile). Extra libFuzzer
+# flags in FUZZ_ARGS.
 # Usage: tlog/fuzz/run.sh [SECONDS]. Seeds: a few valid inputs written here.
 # Stable rustc is allowed cargo-fuzz's -Z flags through RUSTC_BOOTSTRAP, as
 # in scripts/fuzz.sh.
@@ -19,5 +21,15 @@ printf 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW' >"$c
 printf 'tile/1/x001/x234/067.p/17' >"$corpus/seed-tile"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd "$here/.."
+# shellcheck disable=SC2086
 RUSTC_BOOTSTRAP=1 cargo fuzz run parse "$corpus" -- \
-  -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1
+  -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=2048 -print_final_stats=1 ${FUZZ_ARGS:-}
+# tlog-proof files, tiles and proofs over hostile stored hashes: seeds in
+# the committed corpus (a proof signed by the key above, an entry bundle,
+# tiles). Skipped with TLOG_FUZZ_TARGETS=parse.
+if [[ " ${TLOG_FUZZ_TARGETS:-parse proof_tile} " == *" proof_tile "* ]]; then
+  mkdir -p "$here/corpus/proof_tile"
+  # shellcheck disable=SC2086
+  RUSTC_BOOTSTRAP=1 cargo fuzz run proof_tile "$here/corpus/proof_tile" -- \
+    -max_total_time="$seconds" -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1 ${FUZZ_ARGS:-}
+fi
