@@ -29,7 +29,8 @@ fn the_enclave_image_command_is_accepted_and_needs_a_real_nsm() {
         .map(|(_, s)| s.trim_end_matches("\"]").replace("\\\"", "\""))
         .expect("CMD [\"sh\", \"-c\", \"...\"]");
     let dir = tempfile::tempdir().unwrap();
-    let tls = hermetic_e2e::make_tls(dir.path(), "image");
+    // The verifier image's measurements, as build-verifier.sh writes them.
+    let verifier = hermetic_e2e::make_image(dir.path(), "verifier", b"verifier image");
     let log_key = dir.path().join("verifier-log.key");
     std::fs::write(
         &log_key,
@@ -37,7 +38,10 @@ fn the_enclave_image_command_is_accepted_and_needs_a_real_nsm() {
     )
     .unwrap();
     let script = script
-        .replace("/etc/hermetic/verifier-ca.pem", tls.ca.to_str().unwrap())
+        .replace(
+            "/etc/hermetic/verifier-measurements.json",
+            verifier.describe_json.to_str().unwrap(),
+        )
         .replace("/etc/hermetic/verifier-log.key", log_key.to_str().unwrap());
     let mut sh = Command::new("sh");
     sh.args(["-c", &script])
@@ -49,7 +53,6 @@ fn the_enclave_image_command_is_accepted_and_needs_a_real_nsm() {
             ),
         )
         .env("HERMETIC_VERIFIER", "tcp://verifier.internal:8443")
-        .env("HERMETIC_VERIFIER_NAME", "verifier.internal")
         .env("HERMETIC_SECRET", "db-password");
     let out = run(sh, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -61,9 +64,56 @@ fn the_enclave_image_command_is_accepted_and_needs_a_real_nsm() {
     );
 }
 
+/// The verifier image's entrypoint, with the custodian and witness files
+/// the image carries, runs `serve` with arguments it accepts (it stops only
+/// because there is no /dev/nsm here).
 #[test]
-fn the_parent_unit_runs_the_parent_with_arguments_it_accepts() {
-    let unit = nitro_file("hermetic-parent.service");
+fn the_verifier_image_entrypoint_is_accepted_and_needs_a_real_nsm() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let mut custodians = String::new();
+    for i in 0..3 {
+        let key = dir.path().join(format!("custodian-{i}.key"));
+        let mut keygen = Command::new(bin("hermetic-verifier"));
+        keygen.args(["custodian", "keygen", "--out"]).arg(&key);
+        let out = run(keygen, Duration::from_secs(10));
+        assert!(out.status.success());
+        custodians.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    std::fs::write(etc.join("custodians.txt"), custodians).unwrap();
+    std::fs::write(etc.join("custodian-threshold.txt"), "2\n").unwrap();
+    std::fs::write(etc.join("witnesses.txt"), "").unwrap();
+    std::fs::write(etc.join("witness-threshold.txt"), "0\n").unwrap();
+    let script = nitro_file("verifier-entrypoint.sh")
+        .replace("/etc/hermetic", etc.to_str().unwrap())
+        .replace("/var/lib/hermetic", dir.path().join("data").to_str().unwrap());
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &script]).env(
+        "PATH",
+        format!(
+            "{}:/usr/bin:/bin",
+            bin("hermetic-verifier").parent().unwrap().display()
+        ),
+    );
+    let out = run(sh, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "a usage error: {stderr}");
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("/dev/nsm"), "{stderr}");
+    // Nothing was made: no genesis without the enclave's NSM.
+    assert!(!dir.path().join("data/genesis.json").exists());
+}
+
+#[test]
+fn the_parent_units_run_the_parent_with_arguments_it_accepts() {
+    for unit in ["hermetic-parent.service", "hermetic-parent-inbound.service"] {
+        check_parent_unit(unit);
+    }
+}
+
+fn check_parent_unit(name: &str) {
+    let unit = nitro_file(name);
     let exec = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
@@ -74,7 +124,7 @@ fn the_parent_unit_runs_the_parent_with_arguments_it_accepts() {
     // Parse them without binding vsock: the same arguments with --help
     // must be accepted by clap (exit 0), and each endpoint must parse.
     for (i, a) in args.iter().enumerate() {
-        if matches!(*a, "--listen" | "--allow") {
+        if matches!(*a, "--listen" | "--allow" | "--forward-to") {
             let endpoint: Result<hermetic_transport::Endpoint, _> = args[i + 1].parse();
             assert!(endpoint.is_ok(), "{} {}", a, args[i + 1]);
         }
@@ -86,7 +136,13 @@ fn the_parent_unit_runs_the_parent_with_arguments_it_accepts() {
 
 #[test]
 fn the_host_scripts_are_valid_shell() {
-    for script in ["build-enclave.sh", "run-enclave.sh"] {
+    for script in [
+        "build-enclave.sh",
+        "run-enclave.sh",
+        "build-verifier.sh",
+        "run-verifier.sh",
+        "verifier-entrypoint.sh",
+    ] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../scripts/nitro")
             .join(script);
