@@ -5,69 +5,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
+use common::custody::{bin, describe, get, keygen, unseal, wait_unsealed, walk};
 use common::{create_owned, good_pcrs, policy_toml, spawn, terminate, Enclave, Server};
 use hermetic_approval::Signer;
 use hermetic_verifier::client::{AdminClient, HttpClient};
 
 const SECRET: &[u8] = b"custody-test-value-7f3a9c";
 const NAME: &str = "db-password";
-const PCR1: &str = "52c54c1ca2c2a4d46e2a0ac8c3f22d8897db2e8eadfc74789a295b1e783f6aab6b74345f7170e1379578cd08ae6121b5";
-const PCR2: &str = "786c40a9643791cb5395c93a4b83ef80b89b29bdf67df421e938fbae5f3bcbf1ca7962c63ec7bfd22412512745c215bd";
-
-fn describe(pcr0_byte: &str) -> String {
-    let pcr0 = pcr0_byte.repeat(48);
-    format!(
-        r#"{{"Measurements": {{"HashAlgorithm": "Sha384 {{ ... }}", "PCR0": "{pcr0}", "PCR1": "{PCR1}", "PCR2": "{PCR2}"}}}}"#
-    )
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
-}
-
-fn keygen(path: &Path) -> String {
-    let out = bin()
-        .args(["custodian", "keygen", "--out"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Runs `custodian unseal`; returns the exit code and stderr.
-fn unseal(server: &Server, key: &Path, measurements: &Path, root: &Path) -> (i32, String) {
-    let out = bin()
-        .args(["custodian", "unseal", "--verifier"])
-        .arg(format!("http://{}", server.public))
-        .arg("--key")
-        .arg(key)
-        .arg("--verifier-measurements")
-        .arg(measurements)
-        .arg("--trust-root")
-        .arg(root)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn get(url: String) -> (u16, String) {
-    let (s, b) = HttpClient::default()
-        .send(hyper::Method::GET, &url, &[], vec![])
-        .await
-        .unwrap();
-    (s.as_u16(), String::from_utf8_lossy(&b).into_owned())
-}
 
 /// A challenge and a release of NAME; the status and body.
 async fn release(server: &Server, enclave: &Enclave) -> (u16, Vec<u8>, Vec<u8>) {
@@ -111,23 +55,6 @@ fn opened(body: &[u8], enclave: &Enclave, nonce: &[u8]) -> Vec<u8> {
     hermetic_envelope::open(&enclave.key, &sealed, &context)
         .unwrap()
         .to_vec()
-}
-
-async fn wait_unsealed(server: &Server) {
-    // The sealed listeners close and the service binds the same addresses.
-    let url = format!("http://{}/healthz", server.public);
-    for _ in 0..400 {
-        let answer = HttpClient::new(std::time::Duration::from_secs(2))
-            .send(hyper::Method::GET, &url, &[], vec![])
-            .await;
-        if let Ok((s, body)) = answer {
-            if s == 200 && !String::from_utf8_lossy(&body).contains("sealed") {
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the verifier did not unseal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,17 +224,4 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

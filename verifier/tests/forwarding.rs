@@ -15,11 +15,12 @@ mod common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
+use common::custody::{bin, describe, get, keygen, unseal, wait_unsealed, walk};
 use common::{
     create_owned, good_pcrs, policy_toml, sha256_hex, spawn, terminate, value_change, Enclave,
     Server,
@@ -31,48 +32,6 @@ use hermetic_verifier::client::{AdminClient, HttpClient};
 
 const NAME: &str = "db-password";
 const SECRET: &[u8] = b"forwarded-replica-value-51c2";
-const PCR1: &str = "52c54c1ca2c2a4d46e2a0ac8c3f22d8897db2e8eadfc74789a295b1e783f6aab6b74345f7170e1379578cd08ae6121b5";
-const PCR2: &str = "786c40a9643791cb5395c93a4b83ef80b89b29bdf67df421e938fbae5f3bcbf1ca7962c63ec7bfd22412512745c215bd";
-
-fn describe(pcr0_byte: &str) -> String {
-    let pcr0 = pcr0_byte.repeat(48);
-    format!(
-        r#"{{"Measurements": {{"HashAlgorithm": "Sha384 {{ ... }}", "PCR0": "{pcr0}", "PCR1": "{PCR1}", "PCR2": "{PCR2}"}}}}"#
-    )
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
-}
-
-fn keygen(path: &Path) -> String {
-    let out = bin()
-        .args(["custodian", "keygen", "--out"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn unseal(server: &Server, key: &Path, measurements: &Path, root: &Path) {
-    let out = bin()
-        .args(["custodian", "unseal", "--verifier"])
-        .arg(format!("http://{}", server.public))
-        .arg("--key")
-        .arg(key)
-        .arg("--verifier-measurements")
-        .arg(measurements)
-        .arg("--trust-root")
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -126,14 +85,6 @@ fn serve_until_exit(data: &Path, extra: &[OsString]) -> (i32, String) {
     (status.code().unwrap(), err)
 }
 
-async fn get(url: String) -> (u16, String) {
-    let (s, b) = HttpClient::default()
-        .send(hyper::Method::GET, &url, &[], vec![])
-        .await
-        .unwrap();
-    (s.as_u16(), String::from_utf8_lossy(&b).into_owned())
-}
-
 async fn post(url: String, body: Vec<u8>) -> (u16, Vec<u8>) {
     let (s, b) = HttpClient::default()
         .send(
@@ -145,22 +96,6 @@ async fn post(url: String, body: Vec<u8>) -> (u16, Vec<u8>) {
         .await
         .unwrap();
     (s.as_u16(), b)
-}
-
-async fn wait_unsealed(server: &Server) {
-    let url = format!("http://{}/healthz", server.public);
-    for _ in 0..400 {
-        if let Ok((s, body)) = HttpClient::new(Duration::from_secs(2))
-            .send(hyper::Method::GET, &url, &[], vec![])
-            .await
-        {
-            if s == 200 && !String::from_utf8_lossy(&body).contains("sealed") {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the verifier did not unseal");
 }
 
 /// Releases NAME to `enclave`; the SHA-256 of the opened value.
@@ -362,8 +297,10 @@ async fn a_replica_of_the_same_measurements_joins_others_are_refused() {
 
     // Two custodians unseal A.
     let sim_root = a_data.join("sim-pki").join("root.pem");
-    unseal(&a, &keys[0], &pinned, &sim_root);
-    unseal(&a, &keys[2], &pinned, &sim_root);
+    let (code, stderr) = unseal(&a, &keys[0], &pinned, &sim_root);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = unseal(&a, &keys[2], &pinned, &sim_root);
+    assert_eq!(code, 0, "{stderr}");
     wait_unsealed(&a).await;
     assert_eq!(released_sha256(&a, &enclave).await, expected);
     assert!(forwarded_records(&a_data).is_empty());
@@ -598,19 +535,6 @@ async fn a_replica_of_the_same_measurements_joins_others_are_refused() {
         std::fs::read(a_data.join("log-key.pub")).unwrap(),
         std::fs::read(b_data.join("log-key.pub")).unwrap()
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 fn admin_a_at(a: &Server, token: &str) -> AdminClient {

@@ -2,6 +2,8 @@
 //! and an in-process service on 127.0.0.1 with ephemeral ports.
 #![allow(dead_code)]
 
+pub mod custody;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
