@@ -37,12 +37,13 @@ impl AttestError {
     }
 }
 
-/// Reads `--verifier-measurements FILE` and the `--verifier-root PEM`s
-/// (empty: the pinned AWS Nitro root), refusing roots in a build without
-/// `test-roots`. The error is a usage/IO message (exit 2).
+/// Reads `--verifier-measurements FILE` and the root PEMs given with
+/// `root_flag` (empty: the pinned AWS Nitro root), refusing roots in a
+/// build without `test-roots`. The error is a usage/IO message (exit 2).
 pub fn load_pins(
     measurements: &std::path::Path,
     roots: &[std::path::PathBuf],
+    root_flag: &str,
 ) -> Result<(Pins, Vec<TrustedRoot>), String> {
     if !roots.is_empty() && !crate::service::TEST_ROOTS_ENABLED {
         return Err(crate::service::NO_TEST_ROOTS.to_owned());
@@ -51,9 +52,8 @@ pub fn load_pins(
     let roots = roots
         .iter()
         .map(|p| {
-            let pem =
-                std::fs::read(p).map_err(|e| format!("--verifier-root {}: {e}", p.display()))?;
-            TrustedRoot::from_pem(&pem).map_err(|e| format!("--verifier-root {}: {e}", p.display()))
+            let pem = std::fs::read(p).map_err(|e| format!("{root_flag} {}: {e}", p.display()))?;
+            TrustedRoot::from_pem(&pem).map_err(|e| format!("{root_flag} {}: {e}", p.display()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((pins, roots))

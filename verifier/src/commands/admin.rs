@@ -124,9 +124,12 @@ impl VerifierPinArgs {
         let (Some(addr), Some(file)) = (&self.verifier, &self.verifier_measurements) else {
             return Ok(None);
         };
-        let (pins, roots) =
-            hermetic_verifier::client::identity::load_pins(file, &self.verifier_root)
-                .map_err(io)?;
+        let (pins, roots) = hermetic_verifier::client::identity::load_pins(
+            file,
+            &self.verifier_root,
+            "--verifier-root",
+        )
+        .map_err(io)?;
         let identity = attest_verifier(addr, &pins, roots, std::time::Duration::from_secs(30))
             .await
             .map_err(|e| Failure {

@@ -128,9 +128,6 @@ fn unseal(
         );
     };
     let base = format!("http://{}", base.trim_end_matches('/'));
-    if !roots.is_empty() && !hermetic_verifier::service::TEST_ROOTS_ENABLED {
-        return fail(2, hermetic_verifier::service::NO_TEST_ROOTS);
-    }
     let key_text = match std::fs::read_to_string(key_path) {
         Ok(t) => hermetic_envelope::Zeroizing::new(t),
         Err(e) => return fail(2, format!("--key {}: {e}", key_path.display())),
@@ -139,20 +136,13 @@ fn unseal(
         Ok(k) => k,
         Err(e) => return fail(2, format!("--key {}: {e}", key_path.display())),
     };
-    // The one measurement-file parser (hermetic-identity's, through
-    // hermetic-eif), shared with --verifier-measurements elsewhere.
-    let pins = match hermetic_identity::Pins::from_file(measurements) {
-        Ok(p) => p,
-        Err(e) => return fail(2, e),
-    };
-    let mut trusted = Vec::new();
-    for path in roots {
-        match std::fs::read(path).map(|pem| TrustedRoot::from_pem(&pem)) {
-            Ok(Ok(root)) => trusted.push(root),
-            Ok(Err(e)) => return fail(2, format!("--trust-root {}: {e}", path.display())),
-            Err(e) => return fail(2, format!("--trust-root {}: {e}", path.display())),
-        }
-    }
+    // The one measurement-file and root reader, shared with
+    // --verifier-measurements elsewhere.
+    let (pins, mut trusted) =
+        match hermetic_verifier::client::identity::load_pins(measurements, roots, "--trust-root") {
+            Ok(loaded) => loaded,
+            Err(e) => return fail(2, e),
+        };
     if trusted.is_empty() {
         match TrustedRoot::aws_nitro() {
             Ok(root) => trusted.push(root),

@@ -449,7 +449,7 @@ impl LogSourceArgs {
             return Err("give --ca or --verifier-measurements, not both".into());
         }
         if let Some(file) = &self.verifier_measurements {
-            let (pins, roots) = identity::load_pins(file, &self.verifier_root)?;
+            let (pins, roots) = identity::load_pins(file, &self.verifier_root, "--verifier-root")?;
             let (config, _) =
                 identity::attested_client_config(&pins, roots).map_err(|e| e.to_string())?;
             return LogSource::with_tls(url, config).map_err(|e| e.to_string());
