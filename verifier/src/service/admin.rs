@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{self, Limits};
 use super::changes::{store_refusal, CreateSecret};
-use super::refusal::{body_refusal, ApiRefusal};
+use super::refusal::{body_refusal, ApiRefusal, Reason};
 use super::state::Shared;
 use crate::log::{Entry, SecretRef, Who};
 use crate::policy::check_secret_name;
@@ -111,7 +111,7 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 fn unauthorized() -> Response {
     ApiRefusal::new(
         StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        Reason::Unauthorized,
         "a valid admin bearer token is required",
     )
     .into_response()
@@ -143,18 +143,23 @@ async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next)
         Err(e) if e.is_row_refusal() => {
             tracing::error!(event = "store_row_refused", table = "admin_tokens", reason = %e.reason());
             state.metrics.refusal(e.reason(), None);
-            ApiRefusal::new(StatusCode::UNAUTHORIZED, e.reason(), e.to_string()).into_response()
+            ApiRefusal::new(
+                StatusCode::UNAUTHORIZED,
+                Reason::of(e.reason()),
+                e.to_string(),
+            )
+            .into_response()
         }
         Err(e @ crate::store::StoreError::Unavailable(_)) => {
             tracing::error!(event = "store_unavailable", error = %e);
             super::state::store_unavailable().into_response()
         }
-        Err(e) => ApiRefusal::internal("store_error", e.to_string()).into_response(),
+        Err(e) => ApiRefusal::internal(Reason::StoreError, e.to_string()).into_response(),
     }
 }
 
 fn check_name(name: &str) -> Result<(), ApiRefusal> {
-    check_secret_name(name).map_err(|m| ApiRefusal::bad_request("invalid_name", m))
+    check_secret_name(name).map_err(|m| ApiRefusal::bad_request(Reason::InvalidName, m))
 }
 
 /// Runs a blocking store call off the async workers.
@@ -163,7 +168,12 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiRefusal> {
     super::request_id::spawn_blocking(f)
         .await
-        .unwrap_or_else(|_| Err(ApiRefusal::internal("internal_error", "the task failed")))
+        .unwrap_or_else(|_| {
+            Err(ApiRefusal::internal(
+                Reason::InternalError,
+                "the task failed",
+            ))
+        })
 }
 
 fn respond<T: Serialize>(status: StatusCode, result: Result<T, ApiRefusal>) -> Response {
@@ -213,7 +223,7 @@ async fn create_secret(
         check_name(&name)?;
         let request: CreateSecret = serde_json::from_slice(&body).map_err(|e| {
             ApiRefusal::bad_request(
-                "bad_request",
+                Reason::BadRequest,
                 format!("expected {{\"owners\": [VERIFIER_KEY...], \"threshold\": K}}: {e}"),
             )
         })?;
@@ -244,7 +254,7 @@ async fn owner_approval_required(
     Path(name): Path<String>,
 ) -> Response {
     let refusal = ApiRefusal::forbidden(
-        "owner_approval_required",
+        Reason::OwnerApprovalRequired,
         "values, policies and owners change only by statements signed by the secret's owners: \
          see `hermetic-verifier change propose|sign|submit`",
     );
@@ -253,7 +263,7 @@ async fn owner_approval_required(
         let _ = state.audit(Entry {
             action: "change_refused".into(),
             verdict: "refused".into(),
-            reason: Some(logged.reason.into()),
+            reason: Some(logged.reason.as_str().into()),
             secrets: check_secret_name(&name)
                 .ok()
                 .map(|()| SecretRef {
@@ -286,7 +296,7 @@ async fn list_policies(State(state): State<Shared>) -> Response {
 fn no_policy(name: &str) -> ApiRefusal {
     ApiRefusal::new(
         StatusCode::NOT_FOUND,
-        "no_policy",
+        Reason::NoPolicy,
         format!("no policy for {name:?}"),
     )
 }

@@ -12,9 +12,8 @@ use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use hermetic_envelope::wire::reason;
 
-use super::refusal::{body_refusal, ApiRefusal, RefusalReason};
+use super::refusal::{body_refusal, ApiRefusal, Reason, RefusalReason};
 use super::state::Shared;
 
 /// The public routes (method, path), for documentation and tests.
@@ -73,7 +72,7 @@ async fn attestation(State(state): State<Shared>) -> Response {
             .into_response(),
         None => ApiRefusal::new(
             StatusCode::NOT_FOUND,
-            "not_attested",
+            Reason::NotAttested,
             "this verifier runs without an NSM (serve --nsm): it has no attested identity",
         )
         .into_response(),
@@ -88,7 +87,7 @@ pub async fn log_refusals(req: Request, next: Next) -> Response {
     let client = client_ip(&req);
     let response = next.run(req).await;
     if let Some(RefusalReason(reason)) = response.extensions().get::<RefusalReason>() {
-        if *reason != reason::RATE_LIMITED {
+        if *reason != Reason::RateLimited {
             // The request's span adds its `request_id`.
             tracing::info!(event = "refused", reason = %reason, status = response.status().as_u16(), method = %method, path = %path, client = %client);
         }
@@ -108,10 +107,10 @@ pub async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -
     if state.limiter.allow(client_ip(&req), Instant::now()) {
         return next.run(req).await;
     }
-    state.metrics.refusal(reason::RATE_LIMITED, None);
+    state.metrics.refusal(Reason::RateLimited.as_str(), None);
     ApiRefusal::new(
         StatusCode::TOO_MANY_REQUESTS,
-        reason::RATE_LIMITED,
+        Reason::RateLimited,
         "too many requests from this address; slow down",
     )
     .into_response()
@@ -122,7 +121,7 @@ pub async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => ApiRefusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            reason::TIMEOUT,
+            Reason::Timeout,
             "the request took too long",
         )
         .into_response(),
@@ -136,7 +135,7 @@ pub async fn not_found() -> ApiRefusal {
 pub async fn method_not_allowed() -> ApiRefusal {
     ApiRefusal::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        Reason::MethodNotAllowed,
         "this endpoint does not take that method",
     )
 }
@@ -178,7 +177,7 @@ async fn release(
         Ok(b) => b,
         Err(rejection) => {
             let refusal = state.unlogged(body_refusal(rejection));
-            state.metrics.refusal(refusal.reason, None);
+            state.metrics.refusal(refusal.reason.as_str(), None);
             return refusal.into_response();
         }
     };
@@ -187,7 +186,7 @@ async fn release(
         Ok(Ok(response)) => Json(response).into_response(),
         Ok(Err(refusal)) => refusal.into_response(),
         Err(_) => {
-            ApiRefusal::internal(reason::INTERNAL_ERROR, "the release task failed").into_response()
+            ApiRefusal::internal(Reason::InternalError, "the release task failed").into_response()
         }
     }
 }

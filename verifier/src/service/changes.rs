@@ -9,13 +9,13 @@
 use aws_lc_rs::digest::{digest, SHA256};
 use axum::http::StatusCode;
 use hermetic_approval::{
-    approver_labels, check, key_label, statement_of, Action, Content, OwnerSet, Reason, Refusal,
-    Statement, StatementFile,
+    approver_labels, check, key_label, statement_of, Action, Content, OwnerSet,
+    Reason as ApprovalReason, Refusal, Statement, StatementFile,
 };
 use hermetic_envelope::{open_value, IntakeContext, SealedValue};
 use serde::{Deserialize, Serialize};
 
-use super::refusal::ApiRefusal;
+use super::refusal::{ApiRefusal, Reason};
 use super::state::AppState;
 use crate::log::{ChangeRecord, Entry, SecretRef, Who};
 use crate::store::{Applied, StoreChange, StoreError};
@@ -95,28 +95,28 @@ impl From<Refusal> for NotApplied {
 fn approval_refusal(refusal: &Refusal) -> ApiRefusal {
     let reason = refusal.reason();
     let status = match reason {
-        Reason::MalformedStatement
-        | Reason::InvalidPolicy
-        | Reason::InvalidOwnerSet
-        | Reason::InvalidContent => StatusCode::BAD_REQUEST,
+        ApprovalReason::MalformedStatement
+        | ApprovalReason::InvalidPolicy
+        | ApprovalReason::InvalidOwnerSet
+        | ApprovalReason::InvalidContent => StatusCode::BAD_REQUEST,
         _ => StatusCode::FORBIDDEN,
     };
-    ApiRefusal::new(status, reason.as_str(), refusal.to_string())
+    ApiRefusal::new(status, Reason::from(reason), refusal.to_string())
 }
 
 pub(super) fn store_refusal(e: &StoreError) -> ApiRefusal {
     match e {
         StoreError::NotFound(name) => ApiRefusal::new(
             StatusCode::NOT_FOUND,
-            "unknown_secret",
+            Reason::UnknownSecret,
             format!("no secret named {name:?}"),
         ),
         StoreError::Exists(name) => ApiRefusal::new(
             StatusCode::CONFLICT,
-            "secret_exists",
+            Reason::SecretExists,
             format!("a secret named {name:?} exists; its owners change it"),
         ),
-        StoreError::NoOwners(_) => ApiRefusal::forbidden("no_owners", e.to_string()),
+        StoreError::NoOwners(_) => ApiRefusal::forbidden(Reason::NoOwners, e.to_string()),
         StoreError::Unavailable(_) => {
             tracing::error!(event = "store_unavailable", error = %e);
             super::state::store_unavailable()
@@ -125,11 +125,14 @@ pub(super) fn store_refusal(e: &StoreError) -> ApiRefusal {
         // refused with its reason, never used.
         e if e.is_row_refusal() => {
             tracing::error!(event = "store_row_refused", reason = %e.reason(), error = %e);
-            ApiRefusal::forbidden(e.reason(), e.to_string())
+            ApiRefusal::forbidden(Reason::of(e.reason()), e.to_string())
         }
         other => {
             tracing::error!(event = "store_failed", error = %other);
-            ApiRefusal::internal("store_error", "the store could not complete the request")
+            ApiRefusal::internal(
+                Reason::StoreError,
+                "the store could not complete the request",
+            )
         }
     }
 }
@@ -139,7 +142,7 @@ impl NotApplied {
         match self {
             NotApplied::Refused(r) => approval_refusal(r),
             NotApplied::SealedValue => ApiRefusal::forbidden(
-                "sealed_value_unreadable",
+                Reason::SealedValueUnreadable,
                 "the sealed value does not open with this deployment's intake key for this secret",
             ),
             NotApplied::Store(e) => store_refusal(e),
@@ -317,7 +320,7 @@ impl AppState {
         let entry = Entry {
             action: "change_refused".into(),
             verdict: "refused".into(),
-            reason: Some(refusal.reason.into()),
+            reason: Some(refusal.reason.as_str().into()),
             secrets: statement
                 .map(|s| SecretRef {
                     name: s.secret.clone(),

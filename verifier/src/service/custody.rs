@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::rate_limit::RateLimiter;
+use super::refusal::{ApiRefusal, Reason};
 use super::{setup, ServeConfig, ServeError};
 use crate::clock::Clock;
 use crate::log::CustodyRecord;
@@ -327,12 +328,8 @@ struct SealedState {
     accepted: Mutex<Vec<String>>,
 }
 
-fn refusal(status: StatusCode, reason: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(serde_json::json!({"reason": reason, "message": message.to_string()})),
-    )
-        .into_response()
+fn refusal(status: StatusCode, reason: Reason, message: impl std::fmt::Display) -> Response {
+    ApiRefusal::new(status, reason, message.to_string()).into_response()
 }
 
 fn custody_refusal(e: &hermetic_custody::Error) -> Response {
@@ -343,13 +340,13 @@ fn custody_refusal(e: &hermetic_custody::Error) -> Response {
         E::BadMessage(_) | E::BadGenesisRecord(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::FORBIDDEN,
     };
-    refusal(status, e.reason(), e)
+    refusal(status, Reason::from(e), e)
 }
 
 fn sealed_refusal() -> Response {
     refusal(
         StatusCode::SERVICE_UNAVAILABLE,
-        "sealed",
+        Reason::Sealed,
         "this verifier is sealed: it has no master key until K custodians unseal it (hermetic-verifier custodian unseal)",
     )
 }
@@ -358,7 +355,7 @@ fn limited(state: &SealedState, addr: SocketAddr) -> Option<Response> {
     (!state.limiter.allow(addr.ip(), Instant::now())).then(|| {
         refusal(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            Reason::RateLimited,
             "too many requests from this address",
         )
     })
@@ -376,7 +373,11 @@ async fn sealed_health(State(state): State<Arc<SealedState>>) -> Response {
 async fn sealed_genesis(State(state): State<Arc<SealedState>>) -> Response {
     match state.unsealer.lock() {
         Ok(u) => Json(u.record().clone()).into_response(),
-        Err(_) => refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", "poisoned"),
+        Err(_) => refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Reason::InternalError,
+            "poisoned",
+        ),
     }
 }
 
@@ -397,12 +398,16 @@ async fn unseal_attest(
     let Ok(NonceBody { nonce }) = serde_json::from_slice::<NonceBody>(&body) else {
         return refusal(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            Reason::BadRequest,
             "expected {\"nonce\": HEX}",
         );
     };
     let Ok(nonce) = hex::decode(nonce) else {
-        return refusal(StatusCode::BAD_REQUEST, "bad_request", "nonce is not hex");
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            Reason::BadRequest,
+            "nonce is not hex",
+        );
     };
     let state2 = state.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -438,7 +443,7 @@ async fn unseal_attest(
         Ok(Err(Some(r))) => *r,
         _ => refusal(
             StatusCode::SERVICE_UNAVAILABLE,
-            "nsm_unavailable",
+            Reason::NsmUnavailable,
             "no attestation document",
         ),
     }
@@ -455,7 +460,7 @@ async fn unseal_share(
     let Ok(share) = serde_json::from_slice::<ResealedShare>(&body) else {
         return refusal(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            Reason::BadRequest,
             "expected a re-sealed share",
         );
     };
@@ -496,7 +501,7 @@ async fn unseal_share(
         Ok(Err(Some(r))) => *r,
         _ => refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Reason::InternalError,
             "unseal failed",
         ),
     }

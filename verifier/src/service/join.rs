@@ -42,7 +42,7 @@ use hermetic_policy::Pcrs;
 use serde::de::DeserializeOwned;
 
 use super::custody::{Obtained, SimulatedCustody, GENESIS_FILE};
-use super::refusal::{body_refusal, ApiRefusal};
+use super::refusal::{body_refusal, ApiRefusal, Reason};
 use super::state::Shared;
 use super::{setup, ServeError};
 use crate::client::{parse_answer, ClientError, HttpClient};
@@ -144,7 +144,7 @@ impl JoinRefusal {
 
 fn refused(error: &hermetic_custody::Error) -> ApiRefusal {
     let r = JoinRefusal::of(error);
-    ApiRefusal::new(r.status(), r.reason(), error.to_string())
+    ApiRefusal::new(r.status(), Reason::of(r.reason()), error.to_string())
 }
 
 fn join_error(error: &hermetic_custody::Error) -> ServeError {
@@ -239,19 +239,19 @@ fn parse<T: DeserializeOwned>(
 ) -> Result<T, ApiRefusal> {
     let body = body.map_err(body_refusal)?;
     serde_json::from_slice(&body)
-        .map_err(|_| ApiRefusal::bad_request("bad_request", format!("expected {expected}")))
+        .map_err(|_| ApiRefusal::bad_request(Reason::BadRequest, format!("expected {expected}")))
 }
 
 fn unavailable() -> ApiRefusal {
     ApiRefusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "join_unavailable",
+        Reason::JoinUnavailable,
         "this verifier has no NSM to attest with (serve --nsm): it cannot forward its key",
     )
 }
 
 fn internal(what: &str) -> ApiRefusal {
-    ApiRefusal::internal("internal_error", format!("{what} failed"))
+    ApiRefusal::internal(Reason::InternalError, format!("{what} failed"))
 }
 
 /// `POST /v1/custody/join/offer {"nonce": HEX}`: this replica's document for
@@ -280,7 +280,7 @@ pub(super) async fn offer(
             tracing::error!(event = "nsm_failed", error = %e);
             ApiRefusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "nsm_unavailable",
+                Reason::NsmUnavailable,
                 "no attestation document",
             )
         })?;

@@ -13,6 +13,7 @@ mod join;
 mod listener;
 mod metrics;
 mod rate_limit;
+mod reason;
 mod refusal;
 pub mod request_id;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use listener::{
 };
 pub use metrics::Metrics;
 pub use rate_limit::RateLimiter;
+pub use reason::Reason;
 pub use refusal::ApiRefusal;
 pub use state::{AppState, Unlogged};
 

@@ -5,15 +5,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hermetic_envelope::wire::Refusal;
 
+pub use super::reason::Reason;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRefusal {
     pub status: StatusCode,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl ApiRefusal {
-    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, reason: Reason, message: impl Into<String>) -> Self {
         ApiRefusal {
             status,
             reason,
@@ -21,31 +23,31 @@ impl ApiRefusal {
         }
     }
 
-    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason, message)
     }
 
-    pub fn forbidden(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, reason, message)
     }
 
-    pub fn internal(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn internal(reason: Reason, message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, reason, message)
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        Self::new(StatusCode::NOT_FOUND, Reason::NotFound, "no such endpoint")
     }
 }
 
 /// Attached to every refusal response so the logging middleware can name
 /// the reason without parsing the body.
 #[derive(Debug, Clone, Copy)]
-pub struct RefusalReason(pub &'static str);
+pub struct RefusalReason(pub Reason);
 
 impl IntoResponse for ApiRefusal {
     fn into_response(self) -> Response {
-        let mut body = Refusal::new(self.reason, self.message);
+        let mut body = Refusal::new(self.reason.as_str(), self.message);
         body.request_id = super::request_id::current().map(|id| id.to_string());
         let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(RefusalReason(self.reason));
@@ -64,10 +66,10 @@ pub fn body_refusal(rejection: axum::extract::rejection::BytesRejection) -> ApiR
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiRefusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
+            Reason::RequestTooLarge,
             "the request body is over the size limit",
         )
     } else {
-        ApiRefusal::bad_request("bad_request", "the request body could not be read")
+        ApiRefusal::bad_request(Reason::BadRequest, "the request body could not be read")
     }
 }

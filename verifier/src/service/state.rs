@@ -10,14 +10,14 @@ use aws_lc_rs::rand::SystemRandom;
 use axum::http::StatusCode;
 use hermetic_attestation::Verifier;
 use hermetic_envelope::wire::{
-    reason, ChallengeResponse, Receipt, ReleaseRequest, ReleaseResponse, WrappedSecret,
+    ChallengeResponse, Receipt, ReleaseRequest, ReleaseResponse, WrappedSecret,
 };
 use hermetic_envelope::{seal, EnclaveKey, ReleaseContext};
 
 use super::listener::address_key;
 use super::metrics::Metrics;
 use super::rate_limit::RateLimiter;
-use super::refusal::ApiRefusal;
+use super::refusal::{ApiRefusal, Reason};
 use crate::challenge::{IssueError, NonceBook};
 use crate::clock::Clock;
 use crate::log::{
@@ -91,7 +91,7 @@ impl AppState {
         appended.map_err(|e| {
             tracing::error!(event = "audit_log_failed", error = ?e);
             ApiRefusal::internal(
-                reason::AUDIT_LOG_UNAVAILABLE,
+                Reason::AuditLogUnavailable,
                 "the audit log could not be written",
             )
         })
@@ -105,7 +105,7 @@ impl AppState {
             .issue_to(&self.rng, self.clock.now(), address_key(client))
             .map_err(|e| {
                 self.metrics.refusal(e.reason(), None);
-                ApiRefusal::new(issue_status(&e), e.reason(), e.to_string())
+                ApiRefusal::new(issue_status(&e), Reason::of(e.reason()), e.to_string())
             })?;
         self.metrics.challenge();
         let expires_at =
@@ -151,7 +151,7 @@ impl AppState {
             Ok(r) => self.metrics.release(r.secrets.len(), started.elapsed()),
             Err(refusal) => self
                 .metrics
-                .refusal(refusal.reason, Some(started.elapsed())),
+                .refusal(refusal.reason.as_str(), Some(started.elapsed())),
         }
         result
     }
@@ -162,13 +162,16 @@ impl AppState {
         // anyone can send such requests, and nothing they sent is logged.
         let request: ReleaseRequest = serde_json::from_slice(body).map_err(|e| {
             self.unlogged(ApiRefusal::bad_request(
-                "bad_request",
+                Reason::BadRequest,
                 format!("the body is not a release request: {e}"),
             ))
         })?;
-        let document = request
-            .attestation_document_bytes()
-            .map_err(|e| self.unlogged(ApiRefusal::bad_request(e.reason(), e.to_string())))?;
+        let document = request.attestation_document_bytes().map_err(|e| {
+            self.unlogged(ApiRefusal::bad_request(
+                Reason::of(e.reason()),
+                e.to_string(),
+            ))
+        })?;
         let client = Some(client.to_string());
         let unavailable = std::cell::Cell::new(false);
         let grant = match decide(
@@ -186,7 +189,7 @@ impl AppState {
                 } else {
                     ApiRefusal::new(
                         status_of(&refused.error),
-                        refused.error.reason(),
+                        Reason::of(refused.error.reason()),
                         refused.error.to_string(),
                     )
                 };
@@ -235,12 +238,13 @@ impl AppState {
                 Ok(Some(found)) => found,
                 Ok(None) => {
                     let error = ReleaseError::UnknownSecret { name: name.clone() };
-                    let refusal = ApiRefusal::forbidden(error.reason(), error.to_string());
+                    let refusal =
+                        ApiRefusal::forbidden(Reason::of(error.reason()), error.to_string());
                     return Err(self.refused(&who, &requested, refusal));
                 }
                 Err(e) if e.is_row_refusal() => {
                     tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
-                    let refusal = ApiRefusal::forbidden(e.reason(), e.to_string());
+                    let refusal = ApiRefusal::forbidden(Reason::of(e.reason()), e.to_string());
                     return Err(self.refused(&who, &requested, refusal));
                 }
                 Err(e @ StoreError::Unavailable(_)) => {
@@ -250,7 +254,7 @@ impl AppState {
                 Err(e) => {
                     tracing::error!(event = "store_read_failed", error = %e);
                     let refusal = ApiRefusal::internal(
-                        reason::STORE_ERROR,
+                        Reason::StoreError,
                         "the secret store could not be read",
                     );
                     return Err(self.refused(&who, &requested, refusal));
@@ -260,7 +264,7 @@ impl AppState {
             match seal(&grant.recipient, &context, &value, &self.rng) {
                 Ok(sealed) => wrapped.push(WrappedSecret::from(&sealed)),
                 Err(e) => {
-                    let refusal = ApiRefusal::forbidden(e.reason(), e.to_string());
+                    let refusal = ApiRefusal::forbidden(Reason::of(e.reason()), e.to_string());
                     return Err(self.refused(&who, &requested, refusal));
                 }
             }
@@ -293,7 +297,7 @@ impl AppState {
                 drop(wrapped);
                 return Err(ApiRefusal::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    reason::WITNESS_UNAVAILABLE,
+                    Reason::WitnessUnavailable,
                     format!("the release record is logged but not cosigned by enough witnesses, so nothing is released: {e}"),
                 ));
             }
@@ -325,7 +329,7 @@ impl AppState {
         let proof = self.log.prove(appended.seq, size).map_err(|e| {
             tracing::error!(event = "audit_proof_failed", error = %e);
             ApiRefusal::internal(
-                reason::AUDIT_LOG_UNAVAILABLE,
+                Reason::AuditLogUnavailable,
                 "the audit log could not prove the release record",
             )
         })?;
@@ -343,7 +347,7 @@ impl AppState {
         let _ = self.audit(Entry {
             action: "release".into(),
             verdict: "refused".into(),
-            reason: Some(refusal.reason.into()),
+            reason: Some(refusal.reason.as_str().into()),
             secrets: requested.to_vec(),
             who: who.clone(),
             ..Entry::default()
@@ -354,7 +358,7 @@ impl AppState {
     /// Counts a release refusal that is not recorded one by one; the next
     /// `refusal_summary` record carries the count.
     pub fn unlogged(&self, refusal: ApiRefusal) -> ApiRefusal {
-        self.unlogged.count(refusal.reason);
+        self.unlogged.count(refusal.reason.as_str());
         refusal
     }
 
@@ -446,7 +450,7 @@ impl Unlogged {
 pub(super) fn store_unavailable() -> ApiRefusal {
     ApiRefusal::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
+        Reason::StoreUnavailable,
         "the store's database cannot be reached; retry",
     )
 }

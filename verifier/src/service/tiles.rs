@@ -14,7 +14,7 @@ use hermetic_tlog::tile::{
     encode_entry_bundle, read_tile_data, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH,
 };
 
-use super::refusal::ApiRefusal;
+use super::refusal::{ApiRefusal, Reason};
 use super::state::Shared;
 use crate::log::store::Hashes;
 
@@ -44,7 +44,7 @@ pub async fn log_key(State(state): State<Shared>) -> Response {
 fn not_found() -> Response {
     ApiRefusal::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        Reason::NotFound,
         "no such tile in the log's latest checkpoint",
     )
     .into_response()
@@ -96,9 +96,11 @@ pub async fn tile(State(state): State<Shared>, Path(rest): Path<String>) -> Resp
             .into_response(),
         Ok(Err(e)) => {
             tracing::error!(event = "tile_read_failed", error = %e);
-            ApiRefusal::internal("audit_log_unavailable", "the log could not be read")
+            ApiRefusal::internal(Reason::AuditLogUnavailable, "the log could not be read")
                 .into_response()
         }
-        Err(_) => ApiRefusal::internal("internal_error", "the tile task failed").into_response(),
+        Err(_) => {
+            ApiRefusal::internal(Reason::InternalError, "the tile task failed").into_response()
+        }
     }
 }
