@@ -15,6 +15,7 @@ use crate::{EnvelopeError, SealedSecret};
 
 /// A fresh challenge nonce for the enclave to put into its attestation document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeResponse {
     /// The nonce, lower-case hex.
     pub nonce: String,
@@ -39,6 +40,7 @@ impl ChallengeResponse {
 
 /// The enclave's request for secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseRequest {
     /// The NSM attestation document (COSE_Sign1, CBOR), standard padded base64.
     pub attestation_document: String,
@@ -63,6 +65,7 @@ impl ReleaseRequest {
 
 /// The verifier's answer to a granted [`ReleaseRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseResponse {
     /// One entry per released secret.
     pub secrets: Vec<WrappedSecret>,
@@ -78,6 +81,7 @@ pub struct ReleaseResponse {
 /// leaf bytes, JSON) and the RFC 6962 inclusion proof (standard base64
 /// hashes, leaf's sibling first), as in a C2SP tlog-proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The signed checkpoint note (c2sp.org/tlog-checkpoint).
     pub checkpoint: String,
@@ -93,6 +97,7 @@ pub struct Receipt {
 ///
 /// `version` is a JSON number; values above 2^53 do not survive JavaScript clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WrappedSecret {
     /// Name of the secret.
     pub name: String,

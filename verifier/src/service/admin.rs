@@ -13,9 +13,10 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::api::{self, Limits};
 use super::changes::{store_refusal, CreateSecret};
@@ -35,6 +36,7 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/v1/changes"),
     ("GET", "/admin/v1/policies"),
     ("GET", "/admin/v1/policies/{name}"),
+    ("GET", super::openapi::OPENAPI_ROUTE),
 ];
 
 /// The routes through which the admin token alone used to change a secret.
@@ -52,43 +54,43 @@ pub const RETIRED_ADMIN_ROUTES: &[(&str, &str)] = &[
 #[derive(Debug, Clone)]
 struct Admin(String);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecretList {
     pub secrets: Vec<SecretInfo>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyList {
     pub policies: Vec<String>,
 }
 
-pub fn router(state: Shared, limits: Limits) -> Router {
-    let admin = Router::new()
-        .route("/admin/v1/deployment", get(deployment))
-        .route("/admin/v1/secrets", get(list_secrets))
-        .route(
-            "/admin/v1/secrets/{name}",
-            get(secret_info)
-                .post(create_secret)
-                .put(owner_approval_required)
-                .delete(owner_approval_required),
-        )
-        .route(
-            "/admin/v1/secrets/{name}/rotate",
-            any(owner_approval_required),
-        )
-        .route("/admin/v1/changes", post(submit_change))
-        .route("/admin/v1/policies", get(list_policies))
-        .route(
-            "/admin/v1/policies/{name}",
-            get(get_policy)
-                .put(owner_approval_required)
-                .delete(owner_approval_required),
-        )
+/// The admin routes and their description, from the handlers' attributes.
+fn routes(state: &Shared) -> OpenApiRouter<Shared> {
+    let admin = OpenApiRouter::new()
+        .routes(routes!(deployment))
+        .routes(routes!(list_secrets))
+        .routes(routes!(secret_info, create_secret, retired_secret_write))
+        .routes(routes!(retired_rotate))
+        .routes(routes!(submit_change))
+        .routes(routes!(list_policies))
+        .routes(routes!(get_policy, retired_policy_write))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .route("/healthz", get(api::healthz))
+    OpenApiRouter::new()
+        .routes(routes!(api::healthz))
         .merge(admin)
+}
+
+pub fn router(state: Shared, limits: Limits) -> Router {
+    let (router, doc) = routes(&state).split_for_parts();
+    let document = super::openapi::to_json(&super::openapi::finish(
+        doc,
+        super::openapi::Listener::Admin,
+    ));
+    router
+        .route(
+            super::openapi::OPENAPI_ROUTE,
+            get(move || api::serve_openapi(document)),
+        )
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state.clone())
@@ -183,10 +185,29 @@ fn respond<T: Serialize>(status: StatusCode, result: Result<T, ApiRefusal>) -> R
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/deployment",
+    tag = "admin",
+
+    responses(
+        (status = 200, description = "The deployment id change statements must name, and the intake key values are sealed to", body = super::changes::DeploymentInfo),
+    )
+)]
 async fn deployment(State(state): State<Shared>) -> Response {
     respond(StatusCode::OK, Ok(state.deployment_info()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/secrets",
+    tag = "admin",
+
+    responses(
+        (status = 200, description = "Every secret's metadata (never a value)", body = SecretList),
+        (status = 403, description = "`row_tampered` or `row_rolled_back`: a stored row was altered outside the verifier", body = super::openapi::RefusalBody),
+    )
+)]
 async fn list_secrets(State(state): State<Shared>) -> Response {
     let result = blocking(move || {
         let secrets = state.store.list_secrets().map_err(|e| store_refusal(&e))?;
@@ -196,6 +217,18 @@ async fn list_secrets(State(state): State<Shared>) -> Response {
     respond(StatusCode::OK, result)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/secrets/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
+    responses(
+        (status = 200, description = "The secret's metadata (never its value)", body = SecretInfo),
+        (status = 400, description = "`invalid_name`", body = super::openapi::RefusalBody),
+        (status = 403, description = "`row_tampered` or `row_rolled_back`", body = super::openapi::RefusalBody),
+        (status = 404, description = "`unknown_secret`", body = super::openapi::RefusalBody),
+    )
+)]
 async fn secret_info(State(state): State<Shared>, Path(name): Path<String>) -> Response {
     let result = blocking(move || {
         check_name(&name)?;
@@ -209,6 +242,19 @@ async fn secret_info(State(state): State<Shared>, Path(name): Path<String>) -> R
     respond(StatusCode::OK, result)
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/secrets/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
+    request_body(content = CreateSecret, description = "The new secret's owners and threshold"),
+    responses(
+        (status = 201, description = "Created, with its owner set and no value or policy yet", body = super::changes::Created),
+        (status = 400, description = "`invalid_name`, `bad_request` (not a create body) or `invalid_owner_set`", body = super::openapi::RefusalBody),
+        (status = 403, description = "`row_tampered` or `row_rolled_back`", body = super::openapi::RefusalBody),
+        (status = 409, description = "`secret_exists`: its owners change it", body = super::openapi::RefusalBody),
+    )
+)]
 async fn create_secret(
     State(state): State<Shared>,
     Extension(admin): Extension<Admin>,
@@ -233,6 +279,19 @@ async fn create_secret(
     respond(StatusCode::CREATED, result)
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/changes",
+    tag = "admin",
+    request_body(content = super::openapi::JsonObject, description = "A statement file (`hermetic-verifier change sign` writes it): `{\"statement\": NOTE, ...content}` with the owner-signed `hermetic-change/v1` statement and the content it names"),
+    responses(
+        (status = 200, description = "The change is applied and logged", body = super::changes::ChangeApplied),
+        (status = 400, description = "`malformed_statement`, `invalid_policy`, `invalid_owner_set` or `invalid_content`", body = super::openapi::RefusalBody),
+        (status = 403, description = "`wrong_deployment`, `wrong_secret`, `unknown_owner`, `bad_signature`, `not_enough_approvals`, `stale_version`, `content_mismatch`, `no_owners`, `sealed_value_unreadable`, `row_tampered` or `row_rolled_back`", body = super::openapi::RefusalBody),
+        (status = 404, description = "`unknown_secret`", body = super::openapi::RefusalBody),
+        (status = 409, description = "`secret_exists`", body = super::openapi::RefusalBody),
+    )
+)]
 async fn submit_change(
     State(state): State<Shared>,
     Extension(admin): Extension<Admin>,
@@ -244,6 +303,53 @@ async fn submit_change(
     };
     let result = blocking(move || state.submit_change(&body, &admin.0)).await;
     respond(StatusCode::OK, result)
+}
+
+const RETIRED: &str = "`owner_approval_required`: values, policies and owners change only by owner-signed statements (`POST /admin/v1/changes`); the attempt is logged";
+
+#[utoipa::path(
+    method(put, delete),
+    path = "/admin/v1/secrets/{name}",
+    tag = "admin (retired)",
+    params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
+    responses((status = 403, description = RETIRED, body = super::openapi::RefusalBody))
+)]
+async fn retired_secret_write(
+    state: State<Shared>,
+    admin: Extension<Admin>,
+    name: Path<String>,
+) -> Response {
+    owner_approval_required(state, admin, name).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/v1/secrets/{name}/rotate",
+    tag = "admin (retired)",
+    params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
+    responses((status = 403, description = RETIRED, body = super::openapi::RefusalBody))
+)]
+async fn retired_rotate(
+    state: State<Shared>,
+    admin: Extension<Admin>,
+    name: Path<String>,
+) -> Response {
+    owner_approval_required(state, admin, name).await
+}
+
+#[utoipa::path(
+    method(put, delete),
+    path = "/admin/v1/policies/{name}",
+    tag = "admin (retired)",
+    params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
+    responses((status = 403, description = RETIRED, body = super::openapi::RefusalBody))
+)]
+async fn retired_policy_write(
+    state: State<Shared>,
+    admin: Extension<Admin>,
+    name: Path<String>,
+) -> Response {
+    owner_approval_required(state, admin, name).await
 }
 
 /// The old write routes: the admin token alone no longer changes who
@@ -284,6 +390,15 @@ async fn owner_approval_required(
     refusal.into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/policies",
+    tag = "admin",
+
+    responses(
+        (status = 200, description = "The names of the secrets that have a policy", body = PolicyList),
+    )
+)]
 async fn list_policies(State(state): State<Shared>) -> Response {
     let result = blocking(move || {
         let policies = state.store.policy_names().map_err(|e| store_refusal(&e))?;
@@ -301,6 +416,18 @@ fn no_policy(name: &str) -> ApiRefusal {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/policies/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
+    responses(
+        (status = 200, description = "The secret's release policy (TOML)", content_type = "text/plain", body = String),
+        (status = 400, description = "`invalid_name`", body = super::openapi::RefusalBody),
+        (status = 403, description = "`row_tampered` or `row_rolled_back`", body = super::openapi::RefusalBody),
+        (status = 404, description = "`no_policy` or `unknown_secret`", body = super::openapi::RefusalBody),
+    )
+)]
 async fn get_policy(State(state): State<Shared>, Path(name): Path<String>) -> Response {
     let result = blocking(move || {
         check_name(&name)?;

@@ -10,9 +10,12 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Extension, Json, Router};
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::openapi::RefusalBody;
 use super::refusal::{body_refusal, ApiRefusal, Reason, RefusalReason};
 use super::state::Shared;
 
@@ -28,6 +31,7 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/log/key"),
     ("POST", super::join::JOIN_OFFER_ROUTE),
     ("POST", super::join::JOIN_KEY_ROUTE),
+    ("GET", super::openapi::OPENAPI_ROUTE),
 ];
 
 /// Limits shared by both listeners.
@@ -37,18 +41,41 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-pub fn router(state: Shared, limits: Limits) -> Router {
-    Router::new()
-        .route("/v1/challenge", post(challenge))
-        .route("/v1/release", post(release))
-        .route("/v1/attestation", get(attestation))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/checkpoint", get(super::tiles::checkpoint))
+/// The public routes and their description, from the handlers' attributes.
+fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(challenge))
+        .routes(routes!(release))
+        .routes(routes!(attestation))
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(super::tiles::checkpoint))
+        .routes(routes!(super::tiles::log_key))
+        .routes(routes!(super::join::offer))
+        .routes(routes!(super::join::key))
+        // The tile path's one parameter spans several segments, which an
+        // OpenAPI path cannot say: described as `/tile/{path}` apart.
         .route("/tile/{*path}", get(super::tiles::tile))
-        .route("/v1/log/key", get(super::tiles::log_key))
-        .route(super::join::JOIN_OFFER_ROUTE, post(super::join::offer))
-        .route(super::join::JOIN_KEY_ROUTE, post(super::join::key))
+}
+
+/// The public API's OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(super::tiles::tile))]
+    struct Tiles;
+    let mut doc = routes().into_openapi();
+    doc.merge(<Tiles as utoipa::OpenApi>::openapi());
+    super::openapi::finish(doc, super::openapi::Listener::Public)
+}
+
+pub fn router(state: Shared, limits: Limits) -> Router {
+    let (router, _) = routes().split_for_parts();
+    let document = super::openapi::to_json(&openapi());
+    router
+        .route(
+            super::openapi::OPENAPI_ROUTE,
+            get(move || serve_openapi(document)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
@@ -61,6 +88,20 @@ pub fn router(state: Shared, limits: Limits) -> Router {
         .layer(from_fn(super::request_id::layer))
 }
 
+/// `GET /openapi.json`: the listener's OpenAPI document.
+pub async fn serve_openapi(document: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/attestation",
+    tag = "identity",
+    responses(
+        (status = 200, description = "The verifier's attestation document: raw CBOR COSE_Sign1, the bytes its TLS handshake carries", content_type = "application/cbor", body = Vec<u8>),
+        (status = 404, description = "`not_attested`: this verifier runs without an NSM", body = RefusalBody),
+    )
+)]
 /// The verifier's current attestation document (raw CBOR COSE_Sign1, the
 /// same bytes its TLS handshake carries): public, for tools and auditors.
 async fn attestation(State(state): State<Shared>) -> Response {
@@ -140,10 +181,22 @@ pub async fn method_not_allowed() -> ApiRefusal {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    responses((status = 200, description = "`ok`: the service runs", content_type = "text/plain", body = String))
+)]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition of the service's counters", content_type = "text/plain", body = String))
+)]
 async fn metrics(State(state): State<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -152,6 +205,16 @@ async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/challenge",
+    tag = "release",
+    responses(
+        (status = 200, description = "A fresh single-use nonce for the enclave's attestation document", body = hermetic_envelope::wire::ChallengeResponse),
+        (status = 429, description = "`too_many_outstanding_nonces` (this address holds too many unused challenges) or `rate_limited`", body = RefusalBody),
+        (status = 503, description = "`challenge_capacity`, `rng_failed`, `store_unavailable` or `timeout`; retry", body = RefusalBody),
+    )
+)]
 async fn challenge(
     State(state): State<Shared>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -165,6 +228,18 @@ async fn challenge(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/release",
+    tag = "release",
+    request_body(content = hermetic_envelope::wire::ReleaseRequest, description = "The enclave's attestation document (for a challenge's nonce) and the secrets it asks for"),
+    responses(
+        (status = 200, description = "The secrets, each sealed to the document's public key, and the release's log receipt", body = hermetic_envelope::wire::ReleaseResponse),
+        (status = 400, description = "`bad_request` (not a release request), `envelope_bad_base64`, `no_secrets_requested`, `too_many_secrets`, `invalid_name` or `duplicate_secret`", body = RefusalBody),
+        (status = 403, description = "The document or the request is refused: an attestation reason (`untrusted_root`, `bad_signature`, ...), a nonce reason (`nonce_unknown`, `nonce_expired`, `nonce_replayed`, `nonce_missing`), a policy reason (`pcr_mismatch`, `debug_enclave`, `document_too_old`, ...) or a secret's (`unknown_secret`, `no_policy`, `row_tampered`, ...)", body = RefusalBody),
+        (status = 503, description = "`store_unavailable`, `witness_unavailable` or `timeout`; retry with a fresh challenge", body = RefusalBody),
+    )
+)]
 async fn release(
     State(state): State<Shared>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,

@@ -21,7 +21,7 @@ use crate::log::{ChangeRecord, Entry, SecretRef, Who};
 use crate::store::{Applied, StoreChange, StoreError};
 
 /// Body of `POST /admin/v1/secrets/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSecret {
     /// Signed-note verifier keys of the owners.
@@ -31,7 +31,7 @@ pub struct CreateSecret {
 }
 
 /// Answer to a create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Created {
     pub name: String,
     pub version: u64,
@@ -40,7 +40,7 @@ pub struct Created {
 }
 
 /// Answer to an applied change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeApplied {
     pub name: String,
     pub action: String,
@@ -59,7 +59,7 @@ pub struct ChangeApplied {
 }
 
 /// `GET /admin/v1/deployment`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploymentInfo {
     /// Every change statement must name it.
     pub deployment: String,

@@ -256,6 +256,19 @@ fn internal(what: &str) -> ApiRefusal {
 
 /// `POST /v1/custody/join/offer {"nonce": HEX}`: this replica's document for
 /// the joiner's nonce, the genesis record and a single-use challenge.
+#[utoipa::path(
+    post,
+    path = "/v1/custody/join/offer",
+    tag = "custody",
+    request_body(content = super::openapi::JoinHello, description = "The joining replica's nonce"),
+    responses(
+        (status = 200, description = "`{\"challenge\": HEX, \"genesis\": {...}, \"attestation_document\": BASE64}`: this replica's document for the nonce, the genesis record and a single-use challenge", body = super::openapi::JsonObject),
+        (status = 400, description = "`bad_request`: not a join message", body = super::openapi::RefusalBody),
+        (status = 403, description = "A `join_*` reason", body = super::openapi::RefusalBody),
+        (status = 429, description = "`challenge_capacity` (64 outstanding) or `rate_limited`", body = super::openapi::RefusalBody),
+        (status = 503, description = "`join_unavailable` (no NSM), `nsm_unavailable`, `timeout`", body = super::openapi::RefusalBody),
+    )
+)]
 pub(super) async fn offer(
     State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,
@@ -299,6 +312,19 @@ pub(super) async fn offer(
 /// `POST /v1/custody/join/key {"challenge": HEX, "attestation_document":
 /// B64}`: the master key sealed to the joiner's checked document; logged
 /// as `key_forwarded` before it is answered.
+#[utoipa::path(
+    post,
+    path = "/v1/custody/join/key",
+    tag = "custody",
+    request_body(content = super::openapi::JoinKeyRequest, description = "The answered challenge and the joiner's attestation document"),
+    responses(
+        (status = 200, description = "`{\"genesis_id\", \"responder_document_sha256\", \"joiner_document_sha256\", \"enc\", \"ciphertext\"}`: the master key sealed to the joiner's attested key", body = super::openapi::JsonObject),
+        (status = 400, description = "`bad_request`: not a join message", body = super::openapi::RefusalBody),
+        (status = 403, description = "A `join_*` reason", body = super::openapi::RefusalBody),
+        (status = 429, description = "`challenge_capacity` or `rate_limited`", body = super::openapi::RefusalBody),
+        (status = 503, description = "`join_unavailable` (no NSM), `nsm_unavailable`, `timeout`", body = super::openapi::RefusalBody),
+    )
+)]
 pub(super) async fn key(
     State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,

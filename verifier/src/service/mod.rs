@@ -12,6 +12,7 @@ mod custody;
 mod join;
 mod listener;
 mod metrics;
+mod openapi;
 mod rate_limit;
 mod reason;
 mod refusal;

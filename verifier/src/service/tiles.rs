@@ -21,6 +21,12 @@ use crate::log::store::Hashes;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
 
+#[utoipa::path(
+    get,
+    path = "/checkpoint",
+    tag = "log",
+    responses((status = 200, description = "The log's latest signed checkpoint (c2sp.org/tlog-checkpoint), not cached", content_type = "text/plain", body = String))
+)]
 pub async fn checkpoint(State(state): State<Shared>) -> Response {
     let note = state.log.checkpoint().note.clone();
     (
@@ -33,6 +39,12 @@ pub async fn checkpoint(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/log/key",
+    tag = "log",
+    responses((status = 200, description = "The log's signed-note verifier key (what auditors and enclaves pin)", content_type = "text/plain", body = String))
+)]
 pub async fn log_key(State(state): State<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -50,6 +62,16 @@ fn not_found() -> Response {
     .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/tile/{path}",
+    tag = "log",
+    params(("path" = String, Path, description = "The rest of a C2SP tlog-tiles path, several segments: `L/N[.p/W]` for hashes, `entries/N[.p/W]` for entry bundles")),
+    responses(
+        (status = 200, description = "A hash tile or entry bundle the latest checkpoint covers (full tiles are immutable)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "`not_found`: no such tile in the latest checkpoint", body = super::openapi::RefusalBody),
+    )
+)]
 pub async fn tile(State(state): State<Shared>, Path(rest): Path<String>) -> Response {
     let Ok(tile) = format!("tile/{rest}").parse::<Tile>() else {
         return not_found();

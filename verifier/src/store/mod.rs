@@ -172,7 +172,7 @@ fn fault<'a>(table: &'static str, key: &'a str) -> impl FnOnce(RowFault) -> Stor
 pub type SecretValue = Zeroizing<Vec<u8>>;
 
 /// What may be listed about a secret: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SecretInfo {
     pub name: String,
     /// The last value version ever issued under this name (0: none yet).
