@@ -426,6 +426,22 @@ mod tests {
         }
     }
 
+    /// The README's table of reasons lists exactly the variants.
+    #[test]
+    fn the_readme_lists_every_reason() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let start = readme.find("| reason | status | meaning |").unwrap();
+        let listed: BTreeSet<&str> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with("| `"))
+            .map(|l| l[3..].split('`').next().unwrap())
+            .collect();
+        let all: BTreeSet<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(listed, all);
+    }
+
     /// The bodies of `fn reason(` / `fn as_str(` and of `pub mod reason`.
     fn reason_tables(text: &str) -> Vec<&str> {
         let mut out = Vec::new();
