@@ -133,6 +133,47 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
     );
     let (s, body, _) = release(&server, &enclave).await;
     assert_eq!((s, common::reason(&body)), (503, "sealed".to_owned()));
+    // While sealed, the public listener describes exactly its custody
+    // routes; a body over the limit is a documented refusal, not axum's
+    // plain-text answer.
+    let (s, doc) = get(format!("http://{}/openapi.json", server.public)).await;
+    assert_eq!(s, 200);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let described: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), p.clone()))
+        })
+        .collect();
+    let served: std::collections::BTreeSet<(String, String)> =
+        hermetic_verifier::service::SEALED_ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+    assert_eq!(described, served);
+    let (s, body) = HttpClient::default()
+        .send(
+            hyper::Method::POST,
+            &format!("http://{}/v1/custody/unseal/share", server.public),
+            &[],
+            vec![b'x'; 200 * 1024],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.as_u16(), common::reason(&body)),
+        (413, "request_too_large".to_owned())
+    );
+    assert!(
+        doc["paths"]["/v1/custody/unseal/share"]["post"]["responses"]
+            .get("413")
+            .is_some()
+    );
     let admin = AdminClient::new(&format!("http://{}", server.admin), token.trim());
     assert!(admin
         .create_secret("x", &[owner.verifier_key().to_string()], 1)

@@ -16,7 +16,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use hermetic_attestation::{TrustedRoot, UnixTime};
@@ -37,6 +37,7 @@ use super::{setup, ServeConfig, ServeError};
 use crate::clock::Clock;
 use crate::log::CustodyRecord;
 use crate::store::write_private;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The public genesis record, in the data directory.
 pub const GENESIS_FILE: &str = "genesis.json";
@@ -361,6 +362,31 @@ fn limited(state: &SealedState, addr: SocketAddr) -> Option<Response> {
     })
 }
 
+/// The sealed verifier's public routes (method, path): until K custodians
+/// unsealed it, the only ones that answer besides 503 `sealed`.
+pub const SEALED_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/v1/custody/genesis"),
+    ("POST", "/v1/custody/unseal/attest"),
+    ("POST", "/v1/custody/unseal/share"),
+    ("GET", super::openapi::OPENAPI_ROUTE),
+];
+
+/// The sealed public routes and their description.
+fn sealed_routes() -> OpenApiRouter<Arc<SealedState>> {
+    OpenApiRouter::new()
+        .routes(routes!(sealed_health))
+        .routes(routes!(sealed_genesis))
+        .routes(routes!(unseal_attest))
+        .routes(routes!(unseal_share))
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "custody",
+    responses((status = 200, description = "`{\"state\": \"sealed\", \"have\": H, \"need\": K}`: shares accepted so far and needed", body = super::openapi::JsonObject))
+)]
 async fn sealed_health(State(state): State<Arc<SealedState>>) -> Response {
     let (have, need) = state
         .unsealer
@@ -370,6 +396,12 @@ async fn sealed_health(State(state): State<Arc<SealedState>>) -> Response {
     Json(serde_json::json!({"state": "sealed", "have": have, "need": need})).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/custody/genesis",
+    tag = "custody",
+    responses((status = 200, description = "The genesis record (public: the custodians keep it)", body = super::openapi::JsonObject))
+)]
 async fn sealed_genesis(State(state): State<Arc<SealedState>>) -> Response {
     match state.unsealer.lock() {
         Ok(u) => Json(u.record().clone()).into_response(),
@@ -387,14 +419,33 @@ struct NonceBody {
     nonce: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/custody/unseal/attest",
+    tag = "custody",
+    request_body(content = super::openapi::JoinHello, description = "The custodian's nonce, lower-case hex"),
+    responses(
+        (status = 200, description = "`{\"genesis\", \"attestation_document\", \"have\", \"need\"}`: this enclave's document for the nonce, bound to the genesis record and carrying the key to re-seal a share to", body = super::openapi::JsonObject),
+        (status = 400, description = "`bad_request`: not `{\"nonce\": HEX}`, or a custody reason", body = super::openapi::RefusalBody),
+        (status = 403, description = "A custody reason", body = super::openapi::RefusalBody),
+        (status = 409, description = "`already_unsealed`", body = super::openapi::RefusalBody),
+        (status = 429, description = "`rate_limited` or `challenge_capacity`", body = super::openapi::RefusalBody),
+        (status = 503, description = "`nsm_unavailable`", body = super::openapi::RefusalBody),
+    )
+)]
 async fn unseal_attest(
     State(state): State<Arc<SealedState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     if let Some(r) = limited(&state, addr) {
         return r;
     }
+    // A body over the limit is a refusal like any other, not axum's text.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return super::refusal::body_refusal(rejection).into_response(),
+    };
     let Ok(NonceBody { nonce }) = serde_json::from_slice::<NonceBody>(&body) else {
         return refusal(
             StatusCode::BAD_REQUEST,
@@ -449,14 +500,32 @@ async fn unseal_attest(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/custody/unseal/share",
+    tag = "custody",
+    request_body(content = super::openapi::JsonObject, description = "A custodian's share re-sealed to this enclave's attested key (`hermetic-verifier custodian unseal` sends it)"),
+    responses(
+        (status = 200, description = "`{\"state\": \"sealed\", \"have\", \"need\"}`, or `{\"state\": \"unsealed\"}` with the K-th share", body = super::openapi::JsonObject),
+        (status = 400, description = "`bad_request`: not a re-sealed share, or a custody reason", body = super::openapi::RefusalBody),
+        (status = 403, description = "A custody reason (`not_a_custodian`, `unknown_document`, `resealed_share_open_failed`, `share_check_failed`, `commitment_mismatch`, ...)", body = super::openapi::RefusalBody),
+        (status = 409, description = "`already_unsealed`", body = super::openapi::RefusalBody),
+        (status = 429, description = "`rate_limited`", body = super::openapi::RefusalBody),
+    )
+)]
 async fn unseal_share(
     State(state): State<Arc<SealedState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     if let Some(r) = limited(&state, addr) {
         return r;
     }
+    // A body over the limit is a refusal like any other, not axum's text.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return super::refusal::body_refusal(rejection).into_response(),
+    };
     let Ok(share) = serde_json::from_slice::<ResealedShare>(&body) else {
         return refusal(
             StatusCode::BAD_REQUEST,
@@ -580,13 +649,19 @@ pub(super) async fn serve_sealed(
         done: Mutex::new(Some(tx)),
         accepted: Mutex::new(Vec::new()),
     });
-    let public_router = Router::new()
-        .route("/healthz", get(sealed_health))
-        .route("/v1/custody/genesis", get(sealed_genesis))
-        .route("/v1/custody/unseal/attest", post(unseal_attest))
-        .route("/v1/custody/unseal/share", post(unseal_share))
+    let (public_router, doc) = sealed_routes().split_for_parts();
+    let document = super::openapi::to_json(&super::openapi::finish(
+        doc,
+        super::openapi::Listener::Sealed,
+    ));
+    let public_router = public_router
+        .route(
+            super::openapi::OPENAPI_ROUTE,
+            get(move || super::api::serve_openapi(document)),
+        )
         .fallback(sealed_fallback)
         .with_state(state.clone())
+        .layer(axum::extract::DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::from_fn(super::request_id::layer));
     let admin_router = Router::new()
         .route("/healthz", get(sealed_health))

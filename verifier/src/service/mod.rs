@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 pub use admin::{token_hash, PolicyList, SecretList, ADMIN_ROUTES, RETIRED_ADMIN_ROUTES};
 pub use api::{Limits, PUBLIC_ROUTES};
 pub use changes::{ChangeApplied, CreateSecret, Created, DeploymentInfo};
-pub use custody::{DEV_CUSTODIAN_FILE, GENESIS_FILE};
+pub use custody::{DEV_CUSTODIAN_FILE, GENESIS_FILE, SEALED_ROUTES};
 pub use join::{JoinRefusal, JOIN_KEY_ROUTE, JOIN_OFFER_ROUTE};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,

@@ -29,6 +29,8 @@ pub const OPENAPI_ROUTE: &str = "/openapi.json";
 pub enum Listener {
     Public,
     Admin,
+    /// The public listener of a sealed verifier (custody routes only).
+    Sealed,
 }
 
 /// The `Refusal` body of every non-2xx answer (`hermetic_envelope::wire::Refusal`),
@@ -144,10 +146,12 @@ pub fn finish(mut doc: OpenApi, listener: Listener) -> OpenApi {
     doc.info.title = match listener {
         Listener::Public => "hermetic-verifier public API".into(),
         Listener::Admin => "hermetic-verifier admin API".into(),
+        Listener::Sealed => "hermetic-verifier sealed (custody) API".into(),
     };
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(match listener {
         Listener::Public => "The enclave-facing API: challenges, releases, the verifier's attestation, the transparency log's checkpoint and tiles, and replicas joining. Every non-2xx answer is a `Refusal`.".into(),
+        Listener::Sealed => "A sealed verifier's public listener: until K custodians re-sealed their shares to its attested key, only these routes answer; every other one answers 503 `sealed`. Every non-2xx answer is a `Refusal`.".into(),
         Listener::Admin => "The admin API (its own listener): every `/admin/v1` route needs `Authorization: Bearer TOKEN`. The token creates secrets and submits owner-signed changes; it never reads a value. Every non-2xx answer is a `Refusal`.".into(),
     });
     doc.info.license = Some(utoipa::openapi::License::new("Apache-2.0"));
