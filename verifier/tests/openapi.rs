@@ -14,9 +14,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 request on its own connection: (status, body).
 async fn send(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    send_with(addr, method, path, "", body).await
+}
+
+/// The same with extra header lines (each ending in CRLF).
+async fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).await.unwrap();
@@ -217,5 +228,106 @@ async fn anonymous_abuse_gets_documented_answers_only() {
     for expected in ["unauthorized", "bad_request", "not_attested", "not_found"] {
         assert!(seen.contains(expected), "{expected} not seen: {seen:?}");
     }
+    common::terminate(&mut server);
+}
+
+/// Found by probing what schemathesis did not generate: a path parameter
+/// that does not decode (invalid UTF-8) got axum's plain-text 400. Now a
+/// documented `bad_request` refusal, with or without the admin token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_path_parameters_are_documented_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = common::spawn(&data, &[]);
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let auth = format!("Authorization: Bearer {}\r\n", token.trim());
+    let admin = document(server.admin).await;
+    let public = document(server.public).await;
+    let cases = [
+        (
+            server.public,
+            &public,
+            "GET",
+            "/tile/%FF",
+            "/tile/{path}",
+            "",
+        ),
+        (
+            server.public,
+            &public,
+            "GET",
+            "/tile/0/%C0%AF",
+            "/tile/{path}",
+            "",
+        ),
+        (
+            server.admin,
+            &admin,
+            "GET",
+            "/admin/v1/secrets/%FF",
+            "/admin/v1/secrets/{name}",
+            auth.as_str(),
+        ),
+        (
+            server.admin,
+            &admin,
+            "POST",
+            "/admin/v1/secrets/%FF",
+            "/admin/v1/secrets/{name}",
+            auth.as_str(),
+        ),
+        (
+            server.admin,
+            &admin,
+            "DELETE",
+            "/admin/v1/secrets/%FF",
+            "/admin/v1/secrets/{name}",
+            auth.as_str(),
+        ),
+        (
+            server.admin,
+            &admin,
+            "POST",
+            "/admin/v1/secrets/%FF/rotate",
+            "/admin/v1/secrets/{name}/rotate",
+            auth.as_str(),
+        ),
+        (
+            server.admin,
+            &admin,
+            "GET",
+            "/admin/v1/policies/%FF",
+            "/admin/v1/policies/{name}",
+            auth.as_str(),
+        ),
+        (
+            server.admin,
+            &admin,
+            "PUT",
+            "/admin/v1/policies/%FF",
+            "/admin/v1/policies/{name}",
+            auth.as_str(),
+        ),
+    ];
+    for (addr, doc, method, path, template, headers) in cases {
+        let (status, body) = send_with(addr, method, path, headers, b"{}").await;
+        assert_eq!(
+            (status, common::reason(&body).as_str()),
+            (400, "bad_request"),
+            "{method} {path}"
+        );
+        assert!(
+            doc["paths"][template][method.to_lowercase()]["responses"]
+                .get("400")
+                .is_some(),
+            "{method} {template}"
+        );
+    }
+    // Without the token the admin routes still answer 401 first.
+    let (status, body) = send(server.admin, "GET", "/admin/v1/secrets/%FF", b"").await;
+    assert_eq!(
+        (status, common::reason(&body).as_str()),
+        (401, "unauthorized")
+    );
     common::terminate(&mut server);
 }

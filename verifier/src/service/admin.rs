@@ -9,7 +9,7 @@
 use aws_lc_rs::digest::{digest, SHA256};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::api::{self, Limits};
 use super::changes::{store_refusal, CreateSecret};
-use super::refusal::{body_refusal, ApiRefusal, Reason};
+use super::refusal::{body_refusal, ApiRefusal, PathParam, Reason};
 use super::state::Shared;
 use crate::log::{Entry, SecretRef, Who};
 use crate::policy::check_secret_name;
@@ -224,12 +224,12 @@ async fn list_secrets(State(state): State<Shared>) -> Response {
     params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
     responses(
         (status = 200, description = "The secret's metadata (never its value)", body = SecretInfo),
-        (status = 400, description = "`invalid_name`", body = super::openapi::RefusalBody),
+        (status = 400, description = "`invalid_name`, or `bad_request` (the name does not decode)", body = super::openapi::RefusalBody),
         (status = 403, description = "`row_tampered` or `row_rolled_back`", body = super::openapi::RefusalBody),
         (status = 404, description = "`unknown_secret`", body = super::openapi::RefusalBody),
     )
 )]
-async fn secret_info(State(state): State<Shared>, Path(name): Path<String>) -> Response {
+async fn secret_info(State(state): State<Shared>, PathParam(name): PathParam) -> Response {
     let result = blocking(move || {
         check_name(&name)?;
         state
@@ -250,7 +250,7 @@ async fn secret_info(State(state): State<Shared>, Path(name): Path<String>) -> R
     request_body(content = CreateSecret, description = "The new secret's owners and threshold"),
     responses(
         (status = 201, description = "Created, with its owner set and no value or policy yet", body = super::changes::Created),
-        (status = 400, description = "`invalid_name`, `bad_request` (not a create body) or `invalid_owner_set`", body = super::openapi::RefusalBody),
+        (status = 400, description = "`invalid_name`, `bad_request` (not a create body, or the name does not decode) or `invalid_owner_set`", body = super::openapi::RefusalBody),
         (status = 403, description = "`row_tampered` or `row_rolled_back`", body = super::openapi::RefusalBody),
         (status = 409, description = "`secret_exists`: its owners change it", body = super::openapi::RefusalBody),
     )
@@ -258,7 +258,7 @@ async fn secret_info(State(state): State<Shared>, Path(name): Path<String>) -> R
 async fn create_secret(
     State(state): State<Shared>,
     Extension(admin): Extension<Admin>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -312,12 +312,15 @@ const RETIRED: &str = "`owner_approval_required`: values, policies and owners ch
     path = "/admin/v1/secrets/{name}",
     tag = "admin (retired)",
     params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
-    responses((status = 403, description = RETIRED, body = super::openapi::RefusalBody))
+    responses(
+        (status = 400, description = "`bad_request`: the name does not decode", body = super::openapi::RefusalBody),
+        (status = 403, description = RETIRED, body = super::openapi::RefusalBody),
+    )
 )]
 async fn retired_secret_write(
     state: State<Shared>,
     admin: Extension<Admin>,
-    name: Path<String>,
+    name: PathParam,
 ) -> Response {
     owner_approval_required(state, admin, name).await
 }
@@ -327,12 +330,15 @@ async fn retired_secret_write(
     path = "/admin/v1/secrets/{name}/rotate",
     tag = "admin (retired)",
     params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
-    responses((status = 403, description = RETIRED, body = super::openapi::RefusalBody))
+    responses(
+        (status = 400, description = "`bad_request`: the name does not decode", body = super::openapi::RefusalBody),
+        (status = 403, description = RETIRED, body = super::openapi::RefusalBody),
+    )
 )]
 async fn retired_rotate(
     state: State<Shared>,
     admin: Extension<Admin>,
-    name: Path<String>,
+    name: PathParam,
 ) -> Response {
     owner_approval_required(state, admin, name).await
 }
@@ -342,12 +348,15 @@ async fn retired_rotate(
     path = "/admin/v1/policies/{name}",
     tag = "admin (retired)",
     params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
-    responses((status = 403, description = RETIRED, body = super::openapi::RefusalBody))
+    responses(
+        (status = 400, description = "`bad_request`: the name does not decode", body = super::openapi::RefusalBody),
+        (status = 403, description = RETIRED, body = super::openapi::RefusalBody),
+    )
 )]
 async fn retired_policy_write(
     state: State<Shared>,
     admin: Extension<Admin>,
-    name: Path<String>,
+    name: PathParam,
 ) -> Response {
     owner_approval_required(state, admin, name).await
 }
@@ -357,7 +366,7 @@ async fn retired_policy_write(
 async fn owner_approval_required(
     State(state): State<Shared>,
     Extension(admin): Extension<Admin>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> Response {
     let refusal = ApiRefusal::forbidden(
         Reason::OwnerApprovalRequired,
@@ -423,12 +432,12 @@ fn no_policy(name: &str) -> ApiRefusal {
     params(("name" = String, Path, description = "The secret's name: 1 to 128 characters of `[A-Za-z0-9._-]`")),
     responses(
         (status = 200, description = "The secret's release policy (TOML)", content_type = "text/plain", body = String),
-        (status = 400, description = "`invalid_name`", body = super::openapi::RefusalBody),
+        (status = 400, description = "`invalid_name`, or `bad_request` (the name does not decode)", body = super::openapi::RefusalBody),
         (status = 403, description = "`row_tampered` or `row_rolled_back`", body = super::openapi::RefusalBody),
         (status = 404, description = "`no_policy` or `unknown_secret`", body = super::openapi::RefusalBody),
     )
 )]
-async fn get_policy(State(state): State<Shared>, Path(name): Path<String>) -> Response {
+async fn get_policy(State(state): State<Shared>, PathParam(name): PathParam) -> Response {
     let result = blocking(move || {
         check_name(&name)?;
         let policy = state

@@ -73,3 +73,28 @@ pub fn body_refusal(rejection: axum::extract::rejection::BytesRejection) -> ApiR
         ApiRefusal::bad_request(Reason::BadRequest, "the request body could not be read")
     }
 }
+
+/// A route's one path parameter, refused as a [`Refusal`] (400
+/// `bad_request`) when it does not decode (invalid percent-encoding or
+/// UTF-8), where axum's own `Path` would answer in plain text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
+    type Rejection = ApiRefusal;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| PathParam(p))
+            .map_err(|e| {
+                ApiRefusal::bad_request(
+                    Reason::BadRequest,
+                    format!("the path does not decode: {}", e.body_text()),
+                )
+            })
+    }
+}

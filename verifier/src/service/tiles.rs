@@ -7,14 +7,14 @@
 //! partial tiles and the checkpoint change as the log grows and are not
 //! cached (c2sp.org/tlog-tiles, "Partial Tiles", leaves caching to logs).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hermetic_tlog::tile::{
     encode_entry_bundle, read_tile_data, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH,
 };
 
-use super::refusal::{ApiRefusal, Reason};
+use super::refusal::{ApiRefusal, PathParam, Reason};
 use super::state::Shared;
 use crate::log::store::Hashes;
 
@@ -69,10 +69,11 @@ fn not_found() -> Response {
     params(("path" = String, Path, description = "The rest of a C2SP tlog-tiles path, several segments: `L/N[.p/W]` for hashes, `entries/N[.p/W]` for entry bundles")),
     responses(
         (status = 200, description = "A hash tile or entry bundle the latest checkpoint covers (full tiles are immutable)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "`bad_request`: the path does not decode", body = super::openapi::RefusalBody),
         (status = 404, description = "`not_found`: no such tile in the latest checkpoint", body = super::openapi::RefusalBody),
     )
 )]
-pub async fn tile(State(state): State<Shared>, Path(rest): Path<String>) -> Response {
+pub async fn tile(State(state): State<Shared>, PathParam(rest): PathParam) -> Response {
     let Ok(tile) = format!("tile/{rest}").parse::<Tile>() else {
         return not_found();
     };
