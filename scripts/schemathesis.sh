@@ -68,15 +68,18 @@ token="$(cat "$work/data/admin.token")"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,refusal_reason_documented
+venv="$(cd "$venv" && pwd)"
+# Run inside the scratch directory: schemathesis keeps its cache of
+# failing cases in ./.schemathesis, which goes away with it.
 run() {
-  "$venv/bin/schemathesis" run "$1/openapi.json" \
+  (cd "$work" && "$venv/bin/schemathesis" run "$1/openapi.json" \
     --checks "$checks" \
     --max-examples "$examples" \
     --seed "${SCHEMATHESIS_SEED:-20261202}" \
     --workers 1 \
     --no-color \
     --phases examples,coverage,fuzzing \
-    "${@:2}"
+    "${@:2}")
 }
 status=0
 run "$public" || status=1
