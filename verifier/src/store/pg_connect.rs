@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use hermetic_transport::proxy::connect_via;
 use hermetic_transport::Endpoint;
-use postgres::config::{Host, SslMode};
+use postgres::config::{Host, SslMode, SslNegotiation};
 use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use postgres::{Client, Config, NoTls, Socket};
 use rustls_pki_types::pem::PemObject;
@@ -161,6 +161,11 @@ impl PgConnector {
                     ))
                 }
             };
+            if config.get_ssl_negotiation() == SslNegotiation::Direct {
+                return Err(StoreError::Db(
+                    "--store-via: the parent admits PostgreSQL's SSLRequest before TLS, not sslnegotiation=direct".into(),
+                ));
+            }
             if !config.get_hostaddrs().is_empty() {
                 return Err(StoreError::Db(
                     "--store-via: the URL may not set hostaddr (the parent resolves the host)"
@@ -423,5 +428,97 @@ impl AsyncWrite for RustlsStream {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn ca_file(dir: &Path) -> PathBuf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, cert.pem()).unwrap();
+        path
+    }
+
+    fn configured(connector: &mut PgConnector, url: &str) -> Result<Config, StoreError> {
+        let mut config = Config::from_str(url).unwrap();
+        connector.configure(&mut config).map(|()| config)
+    }
+
+    #[test]
+    fn a_pinned_ca_requires_tls_and_none_refuses_require() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca_file(dir.path());
+        let mut tls = PgConnector::new(Some(&ca), None).unwrap();
+        let config = configured(&mut tls, "postgres://u@db:5432/h?sslmode=prefer").unwrap();
+        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+        let e = configured(&mut tls, "postgres://u@db/h?sslmode=disable").unwrap_err();
+        assert!(e.to_string().contains("sslmode=disable"), "{e}");
+
+        let mut plain = PgConnector::plain();
+        let config = configured(&mut plain, "postgres://u@db/h").unwrap();
+        assert_eq!(config.get_ssl_mode(), SslMode::Disable);
+        let e = configured(&mut plain, "postgres://u@db/h?sslmode=require").unwrap_err();
+        assert!(e.to_string().contains("--store-ca"), "{e}");
+    }
+
+    #[test]
+    fn the_parent_is_asked_for_the_urls_one_tcp_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca_file(dir.path());
+        let parent: Endpoint = "unix:///run/parent.sock".parse().unwrap();
+        let mut via = PgConnector::new(Some(&ca), Some(parent.clone())).unwrap();
+        configured(&mut via, "postgres://u@db.internal:6432/h").unwrap();
+        let dest = via.via.as_ref().and_then(|v| v.dest.clone());
+        assert_eq!(dest, Some("tcp://db.internal:6432".parse().unwrap()));
+        configured(&mut via, "postgres://u@[2001:db8::1]/h").unwrap();
+        let dest = via.via.as_ref().and_then(|v| v.dest.clone());
+        assert_eq!(dest, Some("tcp://[2001:db8::1]:5432".parse().unwrap()));
+        for url in [
+            "postgres://u@%2Frun%2Fpostgresql/h",
+            "postgres://u@a:1,b:2/h",
+            "postgres://u@db/h?hostaddr=10.0.0.1",
+            "postgres://u@db/h?sslnegotiation=direct",
+        ] {
+            assert!(configured(&mut via, url).is_err(), "{url}");
+        }
+        // Without a pinned CA the parent route is refused outright.
+        let e = PgConnector::new(None, Some(parent)).unwrap_err();
+        assert!(e.to_string().contains("--store-ca"), "{e}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = PgConnector::new(Some(&empty), None).unwrap_err();
+        assert!(e.to_string().contains("holds no certificate"), "{e}");
+        let missing = dir.path().join("missing.pem");
+        let e = PgConnector::new(Some(&missing), None).unwrap_err();
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+    }
+
+    #[test]
+    fn the_forwarders_config_connects_to_loopback_and_keeps_the_name() {
+        let mut config =
+            Config::from_str("postgres://u@db.internal:6432/h?connect_timeout=7").unwrap();
+        config.password("pw").application_name("hermetic-verifier");
+        let local = local_config(&config, 40000);
+        assert_eq!(local.get_hosts(), &[Host::Tcp("db.internal".into())]);
+        assert_eq!(local.get_hostaddrs(), &[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        assert_eq!(local.get_ports(), &[40000]);
+        assert_eq!(local.get_user(), Some("u"));
+        assert_eq!(local.get_password(), Some(&b"pw"[..]));
+        assert_eq!(local.get_dbname(), Some("h"));
+        assert_eq!(local.get_application_name(), Some("hermetic-verifier"));
+        assert_eq!(local.get_connect_timeout(), Some(&Duration::from_secs(7)));
     }
 }
