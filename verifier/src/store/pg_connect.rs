@@ -10,8 +10,10 @@
 //! PostgreSQL manual §34.19.1 "Client Verification of Server
 //! Certificates"). The driver's TLS hook is `tokio_postgres::tls`
 //! (`MakeTlsConnect`/`TlsConnect`), implemented here over `tokio-rustls` in
-//! a few lines: the published adapters (`tokio-postgres-rustls`,
-//! `postgres-rustls`) pin other rustls versions or pull in `ring`.
+//! a few lines, with no new dependency: rust-postgres' own `postgres-rustls`
+//! (0.5) depends on openssl, ring and x509-certificate, and the original
+//! `tokio-postgres-rustls` is unmaintained by its maintained fork's account
+//! (khorsolutions/tokio-postgres-rustls-improved, README).
 //!
 //! **Through the parent**: the sync `postgres` driver connects its own
 //! sockets and has no `connect_raw`, so each new connection gets a
