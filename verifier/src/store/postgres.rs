@@ -138,7 +138,7 @@ pub(crate) fn pg_error(e: postgres::Error) -> StoreError {
 /// A few open connections, reused; a broken one is dropped, not returned.
 struct Pool {
     config: Config,
-    connector: super::pg_connect::PgConnector,
+    connector: PgConnector,
     idle: Mutex<(Vec<Client>, usize)>,
     freed: Condvar,
 }
