@@ -9,7 +9,12 @@
 //! every connection is relayed to the one fixed destination (the verifier
 //! enclave's vsock port), with the same record checks, limits and logs.
 //! There is no destination line: inbound clients speak plain TLS.
+//!
+//! A destination allowed with [`Config::allow_postgres`] is a PostgreSQL
+//! server: before its TLS records the parent relays PostgreSQL's SSLRequest
+//! and the server's `S`, and nothing else in plaintext ([`postgres`]).
 
+pub mod postgres;
 pub mod record;
 mod relay;
 
@@ -30,6 +35,10 @@ pub struct Config {
     pub listen: Endpoint,
     /// Destinations an enclave may ask for; anything else is refused.
     pub allow: Vec<Endpoint>,
+    /// PostgreSQL destinations an enclave may ask for: the same as `allow`,
+    /// but the connection begins with PostgreSQL's SSLRequest and the
+    /// server's `S` (exactly those bytes) before its TLS records.
+    pub allow_postgres: Vec<Endpoint>,
     /// Inbound mode: relay every accepted connection to this endpoint (no
     /// destination line; `allow` is then empty).
     pub forward_to: Option<Endpoint>,
@@ -58,6 +67,7 @@ impl Config {
         Config {
             listen,
             allow,
+            allow_postgres: Vec::new(),
             forward_to: None,
             max_connections: 64,
             connections_per_second: 50,
@@ -83,8 +93,10 @@ pub enum ParentError {
     },
     #[error("the allow-list is empty: the parent would relay nothing")]
     EmptyAllowList,
-    #[error("inbound mode (--forward-to) relays to one destination: give no --allow")]
+    #[error("inbound mode (--forward-to) relays to one destination: give no --allow or --allow-postgres")]
     ForwardWithAllowList,
+    #[error("{0} is given with both --allow and --allow-postgres: choose what it is")]
+    AllowedTwice(Endpoint),
 }
 
 /// A bound proxy, ready to run.
@@ -119,10 +131,18 @@ impl Bucket {
 
 impl Proxy {
     pub async fn bind(config: Config) -> Result<Self, ParentError> {
-        match (&config.forward_to, config.allow.is_empty()) {
+        let no_allow = config.allow.is_empty() && config.allow_postgres.is_empty();
+        match (&config.forward_to, no_allow) {
             (None, true) => return Err(ParentError::EmptyAllowList),
             (Some(_), false) => return Err(ParentError::ForwardWithAllowList),
             _ => {}
+        }
+        if let Some(both) = config
+            .allow_postgres
+            .iter()
+            .find(|d| config.allow.contains(d))
+        {
+            return Err(ParentError::AllowedTwice(both.clone()));
         }
         let capture = match &config.capture {
             Some(path) => Some(Arc::new(Capture::create(path).map_err(|source| {
@@ -260,12 +280,13 @@ async fn handle_outbound(
             return;
         }
     };
-    if !cfg.allow.contains(&dest) {
+    let is_postgres = cfg.allow_postgres.contains(&dest);
+    if !is_postgres && !cfg.allow.contains(&dest) {
         tracing::warn!(%peer, %dest, "connection refused: destination not allowed");
         let _ = write_answer(&mut enclave, Some("destination not allowed")).await;
         return;
     }
-    let upstream = match tokio::time::timeout(cfg.handshake_timeout, connect(&dest)).await {
+    let mut upstream = match tokio::time::timeout(cfg.handshake_timeout, connect(&dest)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::warn!(%peer, %dest, error = %e, "destination unreachable");
@@ -281,6 +302,14 @@ async fn handle_outbound(
     if write_answer(&mut enclave, None).await.is_err() {
         return;
     }
+    if is_postgres {
+        if let Err(reason) =
+            postgres_preamble(&mut enclave, &mut upstream, cfg, capture.as_deref()).await
+        {
+            tracing::warn!(%peer, %dest, %reason, "connection closed: refused before TLS");
+            return;
+        }
+    }
     let started = Instant::now();
     let (up, down, reason) = relay::relay(enclave, upstream, cfg, capture.as_deref()).await;
     tracing::info!(
@@ -294,4 +323,47 @@ async fn handle_outbound(
         closed = %reason,
         "connection closed"
     );
+}
+
+/// Why a PostgreSQL connection closed before its TLS records.
+#[derive(Debug, thiserror::Error)]
+enum PreambleClose {
+    #[error("refused: {0}")]
+    Refused(#[from] postgres::PreambleError),
+    #[error("no SSLRequest or answer within {0:?}")]
+    Timeout(Duration),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Relays PostgreSQL's SSLRequest (enclave → server) and the `S` answer
+/// (server → enclave), each checked byte for byte, and captures both.
+async fn postgres_preamble(
+    enclave: &mut Stream,
+    upstream: &mut Stream,
+    cfg: &Config,
+    capture: Option<&Capture>,
+) -> Result<(), PreambleClose> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let within = cfg.handshake_timeout;
+    let mut request = [0u8; 8];
+    tokio::time::timeout(within, enclave.read_exact(&mut request))
+        .await
+        .map_err(|_| PreambleClose::Timeout(within))??;
+    postgres::check_request(&request)?;
+    upstream.write_all(&request).await?;
+    upstream.flush().await?;
+    if let Some(c) = capture {
+        c.write(b'>', &request);
+    }
+    let answer = tokio::time::timeout(within, upstream.read_u8())
+        .await
+        .map_err(|_| PreambleClose::Timeout(within))??;
+    postgres::check_answer(answer)?;
+    enclave.write_all(&[answer]).await?;
+    enclave.flush().await?;
+    if let Some(c) = capture {
+        c.write(b'<', &[answer]);
+    }
+    Ok(())
 }

@@ -17,6 +17,8 @@ use tokio::signal::unix::{signal, SignalKind};
 /// The enclave connects to --listen and names a destination; the parent
 /// connects it only if that destination is given with --allow, then relays
 /// TLS records both ways (plaintext is refused), logging byte counts only.
+/// A PostgreSQL server given with --allow-postgres may also receive the
+/// SSLRequest that precedes its TLS handshake, and answer it with 'S'.
 ///
 /// Inbound mode (--forward-to): for a verifier running as an enclave on
 /// this host, clients connect to --listen (tcp://0.0.0.0:8443) and each
@@ -34,10 +36,21 @@ struct Cli {
     #[arg(
         long = "allow",
         value_name = "ENDPOINT",
-        required_unless_present = "forward_to",
+        required_unless_present_any = ["forward_to", "allow_postgres"],
         conflicts_with = "forward_to"
     )]
     allow: Vec<Endpoint>,
+    /// A PostgreSQL server enclaves may reach, e.g. tcp://db.internal:5432.
+    /// Repeatable. Its connections may begin with PostgreSQL's 8-byte
+    /// SSLRequest and the server's one-byte 'S' answer, exactly those
+    /// (any other plaintext, or an 'N', closes the connection); then TLS
+    /// records only, as for --allow.
+    #[arg(
+        long = "allow-postgres",
+        value_name = "ENDPOINT",
+        conflicts_with = "forward_to"
+    )]
+    allow_postgres: Vec<Endpoint>,
     /// Inbound mode: relay every connection accepted on --listen to this
     /// endpoint (the verifier enclave, e.g. vsock://16:8443).
     #[arg(long, value_name = "ENDPOINT")]
@@ -90,6 +103,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let mut config = Config::new(cli.listen, cli.allow);
+    config.allow_postgres = cli.allow_postgres;
     config.forward_to = cli.forward_to;
     config.max_connections = cli.max_connections;
     config.connections_per_second = cli.connections_per_second;
@@ -99,6 +113,11 @@ async fn run(cli: Cli) -> ExitCode {
     config.capture = cli.capture;
     config.shutdown_grace = cli.shutdown_grace;
     let allow: Vec<String> = config.allow.iter().map(ToString::to_string).collect();
+    let allow_postgres: Vec<String> = config
+        .allow_postgres
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let forward = config.forward_to.clone();
     let proxy = match Proxy::bind(config).await {
         Ok(p) => p,
@@ -121,7 +140,12 @@ async fn run(cli: Cli) -> ExitCode {
         Some(dest) => {
             tracing::info!(listen = %proxy.local_endpoint(), forward_to = %dest, "listening")
         }
-        None => tracing::info!(listen = %proxy.local_endpoint(), allow = ?allow, "listening"),
+        None => tracing::info!(
+            listen = %proxy.local_endpoint(),
+            allow = ?allow,
+            allow_postgres = ?allow_postgres,
+            "listening"
+        ),
     }
     proxy
         .run(async {

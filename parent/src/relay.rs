@@ -48,7 +48,9 @@ impl fmt::Display for CloseReason {
 }
 
 /// The capture file: for each relayed record, `>` (enclave → destination)
-/// or `<` (destination → enclave), then the record bytes as relayed.
+/// or `<` (destination → enclave), then the record bytes as relayed. A
+/// PostgreSQL destination's connection begins with `>` and the 8-byte
+/// SSLRequest, then `<` and the one byte `S` ([`crate::postgres`]).
 pub struct Capture {
     file: Mutex<File>,
 }
@@ -60,7 +62,7 @@ impl Capture {
         })
     }
 
-    fn write(&self, direction: u8, record: &[u8]) {
+    pub(crate) fn write(&self, direction: u8, record: &[u8]) {
         if let Ok(mut f) = self.file.lock() {
             let _ = f.write_all(&[direction]).and_then(|_| f.write_all(record));
         }

@@ -75,3 +75,21 @@ fn sigterm_stops_it_cleanly() {
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
     assert!(!sock.exists(), "the socket file is removed on shutdown");
 }
+
+#[test]
+fn allow_postgres_conflicts_with_forward_to() {
+    let out = bin()
+        .args([
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--allow-postgres",
+            "tcp://127.0.0.1:9",
+            "--forward-to",
+            "tcp://127.0.0.1:10",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-postgres"), "{err}");
+}

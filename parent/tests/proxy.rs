@@ -362,3 +362,173 @@ async fn inbound_mode_relays_tls_records_to_its_one_destination_and_refuses_plai
         Some(hermetic_parent::ParentError::ForwardWithAllowList)
     ));
 }
+
+/// A PostgreSQL stand-in: reads the 8-byte SSLRequest, answers `answer`,
+/// then echoes records back; reports every byte it received.
+async fn postgres_upstream(
+    endpoint: &Endpoint,
+    answer: u8,
+) -> (Endpoint, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    let listener = Listener::bind(endpoint).await.unwrap();
+    let bound = listener.local_endpoint();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut all = vec![0u8; 8];
+                if s.read_exact(&mut all).await.is_err() {
+                    let _ = tx.send(Vec::new());
+                    return;
+                }
+                if s.write_all(&[answer]).await.is_err() {
+                    let _ = tx.send(all);
+                    return;
+                }
+                let mut buf = [0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            all.extend_from_slice(&buf[..n]);
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = tx.send(all);
+            });
+        }
+    });
+    (bound, rx)
+}
+
+const SSL_REQUEST: [u8; 8] = hermetic_parent::postgres::SSL_REQUEST;
+
+async fn read_all(s: &mut hermetic_transport::Stream) -> Vec<u8> {
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    rest
+}
+
+#[tokio::test]
+async fn postgres_ssl_request_then_tls_records_are_relayed_and_captured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mut received) = postgres_upstream(&unix(dir.path(), "db.sock"), b'S').await;
+    let mut cfg = Config::new(unix(dir.path(), "parent.sock"), vec![]);
+    cfg.allow_postgres = vec![db.clone()];
+    let capture = dir.path().join("capture.bin");
+    cfg.capture = Some(capture.clone());
+    let proxy = start(cfg).await;
+
+    let mut s = connect_via(&proxy.endpoint, &db, WAIT).await.unwrap();
+    s.write_all(&SSL_REQUEST).await.unwrap();
+    let mut answer = [0u8; 1];
+    tokio::time::timeout(WAIT, s.read_exact(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&answer, b"S");
+    let hello = record(22, b"client hello");
+    s.write_all(&hello).await.unwrap();
+    let mut back = vec![0u8; hello.len()];
+    tokio::time::timeout(WAIT, s.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, hello);
+    // A second SSLRequest after 'S' is plaintext inside the TLS phase.
+    s.write_all(&SSL_REQUEST).await.unwrap();
+    assert!(read_all(&mut s).await.is_empty());
+    let got = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, [SSL_REQUEST.to_vec(), hello.clone()].concat());
+    proxy.shutdown().await;
+    let captured = std::fs::read(&capture).unwrap();
+    let expected = [
+        vec![b'>'],
+        SSL_REQUEST.to_vec(),
+        vec![b'<', b'S', b'>'],
+        hello.clone(),
+        vec![b'<'],
+        hello,
+    ]
+    .concat();
+    assert_eq!(captured, expected);
+}
+
+#[tokio::test]
+async fn a_plaintext_startup_message_to_postgres_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mut received) = postgres_upstream(&unix(dir.path(), "db.sock"), b'S').await;
+    let mut cfg = Config::new(unix(dir.path(), "parent.sock"), vec![]);
+    cfg.allow_postgres = vec![db.clone()];
+    let proxy = start(cfg).await;
+
+    let mut s = connect_via(&proxy.endpoint, &db, WAIT).await.unwrap();
+    // StartupMessage, protocol 3.0: "user" "hermetic" in plaintext.
+    let mut startup = vec![0, 0, 0, 0, 0, 3, 0, 0];
+    startup.extend_from_slice(b"user\0hermetic\0\0");
+    let len = startup.len() as u32;
+    startup[..4].copy_from_slice(&len.to_be_bytes());
+    s.write_all(&startup).await.unwrap();
+    assert!(read_all(&mut s).await.is_empty());
+    // Nothing of it reached the database: its connection closed empty.
+    let got = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.is_empty(), "the database received {got:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_postgres_server_answering_n_is_not_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mut received) = postgres_upstream(&unix(dir.path(), "db.sock"), b'N').await;
+    let mut cfg = Config::new(unix(dir.path(), "parent.sock"), vec![]);
+    cfg.allow_postgres = vec![db.clone()];
+    let proxy = start(cfg).await;
+
+    let mut s = connect_via(&proxy.endpoint, &db, WAIT).await.unwrap();
+    s.write_all(&SSL_REQUEST).await.unwrap();
+    // The 'N' is not passed on: the enclave sees the connection close.
+    assert!(read_all(&mut s).await.is_empty());
+    let got = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, SSL_REQUEST.to_vec());
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_ssl_request_to_a_plain_tls_destination_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, _received) = echo_upstream(&unix(dir.path(), "up.sock")).await;
+    let mut cfg = Config::new(unix(dir.path(), "parent.sock"), vec![upstream.clone()]);
+    cfg.allow_postgres = vec![unix(dir.path(), "other.sock")];
+    let proxy = start(cfg).await;
+    let mut s = connect_via(&proxy.endpoint, &upstream, WAIT).await.unwrap();
+    s.write_all(&SSL_REQUEST).await.unwrap();
+    assert!(read_all(&mut s).await.is_empty());
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_destination_allowed_both_ways_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = unix(dir.path(), "db.sock");
+    let mut cfg = Config::new(unix(dir.path(), "parent.sock"), vec![db.clone()]);
+    cfg.allow_postgres = vec![db];
+    let err = Proxy::bind(cfg).await.err().unwrap().to_string();
+    assert!(err.contains("both --allow and --allow-postgres"), "{err}");
+}

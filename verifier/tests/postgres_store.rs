@@ -231,60 +231,12 @@ mod replicas {
     use std::sync::Arc;
 
     use super::*;
+    use crate::common::pg::{is_root, PrivateCluster};
+    use crate::common::release_at as release;
     use crate::common::{self, create_owned, good_pcrs, policy_toml, spawn, Enclave, Server};
-    use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
-    use hermetic_envelope::{open, ReleaseContext, SealedSecret};
+    use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest};
     use hermetic_verifier::client::{AdminClient, HttpClient};
     use hyper::Method;
-
-    /// Asks `server` for a challenge and a release of `name`; returns the status,
-    /// and the opened value when granted.
-    async fn release(
-        http: &HttpClient,
-        server: &Server,
-        enclave: &Enclave,
-        name: &str,
-    ) -> (u16, Option<Vec<u8>>) {
-        let (status, body) = http
-            .send(
-                Method::POST,
-                &format!("http://{}/v1/challenge", server.public),
-                &[],
-                vec![],
-            )
-            .await
-            .unwrap();
-        if status != 200 {
-            return (status.as_u16(), None);
-        }
-        let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
-            .unwrap()
-            .nonce_bytes()
-            .unwrap();
-        let req = ReleaseRequest::new(&enclave.document(&nonce), vec![name.to_owned()]);
-        let (status, body) = http
-            .send(
-                Method::POST,
-                &format!("http://{}/v1/release", server.public),
-                &[],
-                serde_json::to_vec(&req).unwrap(),
-            )
-            .await
-            .unwrap();
-        if status != 200 {
-            return (status.as_u16(), None);
-        }
-        let resp: ReleaseResponse = serde_json::from_slice(&body).unwrap();
-        let sealed = SealedSecret::try_from(&resp.secrets[0]).unwrap();
-        let version = resp.secrets[0].version;
-        let plain = open(
-            &enclave.key,
-            &sealed,
-            &ReleaseContext::new(name.to_owned(), version, nonce),
-        )
-        .unwrap();
-        (200, Some(plain.to_vec()))
-    }
 
     fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
@@ -484,84 +436,6 @@ mod replicas {
             statuses.sort();
             assert_eq!(statuses, vec![200, 403, 403], "round {round}");
         }
-    }
-
-    /// A private PostgreSQL cluster for one test (it stops and starts it), made
-    /// by `scripts/test-postgres.sh` in a temporary directory.
-    struct PrivateCluster {
-        dir: std::path::PathBuf,
-        url: String,
-    }
-
-    impl PrivateCluster {
-        /// Starts (or restarts, on the port it had) the cluster in `dir`.
-        fn start(dir: &Path) -> PrivateCluster {
-            let port = std::fs::read_to_string(dir.join("hermetic-port"))
-                .ok()
-                .and_then(|p| p.trim().parse().ok())
-                .unwrap_or_else(|| {
-                    std::net::TcpListener::bind("127.0.0.1:0")
-                        .unwrap()
-                        .local_addr()
-                        .unwrap()
-                        .port()
-                });
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test-postgres.sh");
-            let out = Command::new(script)
-                .arg(dir)
-                .arg(port.to_string())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
-            std::fs::write(dir.join("hermetic-port"), port.to_string()).unwrap();
-            PrivateCluster {
-                dir: dir.to_owned(),
-                url: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-            }
-        }
-
-        fn pg_ctl(&self, action: &str) {
-            let as_postgres = is_root();
-            let mut cmd = if as_postgres {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--", "pg_ctl"]);
-                c
-            } else {
-                Command::new("pg_ctl")
-            };
-            let status = cmd
-                .arg("-D")
-                .arg(&self.dir)
-                .args(["-w", "-m", "immediate", action])
-                .stdout(std::process::Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "pg_ctl {action}");
-        }
-    }
-
-    impl Drop for PrivateCluster {
-        fn drop(&mut self) {
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--", "pg_ctl", "-D"])
-                .arg(&self.dir)
-                .args(["-m", "immediate", "stop"])
-                .output();
-            let _ = Command::new("pg_ctl")
-                .arg("-D")
-                .arg(&self.dir)
-                .args(["-m", "immediate", "stop"])
-                .output();
-        }
-    }
-
-    /// Whether this process runs as root (PostgreSQL then runs as `postgres`).
-    fn is_root() -> bool {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0\n"))
-            .unwrap_or(false)
     }
 
     /// PostgreSQL stopped under a running replica: challenges and releases fail

@@ -63,6 +63,17 @@ pub struct ServeArgs {
     /// File holding the PostgreSQL password (its first line).
     #[arg(long, value_name = "FILE", requires = "store")]
     store_password_file: Option<PathBuf>,
+    /// Connect to PostgreSQL over TLS, trusting only the CA certificate(s)
+    /// in this PEM file (no system roots): TLS is required (no plaintext
+    /// fallback) and the server's certificate must name the URL's host.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    store_ca: Option<PathBuf>,
+    /// Reach PostgreSQL through the parent instance at this endpoint
+    /// (vsock://3:PORT from a verifier enclave; unix:///path in tests): each
+    /// connection asks the parent for the URL's host:port, which the parent
+    /// allows with --allow-postgres. Needs --store-ca.
+    #[arg(long, value_name = "ENDPOINT", requires = "store")]
+    store_via: Option<hermetic_transport::Endpoint>,
     /// No longer accepted: loading a policy file at start let an operator
     /// change who receives a secret without its owners. Policies change only
     /// by owner-approved statements (`change propose policy`, or `policy put
@@ -261,6 +272,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             ),
         );
     }
+    if args.store_via.is_some() && args.store_ca.is_none() {
+        return fail(
+            2,
+            "--store-via needs --store-ca: the parent relays TLS only, and the database must be authenticated by a pinned CA end to end",
+        );
+    }
     let Some(data_dir) = args.data_dir.clone() else {
         return fail(
             2,
@@ -331,6 +348,8 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         data_dir,
         store: args.store,
         store_password_file: args.store_password_file,
+        store_ca: args.store_ca,
+        store_via: args.store_via,
         deployment: args.deployment,
         trust_roots: args.trust_roots,
         custodians: args.custodians,

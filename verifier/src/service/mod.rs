@@ -71,6 +71,10 @@ pub struct ServeConfig {
     pub store: Option<String>,
     /// The PostgreSQL password's file (never in the URL).
     pub store_password_file: Option<PathBuf>,
+    /// `--store-ca`: TLS to PostgreSQL, trusting only these CA certificates.
+    pub store_ca: Option<PathBuf>,
+    /// `--store-via`: PostgreSQL reached through the parent at this endpoint.
+    pub store_via: Option<hermetic_transport::Endpoint>,
     /// The deployment id of a new store (generated when `None`); an
     /// existing store keeps its own, and a different value is a start error.
     pub deployment: Option<String>,
@@ -253,6 +257,8 @@ impl ServeConfig {
             data_dir: data_dir.into(),
             store: None,
             store_password_file: None,
+            store_ca: None,
+            store_via: None,
             deployment: None,
             trust_roots: Vec::new(),
             custodians: Vec::new(),
@@ -590,9 +596,14 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
                 Some(path) => Some(crate::store::postgres::read_password(path)?),
                 None => None,
             };
-            let backend = crate::store::postgres::PgBackend::connect(
+            let connector = crate::store::pg_connect::PgConnector::new(
+                config.store_ca.as_deref(),
+                config.store_via.clone(),
+            )?;
+            let backend = crate::store::postgres::PgBackend::connect_with(
                 url,
                 password.as_ref().map(|p| p.as_slice()),
+                connector,
             )?;
             shared_nonces = Some(Arc::new(backend.clone()));
             Store::open_backend(Box::new(backend), &key, Some(obtained.record.deployment()))?

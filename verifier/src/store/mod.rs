@@ -40,6 +40,7 @@
 pub mod backend;
 mod legacy;
 mod master_key;
+pub mod pg_connect;
 pub mod postgres;
 mod rows;
 

@@ -35,9 +35,10 @@ use std::time::Duration;
 
 use hermetic_envelope::Zeroizing;
 use postgres::error::SqlState;
-use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, Config, IsolationLevel, Transaction};
 
 use super::backend::{Backend, Outcome, ReadRows, Row, Table, WriteRows};
+use super::pg_connect::PgConnector;
 use super::StoreError;
 use crate::challenge::{Consumed, SharedNonces, NONCE_LEN};
 
@@ -137,6 +138,7 @@ pub(crate) fn pg_error(e: postgres::Error) -> StoreError {
 /// A few open connections, reused; a broken one is dropped, not returned.
 struct Pool {
     config: Config,
+    connector: PgConnector,
     idle: Mutex<(Vec<Client>, usize)>,
     freed: Condvar,
 }
@@ -151,7 +153,7 @@ impl Pool {
             if guard.1 < POOL_MAX {
                 guard.1 += 1;
                 drop(guard);
-                let made = self.config.connect(NoTls).map_err(pg_error);
+                let made = self.connector.connect(&self.config);
                 if made.is_err() {
                     let mut guard = self.idle.lock().unwrap_or_else(|p| p.into_inner());
                     guard.1 -= 1;
@@ -216,7 +218,19 @@ impl PgBackend {
     /// Connects to `url` (`postgres://user:pass@host:port/db?...`, the
     /// libpq URI form), creates or migrates the schema, and checks that its
     /// tables are there. Refuses a schema newer than this binary knows.
+    /// Plain TCP or Unix socket: see [`PgBackend::connect_with`] for TLS
+    /// and the parent.
     pub fn connect(url: &str, password: Option<&[u8]>) -> Result<PgBackend, StoreError> {
+        Self::connect_with(url, password, PgConnector::plain())
+    }
+
+    /// [`PgBackend::connect`], each connection made by `connector` (TLS
+    /// with a pinned CA, through the parent: `pg_connect.rs`).
+    pub fn connect_with(
+        url: &str,
+        password: Option<&[u8]>,
+        mut connector: PgConnector,
+    ) -> Result<PgBackend, StoreError> {
         let mut config = Config::from_str(url)
             .map_err(|e| StoreError::Db(format!("invalid PostgreSQL URL: {e}")))?;
         if config.get_password().is_some() {
@@ -233,9 +247,11 @@ impl PgBackend {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("hermetic-verifier");
+        connector.configure(&mut config)?;
         let backend = PgBackend {
             pool: std::sync::Arc::new(Pool {
                 config,
+                connector,
                 idle: Mutex::new((Vec::new(), 0)),
                 freed: Condvar::new(),
             }),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod custody;
+pub mod pg;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -391,6 +392,58 @@ pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         child,
         log,
     }
+}
+
+/// Asks `server` for a challenge and a release of `name`; returns the status,
+/// and the opened value when granted.
+pub async fn release_at(
+    http: &HttpClient,
+    server: &Server,
+    enclave: &Enclave,
+    name: &str,
+) -> (u16, Option<Vec<u8>>) {
+    let (status, body) = http
+        .send(
+            hyper::Method::POST,
+            &format!("http://{}/v1/challenge", server.public),
+            &[],
+            vec![],
+        )
+        .await
+        .unwrap();
+    if status != 200 {
+        return (status.as_u16(), None);
+    }
+    let nonce = serde_json::from_slice::<hermetic_envelope::wire::ChallengeResponse>(&body)
+        .unwrap()
+        .nonce_bytes()
+        .unwrap();
+    let req = hermetic_envelope::wire::ReleaseRequest::new(
+        &enclave.document(&nonce),
+        vec![name.to_owned()],
+    );
+    let (status, body) = http
+        .send(
+            hyper::Method::POST,
+            &format!("http://{}/v1/release", server.public),
+            &[],
+            serde_json::to_vec(&req).unwrap(),
+        )
+        .await
+        .unwrap();
+    if status != 200 {
+        return (status.as_u16(), None);
+    }
+    let resp: hermetic_envelope::wire::ReleaseResponse = serde_json::from_slice(&body).unwrap();
+    let sealed = hermetic_envelope::SealedSecret::try_from(&resp.secrets[0]).unwrap();
+    let version = resp.secrets[0].version;
+    let plain = hermetic_envelope::open(
+        &enclave.key,
+        &sealed,
+        &hermetic_envelope::ReleaseContext::new(name.to_owned(), version, nonce),
+    )
+    .unwrap();
+    (200, Some(plain.to_vec()))
 }
 
 /// Stops a spawned server with SIGTERM (a clean shutdown) and waits for it.
