@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod http;
 pub mod key;
+pub mod postgres;
 pub mod shared;
 pub mod store;
 
@@ -289,6 +290,10 @@ pub enum LogError {
     RecordTooLarge { len: usize, max: usize },
     #[error("audit log: signing the checkpoint: {0}")]
     Sign(String),
+    /// The shared log's database cannot be reached now (transient: nothing
+    /// of the failed append was committed, or it was never acknowledged).
+    #[error("audit log: the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {

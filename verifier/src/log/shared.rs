@@ -10,7 +10,7 @@ use hermetic_tlog::checkpoint::Checkpoint;
 use hermetic_tlog::merkle::{prove_record, tree_hash, Hash};
 use hermetic_tlog::note::{Signer, VerifierKey};
 
-use super::store::{hashes_for, tree_error, FileLogStore, Hashes, LogStore};
+use super::store::{tree_error, FileLogStore, Hashes, LogStore};
 use super::{Entry, LogError, Record, MAX_RECORD_LEN};
 
 /// A checkpoint the log signed, and what it says.
@@ -32,46 +32,89 @@ pub struct Appended {
     pub checkpoint: Arc<SignedCheckpoint>,
 }
 
-/// The audit log shared by many threads.
+/// The audit log shared by many threads (and, over a shared store, by
+/// many processes).
 ///
-/// Each caller builds its leaf and appends it (leaf and stored hashes)
-/// under a short lock, then waits until a sync that started after its
-/// append has completed: one caller at a time leads a sync covering every
-/// leaf appended so far, then signs one checkpoint for that size
-/// ([`SharedLog::publish`]), and everyone whose leaf it covered returns
-/// together with that checkpoint. `append` returns only once its own record
-/// is durable and under a signed checkpoint, so a grant is never answered
-/// before its record is logged; concurrent appenders share syncs and
-/// signatures instead of queueing behind one each.
+/// Each caller queues its entry, then waits until a batch holding it has
+/// committed: one caller at a time leads a batch of every entry queued so
+/// far, hands it to the store, which picks the first index under its own
+/// write lock (the store is the sequencer, so replicas sharing a database
+/// keep one total order), writes the leaves and their stored hashes and
+/// makes them durable in one step; the leader then signs one checkpoint
+/// for the committed size ([`SharedLog::publish`]), and everyone in the
+/// batch returns together with it. `append` returns only once its own
+/// record is durable and under a signed checkpoint, so a grant is never
+/// answered before its record is logged; concurrent appenders share one
+/// write and one signature instead of queueing behind one each.
 ///
-/// A failed sync poisons the log: the kernel may have dropped the unsynced
-/// pages and a later sync could report success without them, so from then
-/// on every append fails until the service is restarted (reopening cuts a
-/// torn tail and continues the tree).
+/// A failed write of the file store poisons the log: the kernel may have
+/// dropped the unsynced pages and a later sync could report success without
+/// them, so from then on every append fails until the service is restarted
+/// (reopening cuts a torn tail and continues the tree). A failed database
+/// transaction left nothing behind: its batch fails, later ones retry.
 #[derive(Debug)]
 pub struct SharedLog {
     store: Box<dyn LogStore>,
     signer: Signer,
-    /// Serializes appends: the leaf index is the store's size.
-    writer: Mutex<()>,
     sync: Mutex<SyncState>,
     synced: Condvar,
     latest: RwLock<Arc<SignedCheckpoint>>,
 }
 
+/// A committed record: its index, its leaf, the checkpoint covering it.
+type Committed = (u64, Vec<u8>, Arc<SignedCheckpoint>);
+
+/// Why a batch failed, for each of its callers.
+#[derive(Debug, Clone)]
+struct BatchError {
+    /// The database was unavailable (transient).
+    unavailable: bool,
+    text: String,
+}
+
+/// A queued entry: its ticket and what goes in its record.
+#[derive(Debug)]
+struct Pending {
+    ticket: u64,
+    time: String,
+    entry: Entry,
+}
+
 #[derive(Debug)]
 struct SyncState {
-    /// Every leaf below this index is durable and signed.
-    size: u64,
-    /// A caller is syncing and signing now.
+    /// Entries waiting for the next batch.
+    queue: Vec<Pending>,
+    /// The next ticket handed out.
+    next_ticket: u64,
+    /// Outcomes of committed (or failed) batches, by ticket.
+    done: std::collections::HashMap<u64, Result<Committed, BatchError>>,
+    /// A caller is writing and signing a batch now.
     syncing: bool,
-    /// The error of a failed sync, once one has failed.
+    /// The error of a failed write of a file store, once one has failed.
     failed: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every update under these locks leaves consistent state behind.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A record's JSON with `seq`, checked against the cap.
+fn leaf_json(seq: u64, time: &str, entry: &Entry) -> Result<Vec<u8>, LogError> {
+    let record = Record {
+        seq,
+        time: time.to_owned(),
+        entry: entry.clone(),
+    };
+    let json = serde_json::to_vec(&record)
+        .map_err(|e| LogError::Corrupt(format!("a record did not serialize: {e}")))?;
+    if json.len() + 1 > MAX_RECORD_LEN {
+        return Err(LogError::RecordTooLarge {
+            len: json.len() + 1,
+            max: MAX_RECORD_LEN,
+        });
+    }
+    Ok(json)
 }
 
 impl SharedLog {
@@ -86,35 +129,14 @@ impl SharedLog {
     /// data was rolled back or rewritten, and signing on would fork the log.
     /// Signs a checkpoint of the current size before returning.
     pub fn new(store: Box<dyn LogStore>, signer: Signer) -> Result<SharedLog, LogError> {
-        let size = store.size();
-        // An empty file is a checkpoint lost in a crash (it is written
-        // without a sync), no evidence of tampering: deleting it would do
-        // the same. Anything else must be this log's own.
-        if let Some(note) = store.checkpoint()?.filter(|n| !n.is_empty()) {
-            let key = signer.verifier_key();
-            let cp = hermetic_tlog::checkpoint::open(note.as_bytes(), key.name(), &key).map_err(
-                |e| LogError::Corrupt(format!("the stored checkpoint does not verify ({e})")),
-            )?;
-            if cp.size > size {
-                return Err(LogError::Corrupt(format!(
-                    "the stored checkpoint covers {} records but the log holds {size} (records were removed or an older log restored)",
-                    cp.size
-                )));
-            }
-            let root = tree_hash(cp.size, &Hashes(store.as_ref())).map_err(tree_error)?;
-            if root != cp.root_hash {
-                return Err(LogError::Corrupt(format!(
-                    "the log's first {} records do not match the stored checkpoint (records were changed)",
-                    cp.size
-                )));
-            }
-        }
+        let size = store.size()?;
         let log = SharedLog {
             store,
             signer,
-            writer: Mutex::new(()),
             sync: Mutex::new(SyncState {
-                size,
+                queue: Vec::new(),
+                next_ticket: 0,
+                done: std::collections::HashMap::new(),
                 syncing: false,
                 failed: None,
             }),
@@ -125,9 +147,42 @@ impl SharedLog {
                 note: String::new(),
             })),
         };
-        log.store.sync()?;
+        // An empty file is a checkpoint lost in a crash (it is written
+        // without a sync), no evidence of tampering: deleting it would do
+        // the same. Anything else must be this log's own.
+        if let Some(note) = log.store.checkpoint()?.filter(|n| !n.is_empty()) {
+            log.check_stored(&note, size)?;
+        }
         log.publish(size)?;
         Ok(log)
+    }
+
+    /// Checks a stored checkpoint note against the tree of `size` leaves:
+    /// this log's signature, no more leaves than there are, the same root.
+    fn check_stored(&self, note: &str, size: u64) -> Result<SignedCheckpoint, LogError> {
+        let key = self.signer.verifier_key();
+        let cp =
+            hermetic_tlog::checkpoint::open(note.as_bytes(), key.name(), &key).map_err(|e| {
+                LogError::Corrupt(format!("the stored checkpoint does not verify ({e})"))
+            })?;
+        if cp.size > size {
+            return Err(LogError::Corrupt(format!(
+                "the stored checkpoint covers {} records but the log holds {size} (records were removed or an older log restored)",
+                cp.size
+            )));
+        }
+        let root = tree_hash(cp.size, &Hashes(self.store.as_ref())).map_err(tree_error)?;
+        if root != cp.root_hash {
+            return Err(LogError::Corrupt(format!(
+                "the log's first {} records do not match the stored checkpoint (records were changed)",
+                cp.size
+            )));
+        }
+        Ok(SignedCheckpoint {
+            size: cp.size,
+            root,
+            note: note.to_owned(),
+        })
     }
 
     /// The log's verifier key (auditors pin it).
@@ -155,9 +210,10 @@ impl SharedLog {
         .map_err(|e| LogError::Sign(e.to_string()))?;
         let signed = Arc::new(SignedCheckpoint { size, root, note });
         // The file is written under the lock, so it and `latest` agree
-        // with [`SharedLog::store_cosigned`] writing beside this.
+        // with [`SharedLog::store_cosigned`] writing beside this. A shared
+        // store keeps a larger checkpoint another writer stored meanwhile.
         let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
-        self.store.store_checkpoint(&signed.note)?;
+        self.store.store_checkpoint(size, &signed.note)?;
         if latest.size <= size {
             *latest = signed.clone();
         }
@@ -179,7 +235,9 @@ impl SharedLog {
         if latest.size != size || cp.size != size || cp.root_hash != latest.root {
             return Ok(false);
         }
-        self.store.store_checkpoint(note)?;
+        if !self.store.store_checkpoint(size, note)? {
+            return Ok(false);
+        }
         *latest = Arc::new(SignedCheckpoint {
             size,
             root: cp.root_hash,
@@ -195,76 +253,154 @@ impl SharedLog {
             .map_err(tree_error)
     }
 
-    /// The latest signed checkpoint (covering only durable leaves).
+    /// The latest signed checkpoint (covering only durable leaves). Over a
+    /// shared store, the stored one when another writer signed a larger
+    /// one (checked: this log's signature, the root of the stored tree).
     pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
-        self.latest
+        let latest = self
+            .latest
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        if !self.store.shared() {
+            return latest;
+        }
+        match self.refresh(&latest) {
+            Ok(Some(newer)) => newer,
+            Ok(None) => latest,
+            Err(e) => {
+                tracing::error!(event = "audit_log_checkpoint_refused", error = %e);
+                latest
+            }
+        }
+    }
+
+    /// Reads the shared store's checkpoint; a larger one than `latest`
+    /// that checks out becomes the latest. A smaller one means the stored
+    /// checkpoint was rolled back behind what this replica saw signed.
+    fn refresh(
+        &self,
+        latest: &Arc<SignedCheckpoint>,
+    ) -> Result<Option<Arc<SignedCheckpoint>>, LogError> {
+        let Some(note) = self.store.checkpoint()? else {
+            return Ok(None);
+        };
+        if note == latest.note {
+            return Ok(None);
+        }
+        let size = self.store.size()?;
+        let stored = self.check_stored(&note, size)?;
+        if stored.size < latest.size {
+            return Err(LogError::Corrupt(format!(
+                "the stored checkpoint covers {} records, fewer than the {} this replica saw signed (the checkpoint row was rolled back)",
+                stored.size, latest.size
+            )));
+        }
+        if stored.size == latest.size {
+            return Ok(None);
+        }
+        let stored = Arc::new(stored);
+        let mut w = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        if w.size < stored.size {
+            *w = stored.clone();
+        }
+        Ok(Some(w.clone()))
     }
 
     /// Appends `entry` at `now`; returns once it is durable and signed.
     pub fn append(&self, entry: Entry, now: Duration) -> Result<Appended, LogError> {
-        if let Some(e) = &lock(&self.sync).failed {
+        let time = rfc3339_ms(u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
+        // Refused whole before it is queued: the largest `seq` it could get.
+        leaf_json(u64::MAX, &time, &entry)?;
+        let mut state = lock(&self.sync);
+        if let Some(e) = &state.failed {
             return Err(poisoned(e));
         }
-        let (seq, leaf) = {
-            let _writer = lock(&self.writer);
-            let seq = self.store.size();
-            let record = Record {
-                seq,
-                time: rfc3339_ms(u64::try_from(now.as_millis()).unwrap_or(u64::MAX)),
-                entry,
-            };
-            let json = serde_json::to_vec(&record)
-                .map_err(|e| LogError::Corrupt(format!("a record did not serialize: {e}")))?;
-            if json.len() + 1 > MAX_RECORD_LEN {
-                return Err(LogError::RecordTooLarge {
-                    len: json.len() + 1,
-                    max: MAX_RECORD_LEN,
-                });
-            }
-            let hashes = hashes_for(self.store.as_ref(), seq, &json)?;
-            self.store.append(&json, &hashes)?;
-            (seq, json)
-        };
-        let mut state = lock(&self.sync);
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.queue.push(Pending {
+            ticket,
+            time,
+            entry,
+        });
         loop {
+            if let Some(done) = state.done.remove(&ticket) {
+                return match done {
+                    Ok((seq, leaf, checkpoint)) => Ok(Appended {
+                        seq,
+                        leaf,
+                        checkpoint,
+                    }),
+                    Err(e) => Err(batch_failed(&e, self.store.shared())),
+                };
+            }
             if let Some(e) = &state.failed {
                 return Err(poisoned(e));
-            }
-            if state.size > seq {
-                // A sync and signature that started after our append covered it.
-                let checkpoint = self.checkpoint();
-                return Ok(Appended {
-                    seq,
-                    leaf,
-                    checkpoint,
-                });
             }
             if state.syncing {
                 state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            // Lead: sync every leaf appended so far (ours included), sign.
+            // Lead: write every queued entry (ours included), sign.
             state.syncing = true;
+            let batch = std::mem::take(&mut state.queue);
             drop(state);
-            let target = {
-                let _writer = lock(&self.writer);
-                self.store.size()
-            };
-            let result = self.store.sync().and_then(|()| self.publish(target));
+            let result = self.commit(&batch);
             state = lock(&self.sync);
             state.syncing = false;
             match result {
-                Ok(_) => state.size = state.size.max(target),
+                Ok(results) => {
+                    for (p, r) in batch.iter().zip(results) {
+                        state.done.insert(p.ticket, Ok(r));
+                    }
+                }
                 Err(e) => {
                     tracing::error!(event = "audit_log_sync_failed", error = %e);
-                    state.failed = Some(e.to_string());
+                    let text = e.to_string();
+                    let unavailable = matches!(e, LogError::Unavailable(_));
+                    if !self.store.shared() {
+                        state.failed = Some(text.clone());
+                    }
+                    for p in &batch {
+                        let error = BatchError {
+                            unavailable,
+                            text: text.clone(),
+                        };
+                        state.done.insert(p.ticket, Err(error));
+                    }
                 }
             }
             self.synced.notify_all();
         }
+    }
+
+    /// Writes one batch and signs the checkpoint of the committed size.
+    fn commit(&self, batch: &[Pending]) -> Result<Vec<Committed>, LogError> {
+        let mut first = 0;
+        let mut leaves = Vec::new();
+        let seen = self.latest.read().unwrap_or_else(|p| p.into_inner()).size;
+        let end = self.store.append_batch(&mut |start| {
+            if start < seen {
+                // The store holds fewer leaves than this log signed: its
+                // rows were deleted or an older copy restored.
+                return Err(LogError::Corrupt(format!(
+                    "the log store holds {start} records, fewer than the {seen} this log signed (records were removed or an older copy restored)"
+                )));
+            }
+            first = start;
+            leaves = batch
+                .iter()
+                .enumerate()
+                .map(|(i, p)| leaf_json(start + i as u64, &p.time, &p.entry))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(leaves.clone())
+        })?;
+        let checkpoint = self.publish(end)?;
+        Ok(leaves
+            .into_iter()
+            .enumerate()
+            .map(|(i, leaf)| (first + i as u64, leaf, checkpoint.clone()))
+            .collect())
     }
 
     /// The inclusion proof of leaf `seq` in the tree of `size` leaves.
@@ -283,10 +419,20 @@ impl SharedLog {
         self.store.as_ref()
     }
 
-    /// Leaves appended so far (durable or not).
-    pub fn size(&self) -> u64 {
+    /// Leaves committed so far.
+    pub fn size(&self) -> Result<u64, LogError> {
         self.store.size()
     }
+}
+
+fn batch_failed(e: &BatchError, shared: bool) -> LogError {
+    if e.unavailable {
+        return LogError::Unavailable(e.text.clone());
+    }
+    if shared {
+        return LogError::Corrupt(e.text.clone());
+    }
+    poisoned(&e.text)
 }
 
 fn poisoned(e: &str) -> LogError {
@@ -308,6 +454,7 @@ mod tests {
 
     use super::*;
     use crate::log::audit::{verify, VerifyOptions};
+    use crate::log::store::hashes_for;
     use crate::log::{SecretRef, Who, LOG_FILE, MAX_MODULE_ID_LOGGED};
 
     fn signer() -> Signer {
@@ -492,20 +639,26 @@ mod tests {
     }
 
     impl LogStore for Flaky {
-        fn size(&self) -> u64 {
+        fn size(&self) -> Result<u64, LogError> {
             self.inner.size()
         }
-        fn append(&self, leaf: &[u8], hashes: &[Hash]) -> Result<(), LogError> {
-            self.inner.append(leaf, hashes)
-        }
-        fn sync(&self) -> Result<(), LogError> {
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(LogError::Io {
-                    path: "flaky".into(),
-                    error: std::io::Error::other("EIO"),
-                });
+        /// When failing: the leaves are written, the sync fails.
+        fn append_batch(
+            &self,
+            build: &mut crate::log::store::BuildLeaves<'_>,
+        ) -> Result<u64, LogError> {
+            if !self.fail.load(Ordering::SeqCst) {
+                return self.inner.append_batch(build);
             }
-            self.inner.sync()
+            let start = self.inner.len();
+            for (i, leaf) in build(start)?.iter().enumerate() {
+                let hashes = hashes_for(&self.inner, start + i as u64, leaf)?;
+                self.inner.append(leaf, &hashes)?;
+            }
+            Err(LogError::Io {
+                path: "flaky".into(),
+                error: std::io::Error::other("EIO"),
+            })
         }
         fn read_leaves(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
             self.inner.read_leaves(start, end)
@@ -516,9 +669,9 @@ mod tests {
         fn checkpoint(&self) -> Result<Option<String>, LogError> {
             self.inner.checkpoint()
         }
-        fn store_checkpoint(&self, note: &str) -> Result<(), LogError> {
+        fn store_checkpoint(&self, size: u64, note: &str) -> Result<bool, LogError> {
             self.stored.fetch_add(1, Ordering::SeqCst);
-            self.inner.store_checkpoint(note)
+            self.inner.store_checkpoint(size, note)
         }
     }
 

@@ -33,29 +33,44 @@ pub const HASHES_FILE: &str = "audit.hashes";
 /// File name of the latest signed checkpoint inside the data directory.
 pub const CHECKPOINT_FILE: &str = "audit.checkpoint";
 
-/// The storage a log needs. Appends come from one writer at a time (the
-/// caller serializes them); reads may run concurrently with an append and
-/// see only what was appended before they started. A backend that commits
-/// domain changes (issue 13's PostgreSQL) can commit a leaf in the same
-/// transaction as the change it records.
+/// The records of one batch as leaves: called by the store with the index
+/// its first leaf gets (chosen by the store, under its write lock), it
+/// returns the leaves in order.
+pub type BuildLeaves<'a> = dyn FnMut(u64) -> Result<Vec<Vec<u8>>, LogError> + Send + 'a;
+
+/// The storage a log needs. Reads may run concurrently with an append and
+/// see only what was committed before they started.
+///
+/// The store is the log's sequencer: [`LogStore::append_batch`] picks the
+/// batch's first index itself, so a store shared by several writers
+/// (PostgreSQL, issue 13) keeps one total order across them.
 pub trait LogStore: Send + Sync + std::fmt::Debug {
-    /// Leaves appended so far (durable or not).
-    fn size(&self) -> u64;
-    /// Appends one leaf and the stored hashes it adds (from
-    /// `stored_hash_index(0, size)` on). Not durable until [`LogStore::sync`].
-    /// On error nothing of it remains.
-    fn append(&self, leaf: &[u8], hashes: &[Hash]) -> Result<(), LogError>;
-    /// Makes every appended leaf and hash durable.
-    fn sync(&self) -> Result<(), LogError>;
+    /// Leaves committed so far.
+    fn size(&self) -> Result<u64, LogError>;
+    /// Appends one batch durably: takes the store's write lock, reads its
+    /// size `n`, calls `build(n)` for the leaves, writes them and the stored
+    /// hashes they add, makes them durable, and returns the new size
+    /// (`n + leaves`). On error the caller must treat every leaf of the
+    /// batch as not logged (some may be, never acknowledged).
+    fn append_batch(&self, build: &mut BuildLeaves<'_>) -> Result<u64, LogError>;
     /// Leaves `start..end`.
     fn read_leaves(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError>;
     /// Stored hashes by index.
     fn read_stored_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, LogError>;
     /// The latest stored signed checkpoint note.
     fn checkpoint(&self) -> Result<Option<String>, LogError>;
-    /// Replaces the stored checkpoint (after the leaves it covers are
-    /// durable; it need not be durable itself: see `SharedLog::new`).
-    fn store_checkpoint(&self, note: &str) -> Result<(), LogError>;
+    /// Stores `note`, the checkpoint of `size` leaves (already durable),
+    /// unless a checkpoint of more leaves is stored already (a store shared
+    /// by several writers never goes back); it need not be durable itself:
+    /// see `SharedLog::new`. Returns whether it was stored.
+    fn store_checkpoint(&self, size: u64, note: &str) -> Result<bool, LogError>;
+    /// Whether other processes append to this store too: then the log's
+    /// size and checkpoint are read from the store, never assumed, and a
+    /// failed append does not poison the log (nothing of a failed
+    /// transaction remains).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// A [`LogStore`] as a [`HashReader`] for the tree functions.
@@ -97,6 +112,8 @@ pub struct FileLogStore {
     hash_count: RwLock<u64>,
     /// Serializes appends (the caller should already).
     append_lock: Mutex<()>,
+    /// Serializes batches (a batch's first index is the size it read).
+    batch_lock: Mutex<()>,
 }
 
 impl FileLogStore {
@@ -159,6 +176,7 @@ impl FileLogStore {
                 offsets: RwLock::new(offsets),
                 hash_count: RwLock::new(have.min(want)),
                 append_lock: Mutex::new(()),
+                batch_lock: Mutex::new(()),
             });
         }
         let good_len = offsets.last().copied().unwrap_or(0);
@@ -195,6 +213,7 @@ impl FileLogStore {
             offsets: RwLock::new(offsets),
             hash_count: RwLock::new(want),
             append_lock: Mutex::new(()),
+            batch_lock: Mutex::new(()),
         })
     }
 }
@@ -207,12 +226,21 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
-impl LogStore for FileLogStore {
-    fn size(&self) -> u64 {
+impl FileLogStore {
+    /// Leaves appended so far (durable or not).
+    pub fn len(&self) -> u64 {
         read(&self.offsets).len() as u64 - 1
     }
 
-    fn append(&self, leaf: &[u8], new_hashes: &[Hash]) -> Result<(), LogError> {
+    /// Whether no leaf was appended yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one leaf and the stored hashes it adds (from
+    /// `stored_hash_index(0, size)` on). Not durable until
+    /// [`FileLogStore::sync`]. On error nothing of it remains.
+    pub fn append(&self, leaf: &[u8], new_hashes: &[Hash]) -> Result<(), LogError> {
         let _one = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         if leaf.contains(&b'\n') {
             return Err(LogError::Corrupt("a leaf holds a newline".into()));
@@ -240,8 +268,29 @@ impl LogStore for FileLogStore {
 
     /// One `fdatasync`, of the leaves: the hashes are recomputed from them
     /// on open (see [`FileLogStore::open`]).
-    fn sync(&self) -> Result<(), LogError> {
+    pub fn sync(&self) -> Result<(), LogError> {
         self.leaves.sync_data().map_err(io(&self.leaves_path))
+    }
+}
+
+impl LogStore for FileLogStore {
+    fn size(&self) -> Result<u64, LogError> {
+        Ok(self.len())
+    }
+
+    /// Under `append_lock`: each leaf appended with its hashes, then one
+    /// sync. A failed write leaves the earlier leaves of the batch appended
+    /// (they are in the log, never acknowledged).
+    fn append_batch(&self, build: &mut BuildLeaves<'_>) -> Result<u64, LogError> {
+        let _one = self.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let start = self.len();
+        let leaves = build(start)?;
+        for (i, leaf) in leaves.iter().enumerate() {
+            let hashes = hashes_for(self, start + i as u64, leaf)?;
+            self.append(leaf, &hashes)?;
+        }
+        self.sync()?;
+        Ok(start + leaves.len() as u64)
     }
 
     fn read_leaves(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
@@ -298,7 +347,9 @@ impl LogStore for FileLogStore {
         }
     }
 
-    fn store_checkpoint(&self, note: &str) -> Result<(), LogError> {
+    /// One writer only: the caller never stores an older checkpoint over a
+    /// newer one (it stores under its own lock), so this just replaces it.
+    fn store_checkpoint(&self, _size: u64, note: &str) -> Result<bool, LogError> {
         let path = self.dir.join(CHECKPOINT_FILE);
         let tmp = self.dir.join(format!("{CHECKPOINT_FILE}.tmp"));
         // Not synced: the leaves it covers are already durable, and a crash
@@ -307,7 +358,8 @@ impl LogStore for FileLogStore {
         // open. Keeps the group commit at one sync per batch.
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(note.as_bytes()).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        Ok(true)
     }
 }
 

@@ -589,6 +589,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         None => None,
     };
     let mut shared_nonces: Option<Arc<dyn crate::challenge::SharedNonces>> = None;
+    let mut shared_db: Option<crate::store::postgres::PgBackend> = None;
     let mut store = match &config.store {
         None => Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?,
         Some(url) => {
@@ -606,6 +607,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
                 connector,
             )?;
             shared_nonces = Some(Arc::new(backend.clone()));
+            shared_db = Some(backend.clone());
             Store::open_backend(Box::new(backend), &key, Some(obtained.record.deployment()))?
         }
     };
@@ -616,7 +618,15 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         &config.data_dir.join(crate::log::LOG_KEY_PUB_FILE),
         log_signer.verifier_key().to_string().as_bytes(),
     )?;
-    let log = Arc::new(SharedLog::open(&config.data_dir, log_signer)?);
+    // With PostgreSQL the log is the database's too: one tree, one order,
+    // for every replica; the data directory keeps nothing of it.
+    let log = Arc::new(match shared_db {
+        Some(db) => SharedLog::new(
+            Box::new(crate::log::postgres::PgLogStore::open(db)?),
+            log_signer,
+        )?,
+        None => SharedLog::open(&config.data_dir, log_signer)?,
+    });
     // Derived too (not the store's old random seed), so replicas sharing
     // the master key advertise the same intake key.
     let intake =

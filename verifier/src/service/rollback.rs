@@ -83,7 +83,7 @@ impl LoggedVersions {
 pub(crate) fn logged_change_versions(log: &SharedLog) -> Result<LoggedVersions, String> {
     const BATCH: u64 = 4096;
     let mut out = LoggedVersions::default();
-    let size = log.size();
+    let size = log.size().map_err(|e| e.to_string())?;
     let mut start = 0;
     while start < size {
         let end = size.min(start + BATCH);

@@ -90,6 +90,14 @@ impl AppState {
         self.metrics.log_append(started.elapsed());
         appended.map_err(|e| {
             tracing::error!(event = "audit_log_failed", error = ?e);
+            if let crate::log::LogError::Unavailable(_) = e {
+                // The shared log's database is down: transient, retry.
+                return ApiRefusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; retry later",
+                );
+            }
             ApiRefusal::internal(
                 Reason::AuditLogUnavailable,
                 "the audit log could not be written",

@@ -67,10 +67,35 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         );
         CREATE INDEX hermetic_nonces_expiry ON hermetic_nonces (expires_ms);",
     ),
+    (
+        3,
+        "the shared audit log",
+        // One tree for every replica: `log::postgres` (leaves are public
+        // records; the checkpoint is signed).
+        "CREATE TABLE hermetic_log_leaves (
+            idx bigint PRIMARY KEY CHECK (idx >= 0),
+            leaf bytea NOT NULL
+        );
+        CREATE TABLE hermetic_log_hashes (
+            idx bigint PRIMARY KEY CHECK (idx >= 0),
+            hash bytea NOT NULL
+        );
+        CREATE TABLE hermetic_log_checkpoint (
+            id smallint PRIMARY KEY CHECK (id = 1),
+            size bigint NOT NULL,
+            note text NOT NULL
+        );",
+    ),
 ];
 
 /// The tables the current schema must have.
-const TABLES: &[&str] = &["hermetic_rows", "hermetic_nonces"];
+const TABLES: &[&str] = &[
+    "hermetic_rows",
+    "hermetic_nonces",
+    "hermetic_log_leaves",
+    "hermetic_log_hashes",
+    "hermetic_log_checkpoint",
+];
 
 /// Advisory lock keys (arbitrary, fixed: "hermetic" in ASCII, then 1, 2).
 const WRITE_LOCK: i64 = 0x6865_726d_6574_6901;
@@ -261,7 +286,7 @@ impl PgBackend {
     }
 
     /// Runs `f` on a pooled connection, off any async runtime thread.
-    fn run<T: Send>(
+    pub(crate) fn run<T: Send>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
