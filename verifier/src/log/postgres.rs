@@ -191,10 +191,34 @@ impl PgLogStore {
     }
 }
 
-/// Every leaf in order, its hashes recomputed and compared with the rows.
+/// Every leaf in order, its hashes recomputed and compared with the rows
+/// as they come, so the first leaf that does not match is the one named.
 fn check_whole(tx: &mut Transaction<'_>) -> Result<(), LogError> {
     let size = size_in(tx)?;
-    let mut all: Vec<Hash> = Vec::new();
+    let rows = tx
+        .query(
+            "SELECT idx, hash FROM hermetic_log_hashes ORDER BY idx",
+            &[],
+        )
+        .map_err(pg)?;
+    let want = hermetic_tlog::merkle::stored_hash_count(size);
+    if rows.len() as u64 != want {
+        return Err(LogError::Corrupt(format!(
+            "the database holds {} stored hashes where {size} leaves make {want} (rows were added or deleted)",
+            rows.len()
+        )));
+    }
+    let mut stored = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let idx: i64 = row.get(0);
+        if idx != i as i64 {
+            return Err(LogError::Corrupt(format!(
+                "stored hash {i} is missing from the database (a row was deleted)"
+            )));
+        }
+        stored.push(hash_of(idx, row.get(1))?);
+    }
+    let mut all: Vec<Hash> = Vec::with_capacity(stored.len());
     let mut next: i64 = 0;
     while (next as u64) < size {
         let rows = tx
@@ -203,9 +227,6 @@ fn check_whole(tx: &mut Transaction<'_>) -> Result<(), LogError> {
                 &[&next, &OPEN_BATCH],
             )
             .map_err(pg)?;
-        if rows.is_empty() {
-            break;
-        }
         for row in rows {
             let idx: i64 = row.get(0);
             if idx != next {
@@ -214,6 +235,7 @@ fn check_whole(tx: &mut Transaction<'_>) -> Result<(), LogError> {
                 )));
             }
             let leaf: &[u8] = row.get(1);
+            let from = all.len();
             let new = stored_hashes_for_record_hash(
                 next as u64,
                 hermetic_tlog::merkle::record_hash(leaf),
@@ -221,29 +243,12 @@ fn check_whole(tx: &mut Transaction<'_>) -> Result<(), LogError> {
             )
             .map_err(|e| LogError::Corrupt(e.to_string()))?;
             all.extend(new);
+            if all[from..] != stored[from..all.len()] {
+                return Err(LogError::Corrupt(format!(
+                    "leaf {next} does not match the tree's stored hashes (the leaf or a hash row was changed in the database)"
+                )));
+            }
             next += 1;
-        }
-    }
-    let rows = tx
-        .query(
-            "SELECT idx, hash FROM hermetic_log_hashes ORDER BY idx",
-            &[],
-        )
-        .map_err(pg)?;
-    if rows.len() != all.len() {
-        return Err(LogError::Corrupt(format!(
-            "the database holds {} stored hashes where its {size} leaves make {} (rows were added or deleted)",
-            rows.len(),
-            all.len()
-        )));
-    }
-    for (want, row) in all.iter().zip(rows) {
-        let idx: i64 = row.get(0);
-        let have = hash_of(idx, row.get(1))?;
-        if have != *want {
-            return Err(LogError::Corrupt(format!(
-                "stored hash {idx} does not follow from the leaves (a leaf or hash row was changed)"
-            )));
         }
     }
     Ok(())

@@ -215,13 +215,58 @@ impl Drop for Pool {
     }
 }
 
-/// Runs `f` here, or on a scoped helper thread when this thread belongs to
-/// an async runtime (where the driver may not block on its own runtime).
+/// Runs `f` where the driver may block on its own runtime.
+///
+/// - On no runtime: here.
+/// - On a worker of a multi-thread runtime (`serve`, the release hot path):
+///   here too, inside `tokio::task::block_in_place`, which hands this
+///   worker's other tasks to another thread and leaves the runtime context
+///   for the call (tokio `runtime/scheduler/multi_thread/worker.rs`,
+///   `block_in_place` → `context::exit_runtime`); the thread it hands them
+///   to comes from the runtime's blocking pool, which keeps idle threads,
+///   so no thread is spawned per call once warm.
+/// - On a current-thread runtime (where blocking in place is not allowed):
+///   on a scoped helper thread, as a last resort (no hot path runs there).
+///
+/// A panic inside `f` is returned as `None` (the pool's slot is released
+/// by [`Lease`]'s drop, never leaked).
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        std::thread::scope(|s| s.spawn(f).join().ok())
-    } else {
-        Some(f())
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => catch_unwind(AssertUnwindSafe(f)).ok(),
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| catch_unwind(AssertUnwindSafe(f)).ok())
+        }
+        Ok(_) => std::thread::scope(|s| s.spawn(f).join().ok()),
+    }
+}
+
+/// A pooled connection on loan: given back by [`Lease::finish`], or, when
+/// dropped without (the call panicked), closed and its slot released.
+struct Lease<'p> {
+    pool: &'p Pool,
+    client: Option<Client>,
+}
+
+impl Lease<'_> {
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Db("the connection was already given back".into()))
+    }
+
+    fn finish(mut self, broken: bool) {
+        if let Some(client) = self.client.take() {
+            self.pool.put(client, broken);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            self.pool.put(client, true);
+        }
     }
 }
 
@@ -291,14 +336,17 @@ impl PgBackend {
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         let call = || {
-            let mut client = self.pool.get()?;
-            let result = f(&mut client);
+            let mut lease = Lease {
+                pool: &self.pool,
+                client: Some(self.pool.get()?),
+            };
+            let result = f(lease.client()?);
             // A connection that failed may not know it yet: never reuse it.
             let broken = matches!(result, Err(StoreError::Unavailable(_)));
-            self.pool.put(client, broken);
+            lease.finish(broken);
             result
         };
-        off_runtime(call).unwrap_or_else(|| Err(StoreError::Db("a database call failed".into())))
+        off_runtime(call).unwrap_or_else(|| Err(StoreError::Db("a database call panicked".into())))
     }
 }
 
