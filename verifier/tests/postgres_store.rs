@@ -224,6 +224,33 @@ fn a_newer_schema_a_missing_table_and_a_password_in_the_url_are_refused() {
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
+/// A call that panics inside the pool (a bug in a closure) is refused as an
+/// error and gives its connection slot back: more panics than the pool has
+/// slots, then an ordinary call still gets a connection.
+#[test]
+fn a_panicking_call_gives_its_pool_slot_back() {
+    use hermetic_verifier::store::backend::Backend;
+    let Some(db) = TestDb::new() else { return };
+    let backend = PgBackend::connect(&db.url, None).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..40 {
+            let r = backend.read(&mut |_| panic!("a bug in a store closure"));
+            assert!(r.unwrap_err().to_string().contains("panicked"));
+        }
+        let ok = backend.read(&mut |rows| {
+            rows.count(hermetic_verifier::store::backend::Table::Heads)
+                .map(drop)
+        });
+        tx.send(ok.is_ok()).unwrap();
+    });
+    // A leaked slot would leave the last call waiting for ever.
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(60)),
+        Ok(true)
+    );
+}
+
 /// Real replicas (simulated enclaves: the test-roots build).
 #[cfg(feature = "test-roots")]
 mod replicas {
@@ -234,7 +261,7 @@ mod replicas {
     use crate::common::pg::{is_root, PrivateCluster};
     use crate::common::release_at as release;
     use crate::common::{self, create_owned, good_pcrs, policy_toml, spawn, Enclave, Server};
-    use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest};
+    use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
     use hermetic_verifier::client::{AdminClient, HttpClient};
     use hyper::Method;
 
@@ -436,6 +463,367 @@ mod replicas {
             statuses.sort();
             assert_eq!(statuses, vec![200, 403, 403], "round {round}");
         }
+    }
+
+    /// A release at `server` of `name`; the receipt when granted.
+    async fn release_receipt(
+        http: &HttpClient,
+        server: &Server,
+        enclave: &Enclave,
+        name: &str,
+    ) -> Result<hermetic_envelope::wire::Receipt, (u16, String)> {
+        let nonce = challenge(http, server).await;
+        let req = ReleaseRequest::new(&enclave.document(&nonce), vec![name.to_owned()]);
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/release", server.public),
+                &[],
+                serde_json::to_vec(&req).unwrap(),
+            )
+            .await
+            .unwrap();
+        if status != 200 {
+            return Err((status.as_u16(), common::reason(&body)));
+        }
+        let resp: ReleaseResponse = serde_json::from_slice(&body).unwrap();
+        Ok(resp.receipt.expect("a grant carries its receipt"))
+    }
+
+    /// `hermetic-verifier log verify --url` against `server` (and `--since
+    /// FILE`): the exit code and what it printed.
+    async fn log_verify(server: &Server, key: &str, since: Option<&Path>) -> (i32, String) {
+        let url = format!("http://{}", server.public);
+        let (key, since) = (key.to_owned(), since.map(Path::to_owned));
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"));
+            cmd.args(["log", "verify", "--url", &url, "--log-key", &key]);
+            if let Some(since) = since {
+                cmd.arg("--since").arg(since);
+            }
+            let out = cmd.output().unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    /// "audit log intact: N records, signed checkpoint of M (root R)" → (N, M, R).
+    fn intact(text: &str) -> (u64, u64, String) {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("audit log intact: "))
+            .unwrap_or_else(|| panic!("not intact:\n{text}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (
+            words[3].parse().unwrap(),
+            words[8].parse().unwrap(),
+            words[10].trim_end_matches(&[')', ','][..]).to_owned(),
+        )
+    }
+
+    /// The log's rows in the database: (index, leaf), in order.
+    fn log_rows(url: &str) -> Vec<(i64, Vec<u8>)> {
+        let url = url.to_owned();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.query(
+                "SELECT idx, leaf FROM hermetic_log_leaves ORDER BY idx",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// The log's public key as replica `data` wrote it.
+    fn log_key(data: &Path) -> String {
+        std::fs::read_to_string(data.join("log-key.pub"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Starts `n` replicas on `db_url`: the first makes the genesis and the
+    /// secret `api-key` (one owner), the others start from copies of its
+    /// custody files (the same master key), with no log of their own.
+    async fn replicas(
+        dir: &Path,
+        enclave: &Enclave,
+        db_url: &str,
+        n: usize,
+    ) -> (Vec<Server>, AdminClient, Arc<Signer>) {
+        let root = enclave.write_root(dir);
+        let args: Vec<std::ffi::OsString> = vec![
+            "--trust-root".into(),
+            root.into(),
+            "--store".into(),
+            db_url.into(),
+        ];
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let first_data = dir.join("replica-1");
+        let first = spawn(&first_data, &args);
+        let token = std::fs::read_to_string(first_data.join("admin.token")).unwrap();
+        let admin = AdminClient::new(&format!("http://{}", first.admin), token.trim());
+        let owner = Arc::new(Signer::generate("owner").unwrap());
+        let policy = policy_toml("api-key", &good_pcrs(), "");
+        create_owned(&admin, &owner, "api-key", Some(policy), b"value").await;
+        let mut out = vec![first];
+        for i in 2..=n {
+            let data = dir.join(format!("replica-{i}"));
+            copy_dir(&first_data, &data);
+            out.push(spawn(&data, &args));
+        }
+        (out, admin, owner)
+    }
+
+    /// The serve command line of a replica (for starts that must fail).
+    fn serve_output(root: &Path, data: &Path, db_url: &str) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_hermetic-verifier"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--trust-root")
+            .arg(root)
+            .args(["--store", db_url])
+            .output()
+            .unwrap()
+    }
+
+    /// Three replicas under concurrent releases and owners' changes keep one
+    /// log: `log verify --url` against each finds the same tree (same size,
+    /// same root, records 0..n with no gap), and every grant's receipt
+    /// verifies on its own and is consistent with every replica's later
+    /// checkpoint.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn three_replicas_keep_one_log_with_no_gap() {
+        let Some(db) = TestDb::new() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let enclave = Arc::new(Enclave::new());
+        let (servers, _admin, owner) = replicas(dir.path(), &enclave, &db.url, 3).await;
+        let servers = Arc::new(servers);
+        let http = HttpClient::default();
+        let mut tasks = Vec::new();
+        for r in 0..3 {
+            for _ in 0..3 {
+                let (http, servers, enclave) = (http.clone(), servers.clone(), enclave.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut receipts = Vec::new();
+                    for _ in 0..8 {
+                        let got = release_receipt(&http, &servers[r], &enclave, "api-key").await;
+                        receipts.push(got.unwrap_or_else(|e| panic!("refused at {r}: {e:?}")));
+                    }
+                    receipts
+                }));
+            }
+        }
+        // Owners' changes through replica 2 meanwhile.
+        let token =
+            std::fs::read_to_string(dir.path().join("replica-1").join("admin.token")).unwrap();
+        let admin2 = AdminClient::new(&format!("http://{}", servers[1].admin), token.trim());
+        for i in 0..4 {
+            let value = format!("value {i}");
+            common::owner_change(
+                &admin2,
+                common::value_change("api-key", value.as_bytes()),
+                &[&owner],
+            )
+            .await
+            .unwrap();
+        }
+        let mut receipts = Vec::new();
+        for t in tasks {
+            receipts.extend(t.await.unwrap());
+        }
+        assert_eq!(receipts.len(), 72);
+
+        let key_text = log_key(&dir.path().join("replica-1"));
+        let key: hermetic_tlog::note::VerifierKey = key_text.parse().unwrap();
+        // The database's leaves: records 0..n, each's seq its index.
+        let rows = log_rows(&db.url);
+        for (i, (idx, leaf)) in rows.iter().enumerate() {
+            assert_eq!(*idx, i as i64);
+            let record: serde_json::Value = serde_json::from_slice(leaf).unwrap();
+            assert_eq!(record["seq"], i as u64, "record {i}");
+        }
+        // Every receipt: its proof under its own checkpoint, its leaf the
+        // database's leaf at its index.
+        let mut largest: Option<(u64, String)> = None;
+        let mut indexes = std::collections::BTreeSet::new();
+        for r in &receipts {
+            let cp =
+                hermetic_tlog::checkpoint::open(r.checkpoint.as_bytes(), key.name(), &key).unwrap();
+            let proof: Vec<hermetic_tlog::merkle::Hash> =
+                r.proof.iter().map(|h| h.parse().unwrap()).collect();
+            hermetic_tlog::merkle::check_record(
+                &proof,
+                cp.size,
+                &cp.root_hash,
+                r.index,
+                &hermetic_tlog::merkle::record_hash(r.leaf.as_bytes()),
+            )
+            .unwrap();
+            assert_eq!(rows[r.index as usize].1, r.leaf.as_bytes());
+            assert!(
+                indexes.insert(r.index),
+                "two grants share record {}",
+                r.index
+            );
+            if largest.as_ref().is_none_or(|(s, _)| cp.size > *s) {
+                largest = Some((cp.size, r.checkpoint.clone()));
+            }
+        }
+        let (since_size, since_note) = largest.unwrap();
+        let since = dir.path().join("receipt.checkpoint");
+        std::fs::write(&since, since_note).unwrap();
+        let mut seen = Vec::new();
+        for server in servers.iter() {
+            let (code, text) = log_verify(server, &key_text, Some(&since)).await;
+            assert_eq!(code, 0, "{text}");
+            assert!(
+                text.contains(&format!(
+                    "consistent with the earlier checkpoint of {since_size} records"
+                )),
+                "{text}"
+            );
+            seen.push(intact(&text));
+        }
+        let total = rows.len() as u64;
+        for s in &seen {
+            assert_eq!((s.0, s.1), (total, total), "{seen:?}");
+            assert_eq!(s.2, seen[0].2, "{seen:?}");
+        }
+    }
+
+    /// The verifier's operator owns the database. Rolling the checkpoint row
+    /// back is not followed by a running replica; a leaf row rewritten or
+    /// deleted is named by `log verify --url` and refuses the start of a
+    /// replica; the tail deleted (the log rolled back) refuses every later
+    /// grant. Never a panic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_operator_rewriting_the_log_rows_is_caught() {
+        let Some(db) = TestDb::new() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let enclave = Enclave::new();
+        let (servers, _admin, _owner) = replicas(dir.path(), &enclave, &db.url, 1).await;
+        let server = &servers[0];
+        let http = HttpClient::default();
+        let key = log_key(&dir.path().join("replica-1"));
+        release_receipt(&http, server, &enclave, "api-key")
+            .await
+            .unwrap();
+        let old = query_bytes(&db.url, "SELECT note::bytea FROM hermetic_log_checkpoint").remove(0);
+        let old_size = log_rows(&db.url).len();
+        for _ in 0..3 {
+            release_receipt(&http, server, &enclave, "api-key")
+                .await
+                .unwrap();
+        }
+        let checkpoint = |server: &Server| {
+            let http = http.clone();
+            let url = format!("http://{}/checkpoint", server.public);
+            async move {
+                let (status, body) = http.send(Method::GET, &url, &[], vec![]).await.unwrap();
+                assert_eq!(status, 200);
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+        };
+        let before = checkpoint(server).await;
+
+        // 1. The checkpoint row rolled back to an older, genuinely signed one.
+        db.sql(&format!(
+            "UPDATE hermetic_log_checkpoint SET size = {old_size}, note = convert_from('\\x{}'::bytea, 'UTF8')",
+            hex::encode(&old)
+        ));
+        assert_eq!(checkpoint(server).await, before, "the replica went back");
+        let log = server.log.lock().unwrap().join("\n");
+        assert!(log.contains("audit_log_checkpoint_refused"), "{log}");
+        assert!(log.contains("rolled back"), "{log}");
+
+        // 2. A leaf rewritten by hand (its hash rows left as they were).
+        let rows = log_rows(&db.url);
+        let (idx, original) = rows[2].clone();
+        let edited = String::from_utf8(original.clone())
+            .unwrap()
+            .replacen("\"verdict\":\"done\"", "\"verdict\":\"undone\"", 1)
+            .replacen("\"verdict\":\"granted\"", "\"verdict\":\"refused\"", 1);
+        assert_ne!(edited.as_bytes(), original.as_slice());
+        db.sql(&format!(
+            "UPDATE hermetic_log_leaves SET leaf = '\\x{}'::bytea WHERE idx = {idx}",
+            hex::encode(edited.as_bytes())
+        ));
+        let (code, text) = log_verify(server, &key, None).await;
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("BROKEN") && text.contains(&idx.to_string()),
+            "{text}"
+        );
+        let data = dir.path().join("replica-2");
+        copy_dir(&dir.path().join("replica-1"), &data);
+        let root = enclave.write_root(dir.path());
+        let out = serve_output(&root, &data, &db.url);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("leaf {idx} does not match")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        db.sql(&format!(
+            "UPDATE hermetic_log_leaves SET leaf = '\\x{}'::bytea WHERE idx = {idx}",
+            hex::encode(&original)
+        ));
+
+        // 3. A leaf row deleted: a gap.
+        db.sql("DELETE FROM hermetic_log_leaves WHERE idx = 1");
+        // The replica cannot serve the tile holding it (HTTP 500, the
+        // auditor's fetch fails: exit 2) and says which leaf is gone.
+        let (code, text) = log_verify(server, &key, None).await;
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("HTTP 500"), "{text}");
+        let log = server.log.lock().unwrap().join("\n");
+        assert!(log.contains("leaf 1 is missing from the database"), "{log}");
+        let out = serve_output(&root, &data, &db.url);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("leaf 1 is missing"), "{stderr}");
+        db.sql(&format!(
+            "INSERT INTO hermetic_log_leaves (idx, leaf) VALUES (1, '\\x{}'::bytea)",
+            hex::encode(&rows[1].1)
+        ));
+        let (code, text) = log_verify(server, &key, None).await;
+        assert_eq!(code, 0, "{text}");
+
+        // 4. The tail deleted (the log rolled back behind what was signed):
+        // no grant is answered from then on.
+        let keep = rows.len() - 2;
+        db.sql(&format!(
+            "DELETE FROM hermetic_log_leaves WHERE idx >= {keep}"
+        ));
+        match release_receipt(&http, server, &enclave, "api-key").await {
+            Err((500, reason)) => assert_eq!(reason, "audit_log_unavailable"),
+            other => panic!("granted over a rolled-back log: {other:?}"),
+        }
+        let log = server.log.lock().unwrap().join("\n");
+        assert!(log.contains("fewer than the"), "{log}");
+        assert!(!log.contains("panicked"), "{log}");
     }
 
     /// PostgreSQL stopped under a running replica: challenges and releases fail

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hermetic_tlog::merkle::Hash;
 use hermetic_tlog::note;
 use hermetic_tlog::tile::{parse_entry_bundle, Tile, TILE_WIDTH};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -282,6 +283,8 @@ pub async fn read_url(source: &LogSource) -> Result<LogData, FetchError> {
     let cp = hermetic_tlog::checkpoint::Checkpoint::parse(&parsed.text)
         .map_err(|e| malformed(e.to_string()))?;
     let mut leaves = Vec::new();
+    let mut stored: Vec<Hash> = Vec::new();
+    let mut stored_ok = true;
     let mut n = 0u64;
     while n * TILE_WIDTH < cp.size {
         let width = (cp.size - n * TILE_WIDTH).min(TILE_WIDTH) as u16;
@@ -305,11 +308,28 @@ pub async fn read_url(source: &LogSource) -> Result<LogData, FetchError> {
             });
         }
         leaves.extend(entries.into_iter().map(<[u8]>::to_vec));
+        // The served leaf hashes (level-0 tile) beside the leaves, so that
+        // a leaf changed where it is stored is named (`Break::Edited`), not
+        // only found by the root. A log serving no hash tile is still
+        // checked by its root.
+        let hashes = Tile::hashes(0, n, width).map_err(|e| malformed(e.to_string()))?;
+        if let Some(data) = get(source, &format!("/{hashes}")).await? {
+            if data.len() == usize::from(width) * 32 {
+                stored.extend(
+                    data.chunks_exact(32)
+                        .map(|c| Hash(c.try_into().unwrap_or([0; 32]))),
+                );
+            } else {
+                stored_ok = false;
+            }
+        } else {
+            stored_ok = false;
+        }
         n += 1;
     }
     Ok(LogData {
         checkpoint: Some(text),
         leaves,
-        stored_leaf_hashes: None,
+        stored_leaf_hashes: stored_ok.then_some(stored),
     })
 }

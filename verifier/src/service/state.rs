@@ -92,11 +92,7 @@ impl AppState {
             tracing::error!(event = "audit_log_failed", error = ?e);
             if let crate::log::LogError::Unavailable(_) = e {
                 // The shared log's database is down: transient, retry.
-                return ApiRefusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store is unavailable; retry later",
-                );
+                return store_unavailable();
             }
             ApiRefusal::internal(
                 Reason::AuditLogUnavailable,
