@@ -118,7 +118,7 @@ fn put_value(store: &Store, name: &str, version: u64, value: &[u8]) {
                     (),
                 ))
             },
-            |_, _| Ok(()),
+            |_, _, _| Ok(()),
         )
         .unwrap();
 }
@@ -151,7 +151,7 @@ fn replicas_share_sealed_rows_and_an_edited_row_is_refused() {
             assert_eq!(state.version, 1);
             Ok::<_, StoreError>((1, StoreChange::Value(Zeroizing::new(b"x".to_vec())), ()))
         },
-        |_, _| Ok(()),
+        |_, _, _| Ok(()),
     );
     assert!(again.is_err());
 
@@ -994,9 +994,40 @@ mod replicas {
             release(&http, &second, &enclave, "api-key").await,
             (200, Some(b"after".to_vec()))
         );
+        // A change and its record commit together: every logged change is
+        // in the store, and every change the store holds is logged.
+        let mut logged = std::collections::BTreeMap::new();
+        for (_, leaf) in log_rows(&db.url) {
+            let record: serde_json::Value = serde_json::from_slice(&leaf).unwrap();
+            let entry = &record["entry"];
+            if entry["action"] == "change_applied" {
+                let name = entry["secrets"][0]["name"].as_str().unwrap().to_owned();
+                logged.insert(name, entry["secrets"][0]["version"].as_u64());
+            }
+        }
+        for (name, version) in &logged {
+            if name.starts_with('w') {
+                assert_eq!(held.get(name.as_str()), version.as_ref(), "{name}");
+            }
+        }
+        for (name, version) in &held {
+            if name.starts_with('w') && *version >= 1 {
+                assert!(logged.contains_key(*name), "{name} is held but not logged");
+            }
+        }
+        // Replica 1 restarted on its data directory continues the same tree
+        // and finds no change logged but not committed.
+        let first = spawn(&first_data, &args);
+        let key = log_key(&first_data);
+        let a = intact(&log_verify(&first, &key, None).await.1);
+        let b = intact(&log_verify(&second, &key, None).await.1);
+        assert_eq!(a, b);
+        let log = first.log.lock().unwrap().join("\n");
+        assert!(!log.contains("change_unconfirmed"), "{log}");
         eprintln!(
-            "{} changes acknowledged before SIGKILL, all held",
-            acked.len()
+            "{} changes acknowledged before SIGKILL, all held and logged; {} records",
+            acked.len(),
+            a.0
         );
     }
 }

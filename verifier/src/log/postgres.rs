@@ -264,9 +264,7 @@ impl LogStore for PgLogStore {
         self.db
             .run(|client| {
                 let mut tx = client.transaction().map_err(pg_error)?;
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])
-                    .map_err(pg_error)?;
-                let result = append_in(&mut tx, build);
+                let result = append_locked(&mut tx, build);
                 match result {
                     Ok(end) => {
                         tx.commit().map_err(pg_error)?;
@@ -356,6 +354,18 @@ impl LogStore for PgLogStore {
     fn shared(&self) -> bool {
         true
     }
+}
+
+/// Takes the log's lock in `tx` and appends the leaves `build` returns:
+/// one group-commit batch, or (from `store::postgres`) a change's record in
+/// the change's own transaction. Returns the new size.
+pub(crate) fn append_locked(
+    tx: &mut Transaction<'_>,
+    build: &mut BuildLeaves<'_>,
+) -> Result<u64, LogError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])
+        .map_err(pg)?;
+    append_in(tx, build)
 }
 
 /// The body of one batch, under the log lock in `tx`.

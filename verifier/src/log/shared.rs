@@ -374,6 +374,48 @@ impl SharedLog {
         }
     }
 
+    /// Appends `entry`'s leaf inside `tx`, a store transaction of an engine
+    /// that keeps this log too (PostgreSQL): the record commits with the
+    /// change or not at all. Returns its index and the log's size after it
+    /// (sign that with [`SharedLog::sign_committed`] once `tx` committed),
+    /// or `None` when the log is not the store's (the file log beside
+    /// redb): then the caller appends with [`SharedLog::append`].
+    pub fn append_in(
+        &self,
+        entry: &Entry,
+        now: Duration,
+        tx: &mut dyn crate::store::backend::WriteRows,
+    ) -> Result<Option<(u64, u64)>, LogError> {
+        if !self.store.shared() {
+            return Ok(None);
+        }
+        if let Some(e) = &lock(&self.sync).failed {
+            return Err(poisoned(e));
+        }
+        let time = rfc3339_ms(u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
+        let seen = self.latest.read().unwrap_or_else(|p| p.into_inner()).size;
+        let mut seq = None;
+        let end = tx.append_log(&mut |start| {
+            if start < seen {
+                return Err(LogError::Corrupt(format!(
+                    "the log store holds {start} records, fewer than the {seen} this log signed (records were removed or an older copy restored)"
+                )));
+            }
+            seq = Some(start);
+            Ok(vec![leaf_json(start, &time, entry)?])
+        })?;
+        Ok(match (seq, end) {
+            (Some(seq), Some(end)) => Some((seq, end)),
+            _ => None,
+        })
+    }
+
+    /// Signs and stores the checkpoint of `size` leaves, committed by a
+    /// store transaction ([`SharedLog::append_in`]).
+    pub fn sign_committed(&self, size: u64) -> Result<Arc<SignedCheckpoint>, LogError> {
+        self.publish(size)
+    }
+
     /// Writes one batch and signs the checkpoint of the committed size.
     fn commit(&self, batch: &[Pending]) -> Result<Vec<Committed>, LogError> {
         let mut first = 0;

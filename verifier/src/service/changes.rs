@@ -260,6 +260,8 @@ impl AppState {
         }
         let content = file.content_bytes(statement.action)?;
         let name = statement.secret.as_str();
+        // The log size to sign once the change and its record committed.
+        let end = std::sync::Mutex::new(None);
         let (applied, ok) = self.store.apply_change(
             name,
             |state| {
@@ -289,12 +291,16 @@ impl AppState {
                 };
                 Ok((ok.statement.version, change, ok))
             },
-            |ok, applied| {
-                self.audit(applied_entry(ok, applied, statement_sha256, admin))
-                    .map(|_| ())
-                    .map_err(NotApplied::Log)
+            |ok, applied, tx| {
+                self.audit_in(
+                    applied_entry(ok, applied, statement_sha256, admin),
+                    tx,
+                    &end,
+                )
+                .map_err(NotApplied::Log)
             },
         )?;
+        self.sign_committed(&end);
         let approvers = approver_labels(&ok.approvers);
         tracing::info!(event = "change_applied", name = %name, action = %ok.statement.action, version = %applied.version, approvers = %approvers.join(","));
         Ok(ChangeApplied {

@@ -78,6 +78,19 @@ pub(super) fn issue_status(error: &IssueError) -> StatusCode {
     }
 }
 
+/// An audit-log failure as the caller's refusal.
+fn log_refusal(e: crate::log::LogError) -> ApiRefusal {
+    tracing::error!(event = "audit_log_failed", error = ?e);
+    if let crate::log::LogError::Unavailable(_) = e {
+        // The shared log's database is down: transient, retry.
+        return store_unavailable();
+    }
+    ApiRefusal::internal(
+        Reason::AuditLogUnavailable,
+        "the audit log could not be written",
+    )
+}
+
 impl AppState {
     /// Appends to the audit log; an error is returned to the caller, who
     /// decides whether the action may still be acknowledged.
@@ -88,17 +101,42 @@ impl AppState {
         let started = Instant::now();
         let appended = self.log.append(entry, self.clock.now());
         self.metrics.log_append(started.elapsed());
-        appended.map_err(|e| {
-            tracing::error!(event = "audit_log_failed", error = ?e);
-            if let crate::log::LogError::Unavailable(_) = e {
-                // The shared log's database is down: transient, retry.
-                return store_unavailable();
+        appended.map_err(log_refusal)
+    }
+
+    /// Appends `entry` in the store transaction `tx` when the store keeps
+    /// the log (PostgreSQL: the record commits with the change or not at
+    /// all) and notes the log size to sign in `end`; otherwise appends it
+    /// to the log now (the file log: before the store commits, so a crash
+    /// between them leaves a logged change the store lacks, reported at
+    /// start as `change_unconfirmed`).
+    pub fn audit_in(
+        &self,
+        mut entry: Entry,
+        tx: &mut dyn crate::store::backend::WriteRows,
+        end: &Mutex<Option<u64>>,
+    ) -> Result<(), ApiRefusal> {
+        if entry.request_id.is_none() {
+            entry.request_id = super::request_id::current().map(|id| id.to_string());
+        }
+        match self.log.append_in(&entry, self.clock.now(), tx) {
+            Ok(Some((_, size))) => {
+                *end.lock().unwrap_or_else(|p| p.into_inner()) = Some(size);
+                Ok(())
             }
-            ApiRefusal::internal(
-                Reason::AuditLogUnavailable,
-                "the audit log could not be written",
-            )
-        })
+            Ok(None) => self.audit(entry).map(drop),
+            Err(e) => Err(log_refusal(e)),
+        }
+    }
+
+    /// Signs the checkpoint over a record committed with its change
+    /// ([`AppState::audit_in`]); a failure only delays it to the next append.
+    pub fn sign_committed(&self, end: &Mutex<Option<u64>>) {
+        if let Some(size) = end.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Err(e) = self.log.sign_committed(size) {
+                tracing::error!(event = "audit_log_sign_failed", error = %e);
+            }
+        }
     }
 
     /// Issues a challenge to `client` (counted per address: see

@@ -58,6 +58,18 @@ pub trait WriteRows: ReadRows {
     fn remove(&mut self, row: Row<'_>) -> Result<(), StoreError>;
     /// As `&dyn ReadRows` (trait upcasting by hand, for the shared checks).
     fn reads(&self) -> &dyn ReadRows;
+    /// Appends audit-log leaves in this same transaction, when the engine
+    /// keeps the log too (PostgreSQL): `build(n)` gets the first index (the
+    /// log's size under its lock) and returns the leaves; returns the log's
+    /// new size. They commit with the rows or not at all. `Ok(None)`: this
+    /// engine keeps no log (redb: the log is the data directory's files).
+    fn append_log(
+        &mut self,
+        build: &mut crate::log::store::BuildLeaves<'_>,
+    ) -> Result<Option<u64>, crate::log::LogError> {
+        let _ = build;
+        Ok(None)
+    }
 }
 
 /// What the write closure decided.

@@ -599,13 +599,15 @@ impl Store {
     /// new change version, the change and whatever it wants to keep (or
     /// refuses); `record` sees that and what will be committed, and runs
     /// before the commit (the audit record), so a change is never committed
-    /// unless `record` succeeded. A secret with a refused row is not
+    /// unless `record` succeeded; it gets the transaction, so that an engine
+    /// that keeps the log too commits the record with the change
+    /// ([`backend::WriteRows::append_log`]). A secret with a refused row is not
     /// changed (its owners' decision would rest on what was rolled back).
     pub fn apply_change<T: Send, E: From<StoreError> + Send>(
         &self,
         name: &str,
         decide: impl FnOnce(&SecretState) -> Result<(u64, StoreChange, T), E> + Send,
-        record: impl FnOnce(&T, &Applied) -> Result<(), E> + Send,
+        record: impl FnOnce(&T, &Applied, &mut dyn WriteRows) -> Result<(), E> + Send,
     ) -> Result<(Applied, T), E> {
         let mut refused: Option<E> = None;
         let mut done = None;
@@ -641,7 +643,7 @@ impl Store {
         tx: &mut dyn WriteRows,
         name: &str,
         decide: impl FnOnce(&SecretState) -> Result<(u64, StoreChange, T), E>,
-        record: impl FnOnce(&T, &Applied) -> Result<(), E>,
+        record: impl FnOnce(&T, &Applied, &mut dyn WriteRows) -> Result<(), E>,
     ) -> Result<Result<(Applied, T), E>, StoreError> {
         let Some(mut head) = self.head(tx.reads(), name)?.filter(|h| h.live) else {
             return Ok(Err(StoreError::NotFound(name.to_owned()).into()));
@@ -707,7 +709,7 @@ impl Store {
             }
         }
         self.put_head(tx, name, &head)?;
-        if let Err(e) = record(&kept, &applied) {
+        if let Err(e) = record(&kept, &applied, tx) {
             return Ok(Err(e));
         }
         Ok(Ok((applied, kept)))
@@ -1026,7 +1028,7 @@ mod tests {
         c: StoreChange,
     ) -> Result<Applied, StoreError> {
         store
-            .apply_change(name, |_| Ok((version, c, ())), |_, _| Ok(()))
+            .apply_change(name, |_| Ok((version, c, ())), |_, _, _| Ok(()))
             .map(|(applied, ())| applied)
     }
 

@@ -510,6 +510,15 @@ impl WriteRows for PgTx<'_> {
     fn reads(&self) -> &dyn ReadRows {
         self
     }
+
+    /// The log's leaves in this transaction, under the log's lock (taken
+    /// after the write lock, as every writer that holds both does).
+    fn append_log(
+        &mut self,
+        build: &mut crate::log::store::BuildLeaves<'_>,
+    ) -> Result<Option<u64>, crate::log::LogError> {
+        crate::log::postgres::append_locked(self.0.get_mut(), build).map(Some)
+    }
 }
 
 impl Backend for PgBackend {
