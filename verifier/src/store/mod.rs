@@ -1067,7 +1067,7 @@ mod tests {
             .apply_change(
                 "a",
                 |_| Ok((3, StoreChange::Delete, ())),
-                |_, _| Err(StoreError::Io("log down".into()))
+                |_, _, _| Err(StoreError::Io("log down".into()))
             )
             .is_err());
         assert_eq!(store.secret_state("a").unwrap().unwrap().version, 2);
