@@ -826,6 +826,94 @@ mod replicas {
         assert!(!log.contains("panicked"), "{log}");
     }
 
+    /// The genesis record lives in the database: a replica started with an
+    /// empty data directory does not make a second genesis but starts sealed
+    /// against the database's (same genesis, `/healthz` sealed, nothing
+    /// released); given its custodian's share it unseals and serves the
+    /// same store and log. A data directory of another deployment is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_replica_starts_sealed_against_the_databases_genesis() {
+        let Some(db) = TestDb::new() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let enclave = Enclave::new();
+        let (servers, _admin, _owner) = replicas(dir.path(), &enclave, &db.url, 1).await;
+        let first_data = dir.path().join("replica-1");
+        let stored = query_bytes(&db.url, "SELECT record::bytea FROM hermetic_genesis");
+        let genesis = std::fs::read_to_string(first_data.join("genesis.json")).unwrap();
+        assert_eq!(
+            String::from_utf8(stored[0].clone()).unwrap().trim(),
+            genesis.trim()
+        );
+
+        let root = enclave.write_root(dir.path());
+        let args: Vec<std::ffi::OsString> = vec![
+            "--trust-root".into(),
+            root.clone().into(),
+            "--store".into(),
+            db.url.clone().into(),
+        ];
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let data = dir.path().join("empty");
+        let mut sealed = spawn(&data, &args);
+        let http = HttpClient::default();
+        let (status, body) = http
+            .send(
+                Method::GET,
+                &format!("http://{}/healthz", sealed.public),
+                &[],
+                vec![],
+            )
+            .await
+            .unwrap();
+        let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(health["state"], "sealed", "{status} {health}");
+        assert_eq!(
+            std::fs::read_to_string(data.join("genesis.json"))
+                .unwrap()
+                .trim(),
+            genesis.trim()
+        );
+        assert!(!data
+            .join(hermetic_verifier::service::DEV_CUSTODIAN_FILE)
+            .exists());
+        let log = sealed.log.lock().unwrap().join("\n");
+        assert!(log.contains("genesis_from_database"), "{log}");
+        assert_eq!(release(&http, &sealed, &enclave, "api-key").await.0, 503);
+        sealed.child.kill().unwrap();
+        sealed.child.wait().unwrap();
+
+        // Its custodian's key handed over: it unseals, and serves the store.
+        std::fs::copy(
+            first_data.join(hermetic_verifier::service::DEV_CUSTODIAN_FILE),
+            data.join(hermetic_verifier::service::DEV_CUSTODIAN_FILE),
+        )
+        .unwrap();
+        let unsealed = spawn(&data, &args);
+        assert_eq!(
+            release(&http, &unsealed, &enclave, "api-key").await,
+            (200, Some(b"value".to_vec()))
+        );
+        let key = log_key(&first_data);
+        let a = intact(&log_verify(&servers[0], &key, None).await.1);
+        let b = intact(&log_verify(&unsealed, &key, None).await.1);
+        assert_eq!(a, b);
+
+        // A data directory with another deployment's genesis is refused.
+        let other = tempfile::tempdir().unwrap();
+        let other_db = TestDb::new().unwrap();
+        let other_first = spawn(&other.path().join("a"), &{
+            let mut a = args.clone();
+            a.pop();
+            a.push(std::ffi::OsStr::new(&other_db.url));
+            a
+        });
+        drop(other_first);
+        let out = serve_output(&root, &other.path().join("a"), &db.url);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("belongs to another deployment"), "{stderr}");
+    }
+
     /// PostgreSQL stopped under a running replica: challenges and releases fail
     /// fast with 503 `store_unavailable` (never a grant); once it is back the
     /// replica serves again without a restart of its own.

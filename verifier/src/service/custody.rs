@@ -73,6 +73,55 @@ pub(super) fn read_genesis(path: &Path) -> Result<Option<GenesisRecord>, ServeEr
     }
 }
 
+/// Takes the database's genesis record into an empty data directory
+/// (`genesis.json`, public); refuses a data directory whose record is not
+/// the database's (it belongs to another deployment).
+pub(super) fn adopt_genesis(
+    data_dir: &Path,
+    db: &crate::store::postgres::PgBackend,
+) -> Result<(), ServeError> {
+    let Some(text) = db.genesis()? else {
+        return Ok(());
+    };
+    let record = GenesisRecord::from_json(text.as_bytes())
+        .map_err(|e| setup(format!("the database's genesis record: {e}")))?;
+    let path = data_dir.join(GENESIS_FILE);
+    match read_genesis(&path)? {
+        None => {
+            write_private(&path, record.to_json().as_bytes())?;
+            tracing::info!(event = "genesis_from_database", genesis_sha256 = %hex::encode(record_digest(&record)), deployment = %record.deployment());
+            Ok(())
+        }
+        Some(local) if record_digest(&local) == record_digest(&record) => Ok(()),
+        Some(local) => Err(setup(format!(
+            "{} is the genesis of deployment {}, but the database holds the genesis of {}: this data directory belongs to another deployment",
+            path.display(),
+            local.deployment(),
+            record.deployment()
+        ))),
+    }
+}
+
+/// Stores this replica's genesis record in the database when it is the
+/// first; refuses to go on when another replica's genesis got there first
+/// (two geneses raced: only one deployment may own the database).
+pub(super) fn share_genesis(
+    db: &crate::store::postgres::PgBackend,
+    record: &GenesisRecord,
+) -> Result<(), ServeError> {
+    let stored = db.store_genesis(record.deployment(), &record.to_json())?;
+    let stored = GenesisRecord::from_json(stored.as_bytes())
+        .map_err(|e| setup(format!("the database's genesis record: {e}")))?;
+    if record_digest(&stored) != record_digest(record) {
+        return Err(setup(format!(
+            "the database holds the genesis of deployment {}, not this replica's ({}): another genesis got there first",
+            stored.deployment(),
+            record.deployment()
+        )));
+    }
+    Ok(())
+}
+
 /// A new deployment id, as the store would make one.
 fn new_deployment(rng: &dyn SecureRandom) -> Result<String, ServeError> {
     let mut bytes = [0u8; 16];

@@ -501,6 +501,29 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         None => (custody_nsm_without_tls(&config, clock.clone())?, None),
     };
     let mut config = config;
+    // With PostgreSQL the database holds the genesis record too: a replica
+    // started with an empty data directory takes it from there (so it
+    // starts sealed against it, or joins), never makes a second genesis.
+    let shared_db = match &config.store {
+        Some(url) => {
+            let password = match &config.store_password_file {
+                Some(path) => Some(crate::store::postgres::read_password(path)?),
+                None => None,
+            };
+            let connector = crate::store::pg_connect::PgConnector::new(
+                config.store_ca.as_deref(),
+                config.store_via.clone(),
+            )?;
+            let backend = crate::store::postgres::PgBackend::connect_with(
+                url,
+                password.as_ref().map(|p| p.as_slice()),
+                connector,
+            )?;
+            custody::adopt_genesis(&config.data_dir, &backend)?;
+            Some(backend)
+        }
+        None => None,
+    };
     let joined = match &config.join {
         Some(url) => {
             // An image with its custodian set measured in passes it on
@@ -560,6 +583,9 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             }
         }
     };
+    if let Some(db) = &shared_db {
+        custody::share_genesis(db, &obtained.record)?;
+    }
     if obtained.event == crate::log::ACTION_GENESIS {
         // The record is public: the custodians keep it.
         println!("{}", obtained.record.to_json());
@@ -589,26 +615,15 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         None => None,
     };
     let mut shared_nonces: Option<Arc<dyn crate::challenge::SharedNonces>> = None;
-    let mut shared_db: Option<crate::store::postgres::PgBackend> = None;
-    let mut store = match &config.store {
+    let mut store = match &shared_db {
         None => Store::open(&config.data_dir, &key, Some(obtained.record.deployment()))?,
-        Some(url) => {
-            let password = match &config.store_password_file {
-                Some(path) => Some(crate::store::postgres::read_password(path)?),
-                None => None,
-            };
-            let connector = crate::store::pg_connect::PgConnector::new(
-                config.store_ca.as_deref(),
-                config.store_via.clone(),
-            )?;
-            let backend = crate::store::postgres::PgBackend::connect_with(
-                url,
-                password.as_ref().map(|p| p.as_slice()),
-                connector,
-            )?;
+        Some(backend) => {
             shared_nonces = Some(Arc::new(backend.clone()));
-            shared_db = Some(backend.clone());
-            Store::open_backend(Box::new(backend), &key, Some(obtained.record.deployment()))?
+            Store::open_backend(
+                Box::new(backend.clone()),
+                &key,
+                Some(obtained.record.deployment()),
+            )?
         }
     };
     // The log key is derived from the master key, kept only in memory; its

@@ -86,6 +86,17 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
             note text NOT NULL
         );",
     ),
+    (
+        4,
+        "the genesis record",
+        // Public (shares sealed to custodians): replicas starting with an
+        // empty data directory find it here and start sealed against it.
+        "CREATE TABLE hermetic_genesis (
+            id smallint PRIMARY KEY CHECK (id = 1),
+            deployment text NOT NULL,
+            record text NOT NULL
+        );",
+    ),
 ];
 
 /// The tables the current schema must have.
@@ -95,6 +106,7 @@ const TABLES: &[&str] = &[
     "hermetic_log_leaves",
     "hermetic_log_hashes",
     "hermetic_log_checkpoint",
+    "hermetic_genesis",
 ];
 
 /// Advisory lock keys (arbitrary, fixed: "hermetic" in ASCII, then 1, 2).
@@ -347,6 +359,34 @@ impl PgBackend {
             result
         };
         off_runtime(call).unwrap_or_else(|| Err(StoreError::Db("a database call panicked".into())))
+    }
+}
+
+impl PgBackend {
+    /// The deployment's genesis record (public JSON), once one was stored.
+    pub fn genesis(&self) -> Result<Option<String>, StoreError> {
+        self.run(|c| {
+            c.query_opt("SELECT record FROM hermetic_genesis WHERE id = 1", &[])
+                .map(|r| r.map(|r| r.get(0)))
+                .map_err(pg_error)
+        })
+    }
+
+    /// Stores the genesis record of `deployment` unless one is there:
+    /// returns the record the database holds afterwards (this one, or the
+    /// one another replica stored first).
+    pub fn store_genesis(&self, deployment: &str, record: &str) -> Result<String, StoreError> {
+        self.run(|c| {
+            c.execute(
+                "INSERT INTO hermetic_genesis (id, deployment, record) VALUES (1, $1, $2)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&deployment, &record],
+            )
+            .map_err(pg_error)?;
+            c.query_one("SELECT record FROM hermetic_genesis WHERE id = 1", &[])
+                .map(|r| r.get(0))
+                .map_err(pg_error)
+        })
     }
 }
 
