@@ -472,7 +472,22 @@ mod replicas {
         enclave: &Enclave,
         name: &str,
     ) -> Result<hermetic_envelope::wire::Receipt, (u16, String)> {
-        let nonce = challenge(http, server).await;
+        let (status, body) = http
+            .send(
+                Method::POST,
+                &format!("http://{}/v1/challenge", server.public),
+                &[],
+                vec![],
+            )
+            .await
+            .map_err(|e| (0, e.to_string()))?;
+        if status != 200 {
+            return Err((status.as_u16(), common::reason(&body)));
+        }
+        let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
+            .unwrap()
+            .nonce_bytes()
+            .unwrap();
         let req = ReleaseRequest::new(&enclave.document(&nonce), vec![name.to_owned()]);
         let (status, body) = http
             .send(
@@ -482,7 +497,7 @@ mod replicas {
                 serde_json::to_vec(&req).unwrap(),
             )
             .await
-            .unwrap();
+            .map_err(|e| (0, e.to_string()))?;
         if status != 200 {
             return Err((status.as_u16(), common::reason(&body)));
         }
@@ -948,6 +963,35 @@ mod replicas {
         let http = HttpClient::default();
         assert_eq!(release(&http, &server, &enclave, "api-key").await.0, 200);
 
+        // Releases under load through the stop and the restart: every grant
+        // answered has its record in the database afterwards.
+        let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = Arc::new(server);
+        let enclave = Arc::new(enclave);
+        let mut load = Vec::new();
+        for _ in 0..4 {
+            let (http, server, enclave, stop) = (
+                http.clone(),
+                server.clone(),
+                enclave.clone(),
+                stop_load.clone(),
+            );
+            load.push(tokio::spawn(async move {
+                let (mut granted, mut refused) = (Vec::new(), Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match release_receipt(&http, &server, &enclave, "api-key").await {
+                        Ok(r) => granted.push(r),
+                        Err(e) => {
+                            refused.push(e);
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                (granted, refused)
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
         // A nonce issued before the stop, answered while the database is down.
         let nonce = challenge(&http, &server).await;
         cluster.pg_ctl("stop");
@@ -987,6 +1031,36 @@ mod replicas {
             (200, Some(b"value".to_vec())),
             "not recovered:\n{log}"
         );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stop_load.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut done = Vec::new();
+        for t in load {
+            done.push(t.await.unwrap());
+        }
+        let rows = log_rows(&cluster.url);
+        let (mut granted, mut refused) = (0, Vec::new());
+        for (g, r) in done {
+            for receipt in &g {
+                assert!(
+                    rows.get(receipt.index as usize).map(|r| r.1.as_slice())
+                        == Some(receipt.leaf.as_bytes()),
+                    "grant {} answered without its record in the database",
+                    receipt.index
+                );
+            }
+            granted += g.len();
+            refused.extend(r);
+        }
+        assert!(granted > 0);
+        // While it was down: 503 store_unavailable (or a connection the
+        // stop cut), never a grant and never another reason.
+        for (status, reason) in &refused {
+            assert!(
+                (*status == 503 && reason == "store_unavailable") || *status == 0,
+                "{status} {reason}"
+            );
+        }
+        assert!(!refused.is_empty());
     }
 
     /// A replica SIGKILLed while owners' changes go through it and enclaves
