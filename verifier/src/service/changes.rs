@@ -92,6 +92,18 @@ impl From<Refusal> for NotApplied {
     }
 }
 
+/// Why a creation did not commit: the store, or its record.
+enum CreateFailed {
+    Store(StoreError),
+    Log(ApiRefusal),
+}
+
+impl From<StoreError> for CreateFailed {
+    fn from(e: StoreError) -> Self {
+        CreateFailed::Store(e)
+    }
+}
+
 fn approval_refusal(refusal: &Refusal) -> ApiRefusal {
     let reason = refusal.reason();
     let status = match reason {
@@ -176,28 +188,36 @@ impl AppState {
     ) -> Result<Created, ApiRefusal> {
         let owners = OwnerSet::from_strings(&request.owners, request.threshold)
             .map_err(|e| approval_refusal(&Refusal::OwnerSet(e)))?;
+        let owner_keys: Vec<String> = owners.owners().iter().map(ToString::to_string).collect();
+        // The log size to sign once the creation and its record committed.
+        let end = std::sync::Mutex::new(None);
         let version = self
             .store
-            .create_secret(name, &owners)
-            .map_err(|e| store_refusal(&e))?;
-        let owner_keys: Vec<String> = owners.owners().iter().map(ToString::to_string).collect();
-        self.audit(Entry {
-            action: "secret_create".into(),
-            verdict: "done".into(),
-            reason: None,
-            secrets: vec![SecretRef {
-                name: name.to_owned(),
-                version: None,
-            }],
-            who: admin_who(admin),
-            change: Some(ChangeRecord {
-                version: Some(version),
-                owners: owner_keys.clone(),
-                threshold: Some(owners.threshold()),
-                ..ChangeRecord::default()
-            }),
-            ..Entry::default()
-        })?;
+            .create_secret_logged(name, &owners, |version, tx| {
+                let entry = Entry {
+                    action: "secret_create".into(),
+                    verdict: "done".into(),
+                    reason: None,
+                    secrets: vec![SecretRef {
+                        name: name.to_owned(),
+                        version: None,
+                    }],
+                    who: admin_who(admin),
+                    change: Some(ChangeRecord {
+                        version: Some(version),
+                        owners: owner_keys.clone(),
+                        threshold: Some(owners.threshold()),
+                        ..ChangeRecord::default()
+                    }),
+                    ..Entry::default()
+                };
+                self.audit_in(entry, tx, &end).map_err(CreateFailed::Log)
+            })
+            .map_err(|e| match e {
+                CreateFailed::Store(e) => store_refusal(&e),
+                CreateFailed::Log(refusal) => refusal,
+            })?;
+        self.sign_committed(&end);
         tracing::info!(event = "secret_create", name = %name, owners = %owners
                 .owners()
                 .iter()

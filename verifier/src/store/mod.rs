@@ -562,7 +562,53 @@ impl Store {
     /// Creates `name` with its owner set (change version 0, or the version
     /// a deleted secret of that name reached). Refuses a live secret.
     pub fn create_secret(&self, name: &str, owners: &OwnerSet) -> Result<u64, StoreError> {
-        self.write(|tx| {
+        self.create_secret_logged(name, owners, |_, _| Ok::<(), StoreError>(()))
+    }
+
+    /// [`Store::create_secret`] with its audit record: `record` gets the new
+    /// change version and the transaction, and runs before the commit (as
+    /// in [`Store::apply_change`]), so with an engine that keeps the log the
+    /// creation and its record commit together; its error aborts the
+    /// creation.
+    pub fn create_secret_logged<E: From<StoreError> + Send>(
+        &self,
+        name: &str,
+        owners: &OwnerSet,
+        record: impl FnOnce(u64, &mut dyn WriteRows) -> Result<(), E> + Send,
+    ) -> Result<u64, E> {
+        let mut record = Some(record);
+        let mut refused: Option<E> = None;
+        let mut done = None;
+        let outcome = self.backend.write(&mut |tx| {
+            let version = self.create_in(tx, name, owners)?;
+            let Some(record) = record.take() else {
+                return Ok(Outcome::Abort);
+            };
+            match record(version, tx) {
+                Ok(()) => {
+                    done = Some(version);
+                    Ok(Outcome::Commit)
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    Ok(Outcome::Abort)
+                }
+            }
+        })?;
+        match (outcome, done, refused) {
+            (Outcome::Commit, Some(version), _) => Ok(version),
+            (_, _, Some(e)) => Err(e),
+            _ => Err(StoreError::Db("the create transaction did not run".into()).into()),
+        }
+    }
+
+    fn create_in(
+        &self,
+        tx: &mut dyn WriteRows,
+        name: &str,
+        owners: &OwnerSet,
+    ) -> Result<u64, StoreError> {
+        {
             let old = self.head(tx.reads(), name)?.unwrap_or_default();
             if old.live {
                 return Err(StoreError::Exists(name.to_owned()));
@@ -579,7 +625,7 @@ impl Store {
             };
             self.put_head(tx, name, &head)?;
             Ok(head.version)
-        })
+        }
     }
 
     /// The owner set and change version of a live secret.
