@@ -544,6 +544,20 @@ mod replicas {
         )
     }
 
+    /// The server's stderr once it holds `needle` (its lines are read by
+    /// another thread: give it a moment); fails after 10 s.
+    async fn logged(server: &Server, needle: &str) -> String {
+        for _ in 0..100 {
+            let log = server.log.lock().unwrap().join("\n");
+            if log.contains(needle) {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let log = server.log.lock().unwrap().join("\n");
+        panic!("no {needle:?} in:\n{log}");
+    }
+
     /// The log's rows in the database: (index, leaf), in order.
     fn log_rows(url: &str) -> Vec<(i64, Vec<u8>)> {
         let url = url.to_owned();
@@ -768,8 +782,7 @@ mod replicas {
             hex::encode(&old)
         ));
         assert_eq!(checkpoint(server).await, before, "the replica went back");
-        let log = server.log.lock().unwrap().join("\n");
-        assert!(log.contains("audit_log_checkpoint_refused"), "{log}");
+        let log = logged(server, "audit_log_checkpoint_refused").await;
         assert!(log.contains("rolled back"), "{log}");
 
         // 2. A leaf rewritten by hand (its hash rows left as they were).
@@ -813,8 +826,7 @@ mod replicas {
         let (code, text) = log_verify(server, &key, None).await;
         assert_eq!(code, 2, "{text}");
         assert!(text.contains("HTTP 500"), "{text}");
-        let log = server.log.lock().unwrap().join("\n");
-        assert!(log.contains("leaf 1 is missing from the database"), "{log}");
+        logged(server, "leaf 1 is missing from the database").await;
         let out = serve_output(&root, &data, &db.url);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -836,8 +848,7 @@ mod replicas {
             Err((500, reason)) => assert_eq!(reason, "audit_log_unavailable"),
             other => panic!("granted over a rolled-back log: {other:?}"),
         }
-        let log = server.log.lock().unwrap().join("\n");
-        assert!(log.contains("fewer than the"), "{log}");
+        let log = logged(server, "fewer than the").await;
         assert!(!log.contains("panicked"), "{log}");
     }
 
@@ -1057,7 +1068,16 @@ mod replicas {
         for (status, reason) in &refused {
             assert!(
                 (*status == 503 && reason == "store_unavailable") || *status == 0,
-                "{status} {reason}"
+                "{status} {reason}: {}",
+                server
+                    .log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l.contains("audit_log"))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
         }
         assert!(!refused.is_empty());

@@ -370,6 +370,15 @@ impl AppState {
     ) -> Result<Receipt, ApiRefusal> {
         let proof = self.log.prove(appended.seq, size).map_err(|e| {
             tracing::error!(event = "audit_proof_failed", error = %e);
+            if let crate::log::LogError::Unavailable(_) = e {
+                // The shared log's database went down after the record
+                // committed: nothing leaves, the enclave retries.
+                return ApiRefusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; retry later",
+                );
+            }
             ApiRefusal::internal(
                 Reason::AuditLogUnavailable,
                 "the audit log could not prove the release record",
