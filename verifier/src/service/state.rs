@@ -373,11 +373,7 @@ impl AppState {
             if let crate::log::LogError::Unavailable(_) = e {
                 // The shared log's database went down after the record
                 // committed: nothing leaves, the enclave retries.
-                return ApiRefusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store is unavailable; retry later",
-                );
+                return store_unavailable();
             }
             ApiRefusal::internal(
                 Reason::AuditLogUnavailable,
