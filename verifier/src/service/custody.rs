@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::extract::{ConnectInfo, State};
@@ -353,7 +352,7 @@ fn sealed_refusal() -> Response {
 }
 
 fn limited(state: &SealedState, addr: SocketAddr) -> Option<Response> {
-    (!state.limiter.allow(addr.ip(), Instant::now())).then(|| {
+    (!state.limiter.allow(addr.ip())).then(|| {
         refusal(
             StatusCode::TOO_MANY_REQUESTS,
             Reason::RateLimited,
@@ -376,6 +375,7 @@ pub const SEALED_ROUTES: &[(&str, &str)] = &[
 fn sealed_routes() -> OpenApiRouter<Arc<SealedState>> {
     OpenApiRouter::new()
         .routes(routes!(sealed_health))
+        .routes(routes!(sealed_metrics))
         .routes(routes!(sealed_genesis))
         .routes(routes!(unseal_attest))
         .routes(routes!(unseal_share))
@@ -394,6 +394,29 @@ async fn sealed_health(State(state): State<Arc<SealedState>>) -> Response {
         .map(|u| u.progress())
         .unwrap_or((0, 0));
     Json(serde_json::json!({"state": "sealed", "have": have, "need": need})).into_response()
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "OpenMetrics text: `hermetic_sealed 1` and `hermetic_unseal_shares{state=\"have\"|\"need\"}`", content_type = "application/openmetrics-text", body = String))
+)]
+/// `GET /metrics` while sealed: `hermetic_sealed 1` and the shares.
+async fn sealed_metrics(State(state): State<Arc<SealedState>>) -> Response {
+    let (have, need) = state
+        .unsealer
+        .lock()
+        .map(|u| u.progress())
+        .unwrap_or((0, 0));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            super::metrics::CONTENT_TYPE,
+        )],
+        super::metrics::render_sealed(have, need),
+    )
+        .into_response()
 }
 
 #[utoipa::path(

@@ -731,7 +731,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         unlogged: state::Unlogged::new(clock.now()),
         clock,
         rng,
-        metrics: Metrics::default(),
+        metrics: Metrics::new(witnessing.is_some()),
         limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         identity: identity.as_ref().map(|(_, id)| id.clone()),
         witnesses: witnessing,
