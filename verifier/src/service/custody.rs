@@ -607,13 +607,17 @@ async fn sealed_fallback() -> Response {
 /// it and gives open connections two seconds, so the one that delivered
 /// the K-th share still gets its answer. All its
 /// clients come through the parent: one address (`0.0.0.0:0`), one
-/// rate-limit bucket.
+/// rate-limit bucket. At most `max_connections` are open at once (the
+/// TCP listener's `--max-connections`); one over it is closed at once,
+/// before any HTTP work, so idle connections cannot pile up without bound.
 async fn serve_endpoint_until(
     listener: hermetic_transport::Listener,
     router: Router,
+    max_connections: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -628,12 +632,22 @@ async fn serve_endpoint_until(
                 }
             },
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(
+                event = "refused",
+                reason = "too_many_connections",
+                listener = "endpoint",
+                state = "sealed"
+            );
+            drop(stream);
+            continue;
+        };
         let router = router.clone();
-        connections.spawn(super::listener::serve_connection(
-            hyper_util::rt::TokioIo::new(stream),
-            peer,
-            router,
-        ));
+        connections.spawn(async move {
+            let _permit = permit;
+            super::listener::serve_connection(hyper_util::rt::TokioIo::new(stream), peer, router)
+                .await
+        });
     }
     drop(listener);
     // Answers in flight finish; a kept-alive connection that would go on
@@ -730,6 +744,7 @@ pub(super) async fn serve_sealed(
             Some(tokio::spawn(serve_endpoint_until(
                 listener,
                 public_router.clone(),
+                config.max_connections,
                 stop_rx.clone(),
             )))
         }

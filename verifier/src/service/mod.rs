@@ -42,7 +42,7 @@ pub use join::{JoinRefusal, JOIN_KEY_ROUTE, JOIN_OFFER_ROUTE};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
 };
-pub use metrics::Metrics;
+pub use metrics::{Metrics, Snapshot};
 pub use rate_limit::RateLimiter;
 pub use reason::Reason;
 pub use refusal::ApiRefusal;
