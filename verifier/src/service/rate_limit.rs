@@ -107,7 +107,8 @@ impl<C: Clock> RateLimiter<C> {
             return true;
         };
         let mut key = address_key(ip);
-        let held = keyed.len();
+        // One count a request (DashMap's len visits every shard).
+        let mut held = keyed.len();
         let due = if held >= MAX_KEYS {
             // At the cap, prune once every PRUNE_AT requests: amortised
             // MAX_KEYS / PRUNE_AT steps a request, not MAX_KEYS.
@@ -118,14 +119,14 @@ impl<C: Clock> RateLimiter<C> {
         if due {
             keyed.retain_recent();
             keyed.shrink_to_fit();
-            let left = keyed.len();
+            held = keyed.len();
             self.next_prune.store(
-                left.saturating_mul(2).clamp(PRUNE_AT, MAX_KEYS),
+                held.saturating_mul(2).clamp(PRUNE_AT, MAX_KEYS),
                 Ordering::Relaxed,
             );
             self.since_prune.store(0, Ordering::Relaxed);
         }
-        if keyed.len() >= MAX_KEYS {
+        if held >= MAX_KEYS {
             key = OVERFLOW;
         }
         keyed.check_key(&key).is_ok()
