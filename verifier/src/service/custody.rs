@@ -365,6 +365,7 @@ fn limited(state: &SealedState, addr: SocketAddr) -> Option<Response> {
 /// unsealed it, the only ones that answer besides 503 `sealed`.
 pub const SEALED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/v1/custody/genesis"),
     ("POST", "/v1/custody/unseal/attest"),
     ("POST", "/v1/custody/unseal/share"),
