@@ -6,7 +6,8 @@
 # most 30, so that CI's added time stays near 5 minutes): tlog-proof files
 # and tiles, owner-approved changes (statement, owner set, statement file),
 # custody records and messages, the release API's JSON bodies and value
-# intake, the policy file, the verifier identity binding.
+# intake, the policy file, the verifier identity binding, the serve
+# configuration file.
 # Usage: scripts/fuzz.sh [SECONDS [NEW_SECONDS]]
 # Seeds: the real AWS documents in ../shared/vectors (when present) and a
 # simulated document. Stable rustc is allowed cargo-fuzz's -Z flags through
@@ -35,6 +36,6 @@ TLOG_FUZZ_TARGETS=parse "$root/tlog/fuzz/run.sh" "$seconds"
 (cd "$root/tlog" && mkdir -p fuzz/corpus/proof_tile && RUSTC_BOOTSTRAP=1 cargo fuzz run proof_tile \
   fuzz/corpus/proof_tile -- -max_total_time="$new_seconds" -max_len=16384 -rss_limit_mb=2048 \
   -print_final_stats=1)
-for crate in approval custody envelope policy identity; do
+for crate in approval custody envelope policy identity verifier; do
   "$root/$crate/fuzz/run.sh" "$new_seconds"
 done

@@ -142,6 +142,14 @@ impl Responder {
         self.pending.len()
     }
 
+    /// Whether [`offer`](Self::offer) at `now` would find room, after
+    /// forgetting expired challenges: checked before the NSM is asked for a
+    /// document, so a caller over the cap costs no attestation.
+    pub fn has_room(&mut self, now: UnixTime) -> bool {
+        self.purge(now);
+        self.pending.len() < self.capacity
+    }
+
     fn purge(&mut self, now: UnixTime) {
         let now = now.as_secs();
         self.pending.retain(|_, p| p.expires_at_secs >= now);

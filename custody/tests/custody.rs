@@ -829,9 +829,12 @@ fn responder_challenges_are_bounded() {
     let mut resp = responder(&record, &nsm);
     let hello = hermetic_custody::JoinHello { nonce: [1; 32] };
     for _ in 0..4 {
+        assert!(resp.has_room(now()));
         resp.offer(nsm.attest(&resp.attestation_request(&hello)), now(), &rng())
             .unwrap();
     }
+    // Full: known before any document is made.
+    assert!(!resp.has_room(now()));
     assert_eq!(
         resp.offer(nsm.attest(&resp.attestation_request(&hello)), now(), &rng())
             .unwrap_err(),
@@ -839,6 +842,7 @@ fn responder_challenges_are_bounded() {
     );
     // Expired ones make room.
     let later = UnixTime::since_unix_epoch(Duration::from_secs(NOW + 61));
+    assert!(resp.has_room(later));
     assert!(resp
         .offer(nsm.attest(&resp.attestation_request(&hello)), later, &rng())
         .is_ok());

@@ -3,7 +3,8 @@
 //! down releases go on with cosigned receipts, two down grants fail with
 //! `witness_unavailable` and no secret, a restarted witness restores them,
 //! `log verify` checks the cosignatures, and a restored older data
-//! directory is refused at start.
+//! directory is refused at start. `/metrics` shows the witness lag grow
+//! while too few witnesses answer and fall back once they do.
 
 mod common;
 
@@ -118,6 +119,23 @@ impl Drop for Witness {
 
 /// One release of `name` to the simulated enclave: status, and the value
 /// and receipt when granted.
+/// The value of `series` in the service's `/metrics`.
+async fn metric(public: std::net::SocketAddr, series: &str) -> f64 {
+    let (_, body) = HttpClient::default()
+        .send(
+            Method::GET,
+            &format!("http://{public}/metrics"),
+            &[],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
+}
+
 async fn release(
     public: std::net::SocketAddr,
     enclave: &Enclave,
@@ -243,6 +261,11 @@ async fn two_of_three_witnesses_gate_grants_and_a_rollback_is_refused() {
     let (status, value, resp) = release(server.public, &enclave, "db").await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&value));
     assert_eq!(value, b"s3cret");
+    // The grant waited for a checkpoint holding its record: no lag.
+    assert_eq!(
+        metric(server.public, "hermetic_witness_lag_entries").await,
+        0.0
+    );
     witnesses[2].stop();
     for _ in 0..3 {
         let (status, value, resp2) = release(server.public, &enclave, "db").await;
@@ -267,6 +290,14 @@ async fn two_of_three_witnesses_gate_grants_and_a_rollback_is_refused() {
     assert_eq!(reason(&body), "witness_unavailable");
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("1 of the 2 witness cosignatures"), "{text}");
+    // Its record is logged but in no checkpoint K witnesses cosigned.
+    let lag = metric(server.public, "hermetic_witness_lag_entries").await;
+    assert!(lag >= 1.0, "{lag}");
+    let (status, _, _) = release(server.public, &enclave, "db").await;
+    assert_eq!(status, 503);
+    let grown = metric(server.public, "hermetic_witness_lag_entries").await;
+    assert!(grown > lag, "{grown} after {lag}");
+    assert!(metric(server.public, "hermetic_witness_cosigned_age_seconds").await >= 0.0);
     assert!(
         !text.contains("s3cret") && !text.contains("secrets"),
         "{text}"
@@ -277,6 +308,10 @@ async fn two_of_three_witnesses_gate_grants_and_a_rollback_is_refused() {
     witnesses[1].start(&log_key_arg);
     let (status, body, _) = release(server.public, &enclave, "db").await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        metric(server.public, "hermetic_witness_lag_entries").await,
+        0.0
+    );
     terminate(&mut server);
 
     // The stored checkpoint is the cosigned one: 2 of the 3 keys.

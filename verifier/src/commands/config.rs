@@ -156,7 +156,10 @@ pub fn load(path: &Path, serve: &Command) -> Result<Settings, ConfigError> {
     parse(path, &text, serve)
 }
 
-fn parse(path: &Path, text: &str, serve: &Command) -> Result<Settings, ConfigError> {
+/// Checks `text` (the file at `path`) against `serve`'s flags: pure, no I/O
+/// (what [`load`] runs after reading the file, and what the fuzz target
+/// `verifier/fuzz` runs on hostile text).
+pub fn parse(path: &Path, text: &str, serve: &Command) -> Result<Settings, ConfigError> {
     let table: BTreeMap<Spanned<String>, Value> =
         toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),

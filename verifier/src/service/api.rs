@@ -2,7 +2,7 @@
 //! HTTP and [`AppState`](super::state::AppState).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -145,7 +145,7 @@ pub fn client_ip(req: &Request) -> IpAddr {
 }
 
 pub async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    if state.limiter.allow(client_ip(&req), Instant::now()) {
+    if state.limiter.allow(client_ip(&req)) {
         return next.run(req).await;
     }
     state.metrics.refusal(Reason::RateLimited.as_str(), None);
@@ -195,12 +195,12 @@ pub async fn healthz() -> &'static str {
     get,
     path = "/metrics",
     tag = "meta",
-    responses((status = 200, description = "Prometheus text exposition of the service's counters", content_type = "text/plain", body = String))
+    responses((status = 200, description = "OpenMetrics text (prometheus-client): the service's counters, gauges and histograms", content_type = "application/openmetrics-text", body = String))
 )]
 async fn metrics(State(state): State<Shared>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.nonces.len()),
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
+        state.metrics.render(state.metrics_snapshot()),
     )
         .into_response()
 }

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::extract::{ConnectInfo, State};
@@ -402,7 +401,7 @@ fn sealed_refusal() -> Response {
 }
 
 fn limited(state: &SealedState, addr: SocketAddr) -> Option<Response> {
-    (!state.limiter.allow(addr.ip(), Instant::now())).then(|| {
+    (!state.limiter.allow(addr.ip())).then(|| {
         refusal(
             StatusCode::TOO_MANY_REQUESTS,
             Reason::RateLimited,
@@ -415,6 +414,7 @@ fn limited(state: &SealedState, addr: SocketAddr) -> Option<Response> {
 /// unsealed it, the only ones that answer besides 503 `sealed`.
 pub const SEALED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/v1/custody/genesis"),
     ("POST", "/v1/custody/unseal/attest"),
     ("POST", "/v1/custody/unseal/share"),
@@ -425,6 +425,7 @@ pub const SEALED_ROUTES: &[(&str, &str)] = &[
 fn sealed_routes() -> OpenApiRouter<Arc<SealedState>> {
     OpenApiRouter::new()
         .routes(routes!(sealed_health))
+        .routes(routes!(sealed_metrics))
         .routes(routes!(sealed_genesis))
         .routes(routes!(unseal_attest))
         .routes(routes!(unseal_share))
@@ -443,6 +444,29 @@ async fn sealed_health(State(state): State<Arc<SealedState>>) -> Response {
         .map(|u| u.progress())
         .unwrap_or((0, 0));
     Json(serde_json::json!({"state": "sealed", "have": have, "need": need})).into_response()
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "OpenMetrics text: `hermetic_sealed 1` and `hermetic_unseal_shares{state=\"have\"|\"need\"}`", content_type = "application/openmetrics-text", body = String))
+)]
+/// `GET /metrics` while sealed: `hermetic_sealed 1` and the shares.
+async fn sealed_metrics(State(state): State<Arc<SealedState>>) -> Response {
+    let (have, need) = state
+        .unsealer
+        .lock()
+        .map(|u| u.progress())
+        .unwrap_or((0, 0));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            super::metrics::CONTENT_TYPE,
+        )],
+        super::metrics::render_sealed(have, need),
+    )
+        .into_response()
 }
 
 #[utoipa::path(
@@ -633,13 +657,17 @@ async fn sealed_fallback() -> Response {
 /// it and gives open connections two seconds, so the one that delivered
 /// the K-th share still gets its answer. All its
 /// clients come through the parent: one address (`0.0.0.0:0`), one
-/// rate-limit bucket.
+/// rate-limit bucket. At most `max_connections` are open at once (the
+/// TCP listener's `--max-connections`); one over it is closed at once,
+/// before any HTTP work, so idle connections cannot pile up without bound.
 async fn serve_endpoint_until(
     listener: hermetic_transport::Listener,
     router: Router,
+    max_connections: usize,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -654,12 +682,22 @@ async fn serve_endpoint_until(
                 }
             },
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(
+                event = "refused",
+                reason = "too_many_connections",
+                listener = "endpoint",
+                state = "sealed"
+            );
+            drop(stream);
+            continue;
+        };
         let router = router.clone();
-        connections.spawn(super::listener::serve_connection(
-            hyper_util::rt::TokioIo::new(stream),
-            peer,
-            router,
-        ));
+        connections.spawn(async move {
+            let _permit = permit;
+            super::listener::serve_connection(hyper_util::rt::TokioIo::new(stream), peer, router)
+                .await
+        });
     }
     drop(listener);
     // Answers in flight finish; a kept-alive connection that would go on
@@ -756,6 +794,7 @@ pub(super) async fn serve_sealed(
             Some(tokio::spawn(serve_endpoint_until(
                 listener,
                 public_router.clone(),
+                config.max_connections,
                 stop_rx.clone(),
             )))
         }

@@ -21,6 +21,8 @@
 //! genesis record, a signed document and a challenge; the key only ever
 //! travels sealed to the key inside a checked document.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,10 +30,10 @@ use std::time::Duration;
 use aws_lc_rs::rand::SystemRandom;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use hermetic_attestation::{TrustedRoot, UnixTime};
 use hermetic_custody::{
     record_digest, AttestationPolicy, CustodianPublicKey, ForwardedKey, GenesisRecord, JoinHello,
@@ -59,6 +61,12 @@ pub const JOIN_KEY_ROUTE: &str = "/v1/custody/join/key";
 pub const MAX_DOCUMENT_AGE: Duration = Duration::from_secs(120);
 /// Challenges a running replica keeps outstanding at once.
 pub const MAX_OUTSTANDING_JOINS: usize = 64;
+/// Challenges one client address ([`address_key`](super::address_key))
+/// may hold at once: a quarter of [`MAX_OUTSTANDING_JOINS`], so that one
+/// anonymous address cannot hold them all for the challenge TTL. Both caps
+/// are checked before the NSM is asked for a document (and after the
+/// per-address rate limit, which runs first on every public route).
+pub const MAX_OUTSTANDING_JOINS_PER_ADDRESS: usize = MAX_OUTSTANDING_JOINS / 4;
 
 /// Why a join was refused, by either side: a stable reason code each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +208,8 @@ fn now(clock: &dyn Clock) -> UnixTime {
 /// The running replica's side: the key it may forward, its NSM and the
 /// challenges it issued.
 pub struct Forwarding {
-    responder: Mutex<Responder>,
+    book: Mutex<JoinBook>,
+    challenge_ttl: Duration,
     key: MasterKey,
     nsm: Arc<dyn Nsm>,
     genesis_sha256: String,
@@ -224,13 +233,67 @@ impl Forwarding {
             MAX_OUTSTANDING_JOINS,
         );
         Ok(Forwarding {
-            responder: Mutex::new(responder),
+            book: Mutex::new(JoinBook {
+                responder,
+                holders: Holders::default(),
+            }),
+            challenge_ttl,
             key,
             nsm: custody.nsm.clone(),
             genesis_sha256,
             threshold,
         })
     }
+}
+
+/// The responder and who holds its challenges, behind one lock.
+struct JoinBook {
+    responder: Responder,
+    holders: Holders,
+}
+
+/// Which client address ([`address_key`](super::address_key)) holds each
+/// outstanding challenge, and until when (seconds since the epoch).
+#[derive(Debug, Default)]
+struct Holders {
+    by_challenge: HashMap<[u8; 32], (IpAddr, u64)>,
+}
+
+impl Holders {
+    /// Whether `peer` may be given another challenge at `now`, after
+    /// forgetting expired ones.
+    fn has_room(&mut self, peer: IpAddr, now: u64) -> bool {
+        self.by_challenge.retain(|_, (_, expires)| *expires >= now);
+        self.by_challenge
+            .values()
+            .filter(|(p, _)| *p == peer)
+            .count()
+            < MAX_OUTSTANDING_JOINS_PER_ADDRESS
+    }
+
+    fn issued(&mut self, challenge: [u8; 32], peer: IpAddr, expires: u64) {
+        self.by_challenge.insert(challenge, (peer, expires));
+    }
+
+    /// A challenge answered (or refused): it is used up either way.
+    fn used(&mut self, challenge: &[u8; 32]) {
+        self.by_challenge.remove(challenge);
+    }
+}
+
+fn at_capacity() -> ApiRefusal {
+    let r = JoinRefusal::Capacity;
+    ApiRefusal::new(
+        r.status(),
+        Reason::of(r.reason()),
+        "too many join challenges outstanding (for this address, or in all); retry later",
+    )
+}
+
+/// A join refusal, counted in `hermetic_refusals_total{reason}`.
+fn counted_refusal(state: &Shared, refusal: ApiRefusal) -> Response {
+    state.metrics.refusal(refusal.reason.as_str(), None);
+    refusal.into_response()
 }
 
 fn parse<T: DeserializeOwned>(
@@ -255,7 +318,9 @@ fn internal(what: &str) -> ApiRefusal {
 }
 
 /// `POST /v1/custody/join/offer {"nonce": HEX}`: this replica's document for
-/// the joiner's nonce, the genesis record and a single-use challenge.
+/// the joiner's nonce, the genesis record and a single-use challenge. The
+/// challenge caps (in all, per address) are checked before the NSM is asked
+/// for a document: a caller over either costs no attestation.
 #[utoipa::path(
     post,
     path = "/v1/custody/join/offer",
@@ -265,14 +330,20 @@ fn internal(what: &str) -> ApiRefusal {
         (status = 200, description = "`{\"challenge\": HEX, \"genesis\": {...}, \"attestation_document\": BASE64}`: this replica's document for the nonce, the genesis record and a single-use challenge", body = super::openapi::JsonObject),
         (status = 400, description = "`bad_request`: not a join message", body = super::openapi::RefusalBody),
         (status = 403, description = "A `join_*` reason", body = super::openapi::RefusalBody),
-        (status = 429, description = "`challenge_capacity` (64 outstanding) or `rate_limited`", body = super::openapi::RefusalBody),
+        (status = 429, description = "`challenge_capacity` (64 outstanding in all, 16 per client address) or `rate_limited`", body = super::openapi::RefusalBody),
         (status = 503, description = "`join_unavailable` (no NSM), `nsm_unavailable`, `timeout`", body = super::openapi::RefusalBody),
     )
 )]
 pub(super) async fn offer(
     State(state): State<Shared>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let peer = super::address_key(
+        connect
+            .map(|c| c.0 .0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+    );
     let Some(forwarding) = state.forwarding.clone() else {
         return unavailable().into_response();
     };
@@ -280,14 +351,19 @@ pub(super) async fn offer(
         Ok(h) => h,
         Err(r) => return r.into_response(),
     };
+    let counted = state.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut responder = forwarding
-            .responder
+        let mut book = forwarding
+            .book
             .lock()
             .map_err(|_| internal("the join state"))?;
+        let now = now(state.clock.as_ref());
+        if !book.responder.has_room(now) || !book.holders.has_room(peer, now.as_secs()) {
+            return Err(at_capacity());
+        }
         let document = attest(
             forwarding.nsm.as_ref(),
-            responder.attestation_request(&hello),
+            book.responder.attestation_request(&hello),
         )
         .map_err(|e| {
             tracing::error!(event = "nsm_failed", error = %e);
@@ -297,14 +373,20 @@ pub(super) async fn offer(
                 "no attestation document",
             )
         })?;
-        responder
-            .offer(document, now(state.clock.as_ref()), &state.rng)
-            .map_err(|e| refused(&e))
+        let offer = book
+            .responder
+            .offer(document, now, &state.rng)
+            .map_err(|e| refused(&e))?;
+        let expires = now
+            .as_secs()
+            .saturating_add(forwarding.challenge_ttl.as_secs());
+        book.holders.issued(offer.challenge, peer, expires);
+        Ok(offer)
     })
     .await;
     match outcome {
         Ok(Ok(offer)) => Json(offer).into_response(),
-        Ok(Err(r)) => r.into_response(),
+        Ok(Err(r)) => counted_refusal(&counted, r),
         Err(_) => internal("the join task").into_response(),
     }
 }
@@ -339,20 +421,21 @@ pub(super) async fn key(
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
+    let counted = state.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut responder = forwarding
-            .responder
+        let mut book = forwarding
+            .book
             .lock()
             .map_err(|_| internal("the join state"))?;
-        let forwarded = responder
-            .forward(
-                &request,
-                &forwarding.key,
-                now(state.clock.as_ref()),
-                &state.rng,
-            )
-            .map_err(|e| refused(&e))?;
-        drop(responder);
+        let forwarded = book.responder.forward(
+            &request,
+            &forwarding.key,
+            now(state.clock.as_ref()),
+            &state.rng,
+        );
+        book.holders.used(&request.challenge);
+        drop(book);
+        let forwarded = forwarded.map_err(|e| refused(&e))?;
         let record = forwarded_record(&forwarding, &forwarded);
         // Evidence first: a key is never handed over unlogged.
         let appended = state.audit(Entry {
@@ -371,7 +454,7 @@ pub(super) async fn key(
     .await;
     match outcome {
         Ok(Ok(forwarded)) => Json(forwarded).into_response(),
-        Ok(Err(r)) => r.into_response(),
+        Ok(Err(r)) => counted_refusal(&counted, r),
         Err(_) => internal("the join task").into_response(),
     }
 }
@@ -511,6 +594,25 @@ pub(super) async fn join(
 mod tests {
     use super::*;
     use hermetic_custody::Error as E;
+
+    #[test]
+    fn one_address_holds_at_most_its_share_of_the_challenges() {
+        let mut holders = Holders::default();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for i in 0..MAX_OUTSTANDING_JOINS_PER_ADDRESS {
+            assert!(holders.has_room(a, 100));
+            holders.issued([i as u8; 32], a, 160);
+        }
+        assert!(!holders.has_room(a, 100), "a holds its share");
+        assert!(holders.has_room(b, 100), "b is not kept out by a");
+        // An answered challenge frees its slot; expired ones too.
+        holders.used(&[0; 32]);
+        assert!(holders.has_room(a, 100));
+        holders.issued([0; 32], a, 160);
+        assert!(!holders.has_room(a, 160));
+        assert!(holders.has_room(a, 161));
+        assert!(holders.by_challenge.is_empty());
+    }
 
     #[test]
     fn each_refusal_has_its_own_reason() {

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +26,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use super::metrics::OpenGauge;
 
 /// How long a TLS handshake or a request head may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,7 +169,7 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
     refused: impl Fn(&'static str) + Send + 'static,
-    open: Arc<AtomicUsize>,
+    open: OpenGauge,
 ) {
     let permits = Arc::new(Semaphore::new(limits.total.max(1)));
     let per_address = Arc::new(OpenPerAddress::default());
@@ -227,7 +228,7 @@ pub async fn serve_transport(
     router: Router,
     tls: Option<TlsAcceptor>,
     total: usize,
-    open: Arc<AtomicUsize>,
+    open: OpenGauge,
 ) {
     let permits = Arc::new(Semaphore::new(total.max(1)));
     let peer = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -266,18 +267,18 @@ pub async fn serve_transport(
 }
 
 /// Counts one open connection (`hermetic_open_connections`) until dropped.
-struct OpenConnection(Arc<AtomicUsize>);
+struct OpenConnection(OpenGauge);
 
 impl OpenConnection {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
+    fn new(count: &OpenGauge) -> Self {
+        count.inc();
         OpenConnection(count.clone())
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 

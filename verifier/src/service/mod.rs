@@ -42,7 +42,7 @@ pub use join::{JoinRefusal, JOIN_KEY_ROUTE, JOIN_OFFER_ROUTE};
 pub use listener::{
     address_key, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
 };
-pub use metrics::Metrics;
+pub use metrics::{Metrics, Snapshot};
 pub use rate_limit::RateLimiter;
 pub use reason::Reason;
 pub use refusal::ApiRefusal;
@@ -756,7 +756,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
         unlogged: state::Unlogged::new(clock.now()),
         clock,
         rng,
-        metrics: Metrics::default(),
+        metrics: Metrics::new(witnessing.is_some()),
         limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         identity: identity.as_ref().map(|(_, id)| id.clone()),
         witnesses: witnessing,

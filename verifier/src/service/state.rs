@@ -54,6 +54,17 @@ pub struct AppState {
 
 pub type Shared = Arc<AppState>;
 
+impl AppState {
+    /// The values `/metrics` reads at scrape time.
+    pub(super) fn metrics_snapshot(&self) -> super::metrics::Snapshot {
+        super::metrics::Snapshot {
+            outstanding_nonces: self.nonces.len(),
+            log_size: self.log.checkpoint().size,
+            witnessed: self.witnesses.as_ref().map(|w| w.cosigned()),
+        }
+    }
+}
+
 pub(super) fn status_of(error: &ReleaseError) -> StatusCode {
     match error {
         ReleaseError::NoSecretsRequested

@@ -5,8 +5,8 @@
 //! witnesses cosigned. At start, [`check_start`] refuses a log older than
 //! what a witness has cosigned (a restored data directory).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hermetic_witness::{
     Batcher, CheckpointSource, CosignedCheckpoint, PoolWitness, ProofSource, StartRefusal,
@@ -48,6 +48,9 @@ pub struct Witnessing {
     batcher: Batcher,
     log: Arc<SharedLog>,
     runtime: tokio::runtime::Handle,
+    /// The size of the latest checkpoint K witnesses cosigned in this run
+    /// and when (the start, before the first), for the lag metrics.
+    cosigned: Mutex<(u64, Instant)>,
 }
 
 impl Witnessing {
@@ -60,7 +63,16 @@ impl Witnessing {
             batcher: Batcher::new(pool, Arc::new(LogSource(Arc::clone(&log)))),
             log,
             runtime,
+            cosigned: Mutex::new((0, Instant::now())),
         })
+    }
+
+    /// The size of the latest checkpoint K witnesses cosigned, and the
+    /// seconds since (`hermetic_witness_lag_entries`,
+    /// `hermetic_witness_cosigned_age_seconds`).
+    pub fn cosigned(&self) -> (u64, f64) {
+        let (size, at) = *self.cosigned.lock().unwrap_or_else(|p| p.into_inner());
+        (size, at.elapsed().as_secs_f64())
     }
 
     pub fn threshold(&self) -> usize {
@@ -103,6 +115,10 @@ impl Witnessing {
             .unwrap_or(0);
         if let Err(e) = self.log.store_cosigned(size, &cosigned.note) {
             tracing::error!(event = "cosigned_checkpoint_not_stored", error = %e);
+        }
+        let mut latest = self.cosigned.lock().unwrap_or_else(|p| p.into_inner());
+        if size >= latest.0 {
+            *latest = (size, Instant::now());
         }
         size
     }
