@@ -112,6 +112,38 @@ impl Book {
     }
 
     /// Forgets the expired nonces issued to `owner`.
+    /// The nonces issued to `owner` not known here to be used.
+    fn unused_of(&self, owner: IpAddr) -> Vec<[u8; NONCE_LEN]> {
+        self.holders.get(&owner).map_or_else(Vec::new, |h| {
+            h.issued
+                .iter()
+                .map(|(_, nonce)| *nonce)
+                .filter(|n| {
+                    self.entries
+                        .get(n)
+                        .is_some_and(|e| !e.used && e.owner == Some(owner))
+                })
+                .collect()
+        })
+    }
+
+    /// Marks an issued nonce used (consumed at another replica), so it no
+    /// longer counts as outstanding for its address.
+    fn mark_used(&mut self, nonce: &[u8; NONCE_LEN]) {
+        let Some(entry) = self.entries.get_mut(nonce) else {
+            return;
+        };
+        if entry.used {
+            return;
+        }
+        entry.used = true;
+        if let Some(owner) = entry.owner {
+            if let Some(holder) = self.holders.get_mut(&owner) {
+                holder.unused = holder.unused.saturating_sub(1);
+            }
+        }
+    }
+
     fn prune_holder(&mut self, owner: IpAddr, now_ms: u64) {
         loop {
             let Some(holder) = self.holders.get_mut(&owner) else {
@@ -179,6 +211,8 @@ pub trait SharedNonces: Send + Sync + std::fmt::Debug {
     fn insert(&self, nonce: &[u8; NONCE_LEN], expires_ms: u64) -> Result<(), String>;
     /// Marks `nonce` used if it is unused, in one atomic step.
     fn consume(&self, nonce: &[u8; NONCE_LEN]) -> Result<Consumed, String>;
+    /// Which of `nonces` were used (at any replica).
+    fn used(&self, nonces: &[[u8; NONCE_LEN]]) -> Result<Vec<[u8; NONCE_LEN]>, String>;
     /// Forgets nonces that expired before `now_ms`.
     fn prune(&self, now_ms: u64) -> Result<(), String>;
 }
@@ -282,7 +316,20 @@ impl NonceBook {
         if let Some(owner) = owner {
             book.prune_holder(owner, now_ms);
             if book.holders.get(&owner).map_or(0, |h| h.unused) >= self.per_address {
-                return Err(IssueError::TooManyForAddress);
+                if let Some(shared) = &self.shared {
+                    // A nonce released at another replica is used there:
+                    // this replica's count learns it only from the table.
+                    let held = book.unused_of(owner);
+                    drop(book);
+                    let used = shared.used(&held).map_err(|_| IssueError::Unavailable)?;
+                    book = self.lock();
+                    for nonce in used {
+                        book.mark_used(&nonce);
+                    }
+                }
+                if book.holders.get(&owner).map_or(0, |h| h.unused) >= self.per_address {
+                    return Err(IssueError::TooManyForAddress);
+                }
             }
         }
         if book.entries.len() >= self.capacity {
@@ -391,6 +438,68 @@ impl NonceBook {
 mod tests {
     use super::*;
     use aws_lc_rs::rand::SystemRandom;
+
+    /// One nonce table shared by books (replicas), in memory.
+    #[derive(Debug, Default)]
+    struct Table(Mutex<HashMap<[u8; NONCE_LEN], (u64, bool)>>);
+
+    impl SharedNonces for Table {
+        fn insert(&self, nonce: &[u8; NONCE_LEN], expires_ms: u64) -> Result<(), String> {
+            self.0.lock().unwrap().insert(*nonce, (expires_ms, false));
+            Ok(())
+        }
+        fn consume(&self, nonce: &[u8; NONCE_LEN]) -> Result<Consumed, String> {
+            Ok(match self.0.lock().unwrap().get_mut(nonce) {
+                Some((_, true)) => Consumed::Used,
+                Some((expires_ms, used)) => {
+                    *used = true;
+                    Consumed::Taken {
+                        expires_ms: *expires_ms,
+                    }
+                }
+                None => Consumed::Unknown,
+            })
+        }
+        fn used(&self, nonces: &[[u8; NONCE_LEN]]) -> Result<Vec<[u8; NONCE_LEN]>, String> {
+            let table = self.0.lock().unwrap();
+            Ok(nonces
+                .iter()
+                .filter(|n| table.get(*n).is_some_and(|e| e.1))
+                .copied()
+                .collect())
+        }
+        fn prune(&self, now_ms: u64) -> Result<(), String> {
+            self.0.lock().unwrap().retain(|_, e| e.0 >= now_ms);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn nonces_released_at_another_replica_no_longer_count_against_their_address() {
+        let rng = SystemRandom::new();
+        let table = std::sync::Arc::new(Table::default());
+        let a = NonceBook::new(Duration::from_secs(60), 10_000)
+            .with_per_address(4)
+            .with_shared(table.clone());
+        let b = NonceBook::new(Duration::from_secs(60), 10_000)
+            .with_per_address(4)
+            .with_shared(table.clone());
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let now = Duration::from_secs(1_000);
+        // Challenge at A, release at B, many more times than the bound.
+        for _ in 0..20 {
+            let (nonce, _) = a.issue_to(&rng, now, client).unwrap();
+            b.consume(&nonce, now).unwrap();
+        }
+        // Held and unused, the bound still holds at A.
+        for _ in 0..4 {
+            a.issue_to(&rng, now, client).unwrap();
+        }
+        assert!(matches!(
+            a.issue_to(&rng, now, client),
+            Err(IssueError::TooManyForAddress)
+        ));
+    }
 
     const T0: Duration = Duration::from_secs(1_800_000_000);
 

@@ -616,6 +616,23 @@ impl SharedNonces for PgBackend {
         .map_err(|e| e.to_string())
     }
 
+    fn used(&self, nonces: &[[u8; NONCE_LEN]]) -> Result<Vec<[u8; NONCE_LEN]>, String> {
+        let keys: Vec<&[u8]> = nonces.iter().map(|n| n.as_slice()).collect();
+        let rows = self
+            .run(|c| {
+                c.query(
+                    "SELECT nonce FROM hermetic_nonces WHERE nonce = ANY($1) AND used",
+                    &[&keys],
+                )
+                .map_err(pg_error)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get::<_, &[u8]>(0).try_into().ok())
+            .collect())
+    }
+
     fn consume(&self, nonce: &[u8; NONCE_LEN]) -> Result<Consumed, String> {
         // One statement: the UPDATE takes the row only while it is unused
         // (a concurrent consume waits for the row lock, then finds it used:
