@@ -338,6 +338,19 @@ mod replicas {
         );
         // The embedded file was never created: the store is the database.
         assert!(!first_data.join("hermetic.redb").exists());
+        // Behind a load balancer one address (a parent instance) takes its
+        // challenges at one replica and releases at the other, many more
+        // times than the per-address bound on outstanding challenges (64):
+        // the issuing replica learns from the table that they were used.
+        for round in 0..80 {
+            let nonce = challenge(&http, &first).await;
+            let document = enclave.document(&nonce);
+            assert_eq!(
+                release_with(&http, &second, &document, "api-key").await,
+                (200, String::new()),
+                "round {round}"
+            );
+        }
     }
 
     /// A challenge from `server`: the raw nonce.
