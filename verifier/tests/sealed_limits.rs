@@ -1,8 +1,11 @@
 //! A sealed verifier through its public interfaces: `/metrics` says it is
 //! sealed (and the shares it has and needs), then unsealed; its
 //! `--public-endpoint` holds at most `--max-connections` connections and
-//! closes one over at once while a good client is still served; once
-//! unsealed, one anonymous address cannot hold every join challenge.
+//! closes one over at once while a good client is still served; its TCP
+//! listener bounds connections per address, and connections held open
+//! (idle, or a request head never finished) do not keep it from closing
+//! when it is unsealed; once unsealed, one anonymous address cannot hold
+//! every join challenge.
 
 mod common;
 
@@ -42,13 +45,18 @@ async fn exchange<S: AsyncReadExt + AsyncWriteExt + Unpin>(mut stream: S, reques
     }
 }
 
-/// POST /v1/custody/join/offer from source address `from`: the status.
-async fn offer_from(from: &str, to: SocketAddr) -> u16 {
+/// A TCP connection to `to` from source address `from`.
+async fn connect_from(from: &str, to: SocketAddr) -> tokio::net::TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket
         .bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
         .unwrap();
-    let stream = socket.connect(to).await.unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// POST /v1/custody/join/offer from source address `from`: the status.
+async fn offer_from(from: &str, to: SocketAddr) -> u16 {
+    let stream = connect_from(from, to).await;
     let body = format!("{{\"nonce\": \"{}\"}}", "ab".repeat(32));
     let raw = exchange(
         stream,
@@ -100,6 +108,8 @@ async fn sealed_gauge_endpoint_cap_and_join_share() {
         format!("unix://{}", socket.display()).into(),
         "--max-connections".into(),
         "3".into(),
+        "--max-connections-per-address".into(),
+        "2".into(),
     ]);
     let mut a = spawn(&data, &os(&sealed));
     let (s, metrics) = get(format!("http://{}/metrics", a.public)).await;
@@ -143,13 +153,50 @@ async fn sealed_gauge_endpoint_cap_and_join_share() {
     assert!(served, "a good client was not served");
     drop(idle);
 
+    // The TCP listener has the running service's bounds: one address holds
+    // at most two connections (three in all); more from it are closed at
+    // once, unanswered, while another address is served.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(connect_from("127.0.0.4", a.public).await);
+    }
+    for _ in 0..3 {
+        let over = connect_from("127.0.0.4", a.public).await;
+        assert_eq!(exchange(over, health).await, "", "over the bound: closed");
+    }
+    let other = connect_from("127.0.0.5", a.public).await;
+    assert!(exchange(other, health)
+        .await
+        .contains("\"state\":\"sealed\""));
+    // A request head that never ends, kept open through the unsealing: it
+    // must not keep the sealed listeners from closing (they give open
+    // connections two seconds, then close them).
+    let mut slow = connect_from("127.0.0.6", a.public).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    held.push(slow);
+
     // Two custodians unseal it: the gauge reads 0.
     let sim_root = data.join("sim-pki").join("root.pem");
+    let mut last_share = std::time::Instant::now();
     for key in &keys {
+        last_share = std::time::Instant::now();
         let (code, stderr) = unseal(&a, key, &pinned, &sim_root);
         assert_eq!(code, 0, "{stderr}");
     }
     wait_unsealed(&a).await;
+    assert!(
+        last_share.elapsed() < Duration::from_secs(8),
+        "the held connections kept the sealed listeners open for {:?}",
+        last_share.elapsed()
+    );
+    // They were closed by the server.
+    for mut c in held {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest));
+        assert!(read.await.is_ok(), "a held connection is still open");
+    }
     let (_, metrics) = get(format!("http://{}/metrics", a.public)).await;
     assert_eq!(value(&metrics, "hermetic_sealed"), 0.0);
 

@@ -703,7 +703,7 @@ async fn serve_endpoint_until(
     // Answers in flight finish; a kept-alive connection that would go on
     // talking to the sealed routes is closed after a grace period.
     let drain = async { while connections.join_next().await.is_some() {} };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    let _ = tokio::time::timeout(super::listener::DRAIN, drain).await;
     connections.abort_all();
 }
 
@@ -765,18 +765,29 @@ pub(super) async fn serve_sealed(
     let public_addr = public.local_addr().map_err(|e| setup(e.to_string()))?;
     let admin_addr = admin.local_addr().map_err(|e| setup(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let serve = |listener: TcpListener, router: Router| {
+    // The running service's accept loop, with its bounds (in all and per
+    // client address) and timeouts: an anonymous client of the sealed
+    // verifier can neither hold every connection nor, with a request head
+    // it never finishes, keep the listeners from closing once unsealed.
+    let limits = super::listener::ConnectionLimits {
+        total: config.max_connections,
+        per_address: config.max_connections_per_address,
+    };
+    let serve = |listener: TcpListener, router: Router, name: &'static str| {
         let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+        tokio::spawn(super::listener::serve(
+            listener,
+            router,
+            None,
+            limits,
+            move |reason| {
+                tracing::warn!(event = "refused", reason, listener = name, state = "sealed");
+            },
+            super::metrics::OpenGauge::default(),
+            async move {
                 let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        })
+            },
+        ))
     };
     // A verifier enclave is reached only through its vsock endpoint (its
     // TCP listener is not reachable from outside the enclave): custodians
@@ -800,7 +811,10 @@ pub(super) async fn serve_sealed(
         }
         None => None,
     };
-    let tasks = [serve(public, public_router), serve(admin, admin_router)];
+    let tasks = [
+        serve(public, public_router, "public"),
+        serve(admin, admin_router, "admin"),
+    ];
     tracing::warn!(event = "sealed", genesis_sha256 = %hex::encode(record_digest(&record)), have = %have, need = %need, note = %format_args!("no master key: releases and changes answer 503 sealed until {need} custodians run `hermetic-verifier custodian unseal`"));
     tracing::info!(event = "listening", public = %format_args!("http://{public_addr}"), admin = %format_args!("http://{admin_addr}"), state = "sealed");
     let (key, custodians) = rx.await.map_err(|_| setup("the sealed service stopped"))?;

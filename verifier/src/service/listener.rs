@@ -159,8 +159,17 @@ pub fn attested_acceptor(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves `router` on `listener` until the task is aborted; aborting it
-/// also ends every connection it accepted. `refused` is called with
+/// How long connections still open when a listener stops get to finish
+/// (the one that carried a sealed verifier's last share gets its answer);
+/// then they are closed.
+pub const DRAIN: Duration = Duration::from_secs(2);
+
+/// Serves `router` on `listener` until `stop` completes or the task is
+/// aborted; aborting it also ends every connection it accepted. On `stop`
+/// the listener is closed at once (its address is free to bind again) and
+/// the connections still open get [`DRAIN`] to finish before they are
+/// closed, so no client (an idle keep-alive, a request head sent a byte at
+/// a time) can hold the listener's owner up. `refused` is called with
 /// `too_many_connections` for each connection closed over its address's
 /// bound.
 pub async fn serve(
@@ -170,17 +179,26 @@ pub async fn serve(
     limits: ConnectionLimits,
     refused: impl Fn(&'static str) + Send + 'static,
     open: OpenGauge,
+    stop: impl std::future::Future<Output = ()> + Send,
 ) {
     let permits = Arc::new(Semaphore::new(limits.total.max(1)));
     let per_address = Arc::new(OpenPerAddress::default());
     let mut connections = JoinSet::new();
+    let mut stop = std::pin::pin!(stop);
     loop {
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = async {
+                let permit = permits.clone().acquire_owned().await.ok()?;
+                Some((permit, listener.accept().await))
+            } => accepted,
         };
-        let (stream, peer) = match listener.accept().await {
+        let Some((permit, accepted)) = accepted else {
+            break;
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(event = "accept_failed", error = %e);
@@ -216,6 +234,10 @@ pub async fn serve(
             }
         });
     }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(DRAIN, drain).await;
+    connections.abort_all();
 }
 
 /// Serves `router` on a vsock or Unix listener (a verifier enclave's

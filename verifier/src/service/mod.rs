@@ -794,6 +794,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             connection_limits,
             counter(&state),
             state.metrics.open_connections(metrics::Listener::Public),
+            std::future::pending(),
         )),
         tokio::spawn(listener::serve(
             admin,
@@ -802,6 +803,7 @@ pub async fn start(config: ServeConfig, clock: Arc<dyn Clock>) -> Result<Running
             connection_limits,
             counter(&state),
             state.metrics.open_connections(metrics::Listener::Admin),
+            std::future::pending(),
         )),
         tokio::spawn(summarize_refusals(
             state.clone(),
