@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{good_pcrs, owner_change, policy_change, policy_toml, spawn, value_change, Enclave};
 use hermetic_approval::Signer;
-use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
-use hermetic_envelope::{open, ReleaseContext, SealedSecret};
 use hermetic_verifier::client::{AdminClient, HttpClient};
-use hyper::Method;
 
 /// A secret name and the value the service acknowledged for it.
 type Acked = (String, Vec<u8>);
@@ -104,38 +101,10 @@ async fn acknowledged_puts_survive_sigkill() {
         )
         .await
         .unwrap();
-        let (_, body) = http
-            .send(
-                Method::POST,
-                &format!("http://{}/v1/challenge", server.public),
-                &[],
-                vec![],
-            )
+        let granted = common::release_with(&http, server.public, &[name], |n| enclave.document(n))
             .await
-            .unwrap();
-        let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
-            .unwrap()
-            .nonce_bytes()
-            .unwrap();
-        let req = ReleaseRequest::new(&enclave.document(&nonce), vec![name.clone()]);
-        let (status, body) = http
-            .send(
-                Method::POST,
-                &format!("http://{}/v1/release", server.public),
-                &[],
-                serde_json::to_vec(&req).unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let resp: ReleaseResponse = serde_json::from_slice(&body).unwrap();
-        let sealed = SealedSecret::try_from(&resp.secrets[0]).unwrap();
-        let plain = open(
-            &enclave.key,
-            &sealed,
-            &ReleaseContext::new(name.clone(), 1, nonce),
-        )
-        .unwrap();
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let plain = granted.open_first(&enclave.key);
         assert_eq!(plain.as_slice(), value.as_slice());
     }
     server.child.kill().unwrap();

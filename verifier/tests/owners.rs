@@ -12,8 +12,6 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use common::{good_pcrs, policy_toml, reason, spawn, Enclave, Server};
-use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
-use hermetic_envelope::{open, ReleaseContext, SealedSecret};
 use hermetic_verifier::client::HttpClient;
 use hyper::Method;
 
@@ -130,49 +128,19 @@ async fn release(
     enclave: &Enclave,
     pcrs: BTreeMap<u8, Vec<u8>>,
 ) -> (u16, Result<Vec<u8>, String>) {
-    let http = HttpClient::default();
-    let (_, body) = http
-        .send(
-            Method::POST,
-            &format!("http://{}/v1/challenge", server.public),
-            &[],
-            vec![],
+    let granted = common::release_with(&HttpClient::default(), server.public, &[NAME], |n| {
+        enclave.document_with(
+            pcrs,
+            Some(n),
+            common::now_ms(),
+            Some(enclave.key.public_key_bytes().to_vec()),
         )
-        .await
-        .unwrap();
-    let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
-        .unwrap()
-        .nonce_bytes()
-        .unwrap();
-    let doc = enclave.document_with(
-        pcrs,
-        Some(&nonce),
-        common::now_ms(),
-        Some(enclave.key.public_key_bytes().to_vec()),
-    );
-    let req = ReleaseRequest::new(&doc, vec![NAME.into()]);
-    let (status, body) = http
-        .send(
-            Method::POST,
-            &format!("http://{}/v1/release", server.public),
-            &[],
-            serde_json::to_vec(&req).unwrap(),
-        )
-        .await
-        .unwrap();
-    if status != 200 {
-        return (status.as_u16(), Err(reason(&body)));
+    })
+    .await;
+    match granted {
+        Ok(granted) => (200, Ok(granted.open_first(&enclave.key))),
+        Err((status, reason)) => (status, Err(reason)),
     }
-    let resp: ReleaseResponse = serde_json::from_slice(&body).unwrap();
-    let w = &resp.secrets[0];
-    let sealed = SealedSecret::try_from(w).unwrap();
-    let plain = open(
-        &enclave.key,
-        &sealed,
-        &ReleaseContext::new(w.name.clone(), w.version, nonce),
-    )
-    .unwrap();
-    (200, Ok(plain.to_vec()))
 }
 
 fn records(data: &Path) -> Vec<serde_json::Value> {

@@ -261,7 +261,7 @@ mod replicas {
     use crate::common::pg::{is_root, PrivateCluster};
     use crate::common::release_at as release;
     use crate::common::{self, create_owned, good_pcrs, policy_toml, spawn, Enclave, Server};
-    use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest, ReleaseResponse};
+    use hermetic_envelope::wire::{ChallengeResponse, ReleaseRequest};
     use hermetic_verifier::client::{AdminClient, HttpClient};
     use hyper::Method;
 
@@ -485,36 +485,9 @@ mod replicas {
         enclave: &Enclave,
         name: &str,
     ) -> Result<hermetic_envelope::wire::Receipt, (u16, String)> {
-        let (status, body) = http
-            .send(
-                Method::POST,
-                &format!("http://{}/v1/challenge", server.public),
-                &[],
-                vec![],
-            )
-            .await
-            .map_err(|e| (0, e.to_string()))?;
-        if status != 200 {
-            return Err((status.as_u16(), common::reason(&body)));
-        }
-        let nonce = serde_json::from_slice::<ChallengeResponse>(&body)
-            .unwrap()
-            .nonce_bytes()
-            .unwrap();
-        let req = ReleaseRequest::new(&enclave.document(&nonce), vec![name.to_owned()]);
-        let (status, body) = http
-            .send(
-                Method::POST,
-                &format!("http://{}/v1/release", server.public),
-                &[],
-                serde_json::to_vec(&req).unwrap(),
-            )
-            .await
-            .map_err(|e| (0, e.to_string()))?;
-        if status != 200 {
-            return Err((status.as_u16(), common::reason(&body)));
-        }
-        let resp: ReleaseResponse = serde_json::from_slice(&body).unwrap();
+        let granted =
+            common::release_with(http, server.public, &[name], |n| enclave.document(n)).await?;
+        let resp = granted.response;
         Ok(resp.receipt.expect("a grant carries its receipt"))
     }
 

@@ -394,6 +394,69 @@ pub fn spawn(data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
     }
 }
 
+/// A grant over HTTP and the nonce it answers.
+pub struct Granted {
+    pub nonce: Vec<u8>,
+    pub response: hermetic_envelope::wire::ReleaseResponse,
+}
+
+impl Granted {
+    /// The first released value, opened with `key`.
+    pub fn open_first(&self, key: &EnclaveKey) -> Vec<u8> {
+        let w = &self.response.secrets[0];
+        let sealed = hermetic_envelope::SealedSecret::try_from(w).unwrap();
+        hermetic_envelope::open(
+            key,
+            &sealed,
+            &hermetic_envelope::ReleaseContext::new(w.name.clone(), w.version, self.nonce.clone()),
+        )
+        .unwrap()
+        .to_vec()
+    }
+}
+
+/// Takes a challenge at `public`, makes the document for its nonce with
+/// `document`, and asks for a release of `names` there. Anything but a
+/// grant: the status (0 when the request failed) and the refusal reason
+/// (the body's text when it is not a refusal).
+pub async fn release_with(
+    http: &HttpClient,
+    public: SocketAddr,
+    names: &[&str],
+    document: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Result<Granted, (u16, String)> {
+    let send = |path: &str, body: Vec<u8>| {
+        let url = format!("http://{public}{path}");
+        async move {
+            let (status, body) = http
+                .send(hyper::Method::POST, &url, &[], body)
+                .await
+                .map_err(|e| (0, e.to_string()))?;
+            if status != 200 {
+                let said = serde_json::from_slice::<hermetic_envelope::wire::Refusal>(&body)
+                    .map(|r| r.reason)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+                return Err((status.as_u16(), said));
+            }
+            Ok(body)
+        }
+    };
+    let body = send("/v1/challenge", vec![]).await?;
+    let nonce = serde_json::from_slice::<hermetic_envelope::wire::ChallengeResponse>(&body)
+        .unwrap()
+        .nonce_bytes()
+        .unwrap();
+    let request = hermetic_envelope::wire::ReleaseRequest::new(
+        &document(&nonce),
+        names.iter().map(|n| n.to_string()).collect(),
+    );
+    let body = send("/v1/release", serde_json::to_vec(&request).unwrap()).await?;
+    Ok(Granted {
+        nonce,
+        response: serde_json::from_slice(&body).unwrap(),
+    })
+}
+
 /// Asks `server` for a challenge and a release of `name`; returns the status,
 /// and the opened value when granted.
 pub async fn release_at(
@@ -402,48 +465,10 @@ pub async fn release_at(
     enclave: &Enclave,
     name: &str,
 ) -> (u16, Option<Vec<u8>>) {
-    let (status, body) = http
-        .send(
-            hyper::Method::POST,
-            &format!("http://{}/v1/challenge", server.public),
-            &[],
-            vec![],
-        )
-        .await
-        .unwrap();
-    if status != 200 {
-        return (status.as_u16(), None);
+    match release_with(http, server.public, &[name], |n| enclave.document(n)).await {
+        Ok(granted) => (200, Some(granted.open_first(&enclave.key))),
+        Err((status, _)) => (status, None),
     }
-    let nonce = serde_json::from_slice::<hermetic_envelope::wire::ChallengeResponse>(&body)
-        .unwrap()
-        .nonce_bytes()
-        .unwrap();
-    let req = hermetic_envelope::wire::ReleaseRequest::new(
-        &enclave.document(&nonce),
-        vec![name.to_owned()],
-    );
-    let (status, body) = http
-        .send(
-            hyper::Method::POST,
-            &format!("http://{}/v1/release", server.public),
-            &[],
-            serde_json::to_vec(&req).unwrap(),
-        )
-        .await
-        .unwrap();
-    if status != 200 {
-        return (status.as_u16(), None);
-    }
-    let resp: hermetic_envelope::wire::ReleaseResponse = serde_json::from_slice(&body).unwrap();
-    let sealed = hermetic_envelope::SealedSecret::try_from(&resp.secrets[0]).unwrap();
-    let version = resp.secrets[0].version;
-    let plain = hermetic_envelope::open(
-        &enclave.key,
-        &sealed,
-        &hermetic_envelope::ReleaseContext::new(name.to_owned(), version, nonce),
-    )
-    .unwrap();
-    (200, Some(plain.to_vec()))
 }
 
 /// Stops a spawned server with SIGTERM (a clean shutdown) and waits for it.
