@@ -486,6 +486,20 @@ async fn sealed_genesis(State(state): State<Arc<SealedState>>) -> Response {
     }
 }
 
+/// What every sealed POST route checks first: the caller's rate limit,
+/// then its body (one over the limit is a refusal like any other, not
+/// axum's plain text).
+fn admitted(
+    state: &SealedState,
+    addr: SocketAddr,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, Box<Response>> {
+    if let Some(r) = limited(state, addr) {
+        return Err(Box::new(r));
+    }
+    body.map_err(|rejection| Box::new(super::refusal::body_refusal(rejection).into_response()))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NonceBody {
@@ -511,13 +525,9 @@ async fn unseal_attest(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    if let Some(r) = limited(&state, addr) {
-        return r;
-    }
-    // A body over the limit is a refusal like any other, not axum's text.
-    let body = match body {
+    let body = match admitted(&state, addr, body) {
         Ok(body) => body,
-        Err(rejection) => return super::refusal::body_refusal(rejection).into_response(),
+        Err(refused) => return *refused,
     };
     let Ok(NonceBody { nonce }) = serde_json::from_slice::<NonceBody>(&body) else {
         return refusal(
@@ -591,13 +601,9 @@ async fn unseal_share(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    if let Some(r) = limited(&state, addr) {
-        return r;
-    }
-    // A body over the limit is a refusal like any other, not axum's text.
-    let body = match body {
+    let body = match admitted(&state, addr, body) {
         Ok(body) => body,
-        Err(rejection) => return super::refusal::body_refusal(rejection).into_response(),
+        Err(refused) => return *refused,
     };
     let Ok(share) = serde_json::from_slice::<ResealedShare>(&body) else {
         return refusal(
