@@ -928,7 +928,8 @@ mod replicas {
 
     /// PostgreSQL stopped under a running replica: challenges and releases fail
     /// fast with 503 `store_unavailable` (never a grant); once it is back the
-    /// replica serves again without a restart of its own.
+    /// replica serves again without a restart of its own, and a grant's
+    /// nonce stayed consumed through the crash.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stopped_database_answers_503_and_the_replica_recovers() {
         let Some(_shared) = TestDb::new() else { return };
@@ -989,6 +990,17 @@ mod replicas {
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
+        // A grant answered just before the crash (`pg_ctl -m immediate`
+        // loses what the server had not yet written): its nonce was consumed
+        // by an asynchronous commit, flushed with the grant's record (a
+        // synchronous commit), so after the restart the same request is
+        // refused as a replay.
+        let replay_nonce = challenge(&http, &server).await;
+        let replay = enclave.document(&replay_nonce);
+        assert_eq!(
+            release_with(&http, &server, &replay, "api-key").await,
+            (200, String::new())
+        );
         // A nonce issued before the stop, answered while the database is down.
         let nonce = challenge(&http, &server).await;
         cluster.pg_ctl("stop");
@@ -1027,6 +1039,10 @@ mod replicas {
             last,
             (200, Some(b"value".to_vec())),
             "not recovered:\n{log}"
+        );
+        assert_eq!(
+            release_with(&http, &server, &replay, "api-key").await,
+            (403, "nonce_replayed".to_owned())
         );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         stop_load.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -603,10 +603,47 @@ fn ms_i64(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
+impl PgBackend {
+    /// Runs `f` in a transaction whose commit does not wait for its WAL to
+    /// reach the disk (`SET LOCAL synchronous_commit = off`: PostgreSQL
+    /// manual §19.5.2 and "Asynchronous Commit", §30.4; `SET LOCAL` lasts
+    /// until the transaction ends, so the pooled connection's next
+    /// transaction commits synchronously again). Its effects are visible to
+    /// every replica at once; only a database crash within a moment of the
+    /// commit can lose them.
+    ///
+    /// For the nonce rows only, where that loss is harmless:
+    /// - an issued nonce lost before it is used: its release is refused as
+    ///   `nonce_unknown`, and the enclave asks again;
+    /// - a consumed nonce: a release with it is answered only after its
+    ///   record's log transaction commits, synchronously, and a synchronous
+    ///   commit flushes the whole WAL up to its own commit record, this
+    ///   earlier commit included. A grant's nonce is thus as durable as its
+    ///   record; the consumption of a nonce whose release failed before any
+    ///   record can be lost, and then the same enclave's document can be
+    ///   answered once more: sealed to its own key, as the first time.
+    ///
+    /// So a release waits for one WAL flush fewer (the log transaction's
+    /// and the checkpoint's remain).
+    fn run_unflushed<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        self.run(|client| {
+            let mut tx = client.transaction().map_err(pg_error)?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .map_err(pg_error)?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(pg_error)?;
+            Ok(out)
+        })
+    }
+}
+
 impl SharedNonces for PgBackend {
     fn insert(&self, nonce: &[u8; NONCE_LEN], expires_ms: u64) -> Result<(), String> {
-        self.run(|c| {
-            c.execute(
+        self.run_unflushed(|tx| {
+            tx.execute(
                 "INSERT INTO hermetic_nonces (nonce, expires_ms) VALUES ($1, $2)",
                 &[&nonce.as_slice(), &ms_i64(expires_ms)],
             )
@@ -639,8 +676,8 @@ impl SharedNonces for PgBackend {
         // manual §13.2.1), and the outer SELECT reads the row as it was
         // before, to tell "used" from "never issued".
         let row = self
-            .run(|c| {
-                c.query_one(
+            .run_unflushed(|tx| {
+                tx.query_one(
                     "WITH taken AS (
                         UPDATE hermetic_nonces SET used = true
                         WHERE nonce = $1 AND NOT used RETURNING expires_ms
