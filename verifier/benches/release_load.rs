@@ -11,9 +11,9 @@
 //!
 //! The stage table then times, on one thread and in-process, each piece of
 //! a warm release: the bare P-384 verification, the whole attestation check,
-//! the store and policy reads, HPKE sealing, the JSON/base64 work, one
-//! audit-log append (alone, so it pays a whole `fdatasync`), and the whole
-//! release without HTTP.
+//! the store reads (three transactions as before, one snapshot as now), HPKE
+//! sealing, the JSON/base64 work, one audit-log append (alone, so it pays a
+//! whole `fdatasync`), and the whole release without HTTP.
 //!
 //! Then the service is restarted on the same data with two in-process
 //! witnesses on loopback (`--witness` x2, `--witness-threshold 2`: each
@@ -513,9 +513,16 @@ fn stages(state: &AppState, enclave: &Enclave, n: usize) {
                 assert!(attested.leaf_from_cache);
             },
             &mut || {
+                // What a release read before: three read transactions.
                 assert!(state.store.secret_exists(SECRET).unwrap());
                 assert!(state.store.policy(SECRET).unwrap().is_some());
                 black_box(state.store.latest_secret(SECRET).unwrap());
+            },
+            &mut || {
+                // What it reads now: one snapshot, the value opened after.
+                let view = state.store.release_view(SECRET).unwrap().unwrap();
+                assert!(view.policy.is_some());
+                black_box(state.store.open_release_value(SECRET, &view).unwrap());
             },
             &mut || {
                 black_box(seal(&recipient, &context, &value, &rng).unwrap());
@@ -555,11 +562,12 @@ fn stages(state: &AppState, enclave: &Enclave, n: usize) {
     let labels = [
         "P-384 signature check (bare)",
         "attestation check, warm (incl. the signature)",
-        "store and policy reads",
+        "store reads, three transactions (before)",
+        "store reads, one snapshot (the release path)",
         "HPKE sealing (one secret)",
         "JSON and base64 (request in, response out)",
         "audit record + fdatasync (alone, unshared)",
-        "whole release in-process (all the above)",
+        "whole release in-process (the above but \"before\")",
     ];
     println!("  one warm release, by stage (one thread, stages taking turns, median of {n}):");
     for (label, us) in labels.into_iter().zip(medians) {

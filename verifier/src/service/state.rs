@@ -24,8 +24,8 @@ use crate::log::{
     Appended, Entry, RefusalSummary, SecretRef, SharedLog, Who, ACTION_REFUSAL_SUMMARY,
 };
 use crate::release::{decide, Lookup, ReleaseError};
-use crate::store::Store;
 use crate::store::StoreError;
+use crate::store::{ReleaseView, Store};
 
 pub struct AppState {
     pub store: Store,
@@ -166,32 +166,38 @@ impl AppState {
         Ok(ChallengeResponse::new(&nonce, expires_at))
     }
 
-    fn lookup(&self, name: &str, unavailable: &std::cell::Cell<bool>) -> Lookup {
-        let refused = |e: &StoreError| {
-            tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
-            Lookup::RowRefused {
-                rolled_back: matches!(e, StoreError::RowRolledBack { .. }),
+    /// Reads `name` for a release, its policy and its latest value in one
+    /// snapshot ([`Store::release_view`]); the view is kept in `views`, so
+    /// that a granted release seals the value read with the policy it was
+    /// decided on.
+    fn lookup(
+        &self,
+        name: &str,
+        unavailable: &std::cell::Cell<bool>,
+        views: &std::cell::RefCell<Vec<(String, ReleaseView)>>,
+    ) -> Lookup {
+        let started = Instant::now();
+        let view = self.store.release_view(name);
+        self.metrics.store_read(started.elapsed());
+        match view {
+            Ok(Some(mut view)) => {
+                let policy = view.policy.take();
+                views.borrow_mut().push((name.to_owned(), view));
+                policy.map_or(Lookup::NoPolicy, Lookup::Policy)
             }
-        };
-        match self.store.secret_exists(name) {
-            Ok(true) => {}
-            Ok(false) => return Lookup::Unknown,
-            Err(e) if e.is_row_refusal() => return refused(&e),
+            Ok(None) => Lookup::Unknown,
+            Err(e) if e.is_row_refusal() => {
+                tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
+                Lookup::RowRefused {
+                    rolled_back: matches!(e, StoreError::RowRolledBack { .. }),
+                }
+            }
             // Fail closed: a store error never grants (a database that is
-            // down is told apart below: the client may retry).
-            Err(e) => {
-                unavailable.set(matches!(e, StoreError::Unavailable(_)));
-                return Lookup::NoPolicy;
-            }
-        }
-        match self.store.policy(name) {
-            Ok(Some(policy)) => Lookup::Policy(policy),
-            Err(e) if e.is_row_refusal() => refused(&e),
+            // down is told apart: the client may retry).
             Err(e) => {
                 unavailable.set(matches!(e, StoreError::Unavailable(_)));
                 Lookup::NoPolicy
             }
-            Ok(None) => Lookup::NoPolicy,
         }
     }
 
@@ -227,11 +233,12 @@ impl AppState {
         })?;
         let client = Some(client.to_string());
         let unavailable = std::cell::Cell::new(false);
+        let views = std::cell::RefCell::new(Vec::new());
         let grant = match decide(
             &self.verifier,
             &document,
             &request.secrets,
-            &|name| self.lookup(name, &unavailable),
+            &|name| self.lookup(name, &unavailable, &views),
             &self.nonces,
             self.clock.now(),
         ) {
@@ -284,9 +291,10 @@ impl AppState {
         let mut wrapped = Vec::with_capacity(grant.secrets.len());
         let mut released = Vec::with_capacity(grant.secrets.len());
         for name in &grant.secrets {
-            let read_started = Instant::now();
-            let latest = self.store.latest_secret(name);
-            self.metrics.store_read(read_started.elapsed());
+            let latest = match views.borrow().iter().find(|(n, _)| n == name) {
+                Some((_, view)) => self.store.open_release_value(name, view),
+                None => Ok(None),
+            };
             let (version, value) = match latest {
                 Ok(Some(found)) => found,
                 Ok(None) => {

@@ -172,6 +172,17 @@ fn fault<'a>(table: &'static str, key: &'a str) -> impl FnOnce(RowFault) -> Stor
 /// A decrypted secret value, wiped on drop.
 pub type SecretValue = Zeroizing<Vec<u8>>;
 
+/// One live secret as a release reads it ([`Store::release_view`]): its
+/// policy and its latest value, sealed at rest until
+/// [`Store::open_release_value`]. Not `Debug`: it holds a value (sealed).
+pub struct ReleaseView {
+    /// Its policy, if it has one.
+    pub policy: Option<SecretPolicy>,
+    /// The latest value's version and its row as read (`None` when the row
+    /// is missing: refused as tampered when opened).
+    value: Option<(u64, Option<Vec<u8>>)>,
+}
+
 /// What may be listed about a secret: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SecretInfo {
@@ -810,27 +821,57 @@ impl Store {
         self.read(|tx| Ok(self.head(tx, name)?.is_some_and(|h| h.live)))
     }
 
-    /// The latest version of a live secret and its decrypted value. Only the
-    /// release path calls this, and only to seal the value to an enclave.
+    /// The latest version of a live secret and its decrypted value.
     pub fn latest_secret(&self, name: &str) -> Result<Option<(u64, SecretValue)>, StoreError> {
-        let found = self.read(|tx| {
+        match self.release_view(name)? {
+            Some(view) => self.open_release_value(name, &view),
+            None => Ok(None),
+        }
+    }
+
+    /// What a release needs of a live secret (`None`: no live secret of
+    /// that name), read in one snapshot: its policy and its latest value,
+    /// the value still sealed at rest. One read, not one per piece: the
+    /// policy a release is decided on and the value it seals come from the
+    /// same committed state, so a change committed between two reads (the
+    /// image an owner just excluded, then a new value) can never pair an
+    /// old policy with a newer value, however long the reads are held up
+    /// (a database connection crosses the parent).
+    pub fn release_view(&self, name: &str) -> Result<Option<ReleaseView>, StoreError> {
+        self.read(|tx| {
             let Some(head) = self.head(tx, name)?.filter(|h| h.live) else {
                 return Ok(None);
             };
+            let policy = self.policy_of(tx, name, &head)?;
             self.check_values(tx, name, &head)?;
-            if !head.value {
-                return Ok(None);
-            }
-            Ok(Some((head.last, tx.get(Row::Value(name, head.last))?)))
-        })?;
-        let Some((last, sealed)) = found else {
+            let value = if head.value {
+                Some((head.last, tx.get(Row::Value(name, head.last))?))
+            } else {
+                None
+            };
+            Ok(Some(ReleaseView { policy, value }))
+        })
+    }
+
+    /// Opens the value of a [`ReleaseView`] of `name` (only once a release
+    /// is granted, to seal it to the enclave): its version and the value,
+    /// or `None` when the secret has no value yet.
+    pub fn open_release_value(
+        &self,
+        name: &str,
+        view: &ReleaseView,
+    ) -> Result<Option<(u64, SecretValue)>, StoreError> {
+        let Some((last, sealed)) = &view.value else {
             return Ok(None);
         };
+        let last = *last;
         let key = format!("{name}@{last}");
-        let sealed = sealed.ok_or_else(|| tampered(T_VALUES, key.as_str()))?;
+        let sealed = sealed
+            .as_deref()
+            .ok_or_else(|| tampered(T_VALUES, key.as_str()))?;
         let (found, plain) = self
             .rows
-            .open(T_VALUES, &value_key(name, last), &sealed)
+            .open(T_VALUES, &value_key(name, last), sealed)
             .map_err(fault(T_VALUES, &key))?;
         if found != last {
             return Err(tampered(T_VALUES, key));
@@ -844,7 +885,16 @@ impl Store {
 
     fn policy_in(&self, tx: &dyn ReadRows, name: &str) -> Result<Option<SecretPolicy>, StoreError> {
         let head = self.head(tx, name)?.unwrap_or_default();
-        let Some(text) = self.policy_text(tx, name, &head)? else {
+        self.policy_of(tx, name, &head)
+    }
+
+    fn policy_of(
+        &self,
+        tx: &dyn ReadRows,
+        name: &str,
+        head: &Head,
+    ) -> Result<Option<SecretPolicy>, StoreError> {
+        let Some(text) = self.policy_text(tx, name, head)? else {
             return Ok(None);
         };
         let text = std::str::from_utf8(&text).map_err(|_| tampered(T_POLICIES, name))?;
