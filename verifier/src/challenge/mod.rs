@@ -111,7 +111,6 @@ impl Book {
         }
     }
 
-    /// Forgets the expired nonces issued to `owner`.
     /// The nonces issued to `owner` not known here to be used.
     fn unused_of(&self, owner: IpAddr) -> Vec<[u8; NONCE_LEN]> {
         self.holders.get(&owner).map_or_else(Vec::new, |h| {
@@ -144,6 +143,7 @@ impl Book {
         }
     }
 
+    /// Forgets the expired nonces issued to `owner`.
     fn prune_holder(&mut self, owner: IpAddr, now_ms: u64) {
         loop {
             let Some(holder) = self.holders.get_mut(&owner) else {

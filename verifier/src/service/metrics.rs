@@ -146,7 +146,7 @@ impl Metrics {
         );
         registry.register(
             "hermetic_store_read_duration_seconds",
-            "Time to read a secret's sealed value from the store",
+            "Time to read what a release needs of a secret (its policy and sealed value, one snapshot)",
             m.store_read_latency.clone(),
         );
         for listener in Listener::ALL {
