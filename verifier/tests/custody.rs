@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::custody::{bin, describe, get, keygen, unseal, wait_unsealed, walk};
+use common::custody::{
+    bin, custodians, describe, get, unseal, wait_unsealed, walk, with_custodians,
+};
 use common::{create_owned, good_pcrs, policy_toml, spawn, terminate, Enclave, Server};
 use hermetic_approval::Signer;
 use hermetic_verifier::client::{AdminClient, HttpClient};
@@ -68,10 +70,7 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
     let other = dir.path().join("other.json");
     std::fs::write(&other, describe("bb")).unwrap();
     let sim_root = data.join("sim-pki").join("root.pem");
-    let keys: Vec<_> = (1..=3)
-        .map(|i| dir.path().join(format!("c{i}.key")))
-        .collect();
-    let pubs: Vec<String> = keys.iter().map(|k| keygen(k)).collect();
+    let (keys, pubs) = custodians(dir.path(), 3);
     // keygen never overwrites.
     let again = bin()
         .args(["custodian", "keygen", "--out"])
@@ -84,11 +83,7 @@ async fn genesis_restart_sealed_two_of_three_custodians_unseal() {
     let mut args: Vec<std::ffi::OsString> =
         vec!["--trust-root".into(), enclave_root.clone().into()];
     args.extend(["--pcrs-from".into(), pinned.clone().into()]);
-    let mut genesis_args = args.clone();
-    for p in &pubs {
-        genesis_args.extend(["--custodian".into(), p.into()]);
-    }
-    genesis_args.extend(["--custodian-threshold".into(), "2".into()]);
+    let genesis_args = with_custodians(&args, &pubs, 2);
 
     let g: Vec<&std::ffi::OsStr> = genesis_args.iter().map(|s| s.as_os_str()).collect();
     let mut server = spawn(&data, &g);

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
-use common::custody::{bin, describe, get, keygen, unseal, wait_unsealed, walk};
+use common::custody::{
+    bin, custodians, describe, get, unseal, wait_unsealed, walk, with_custodians,
+};
 use common::{
     create_owned, good_pcrs, policy_toml, sha256_hex, spawn, terminate, value_change, Enclave,
     Server,
@@ -239,10 +241,7 @@ async fn a_replica_of_the_same_measurements_joins_others_are_refused() {
     std::fs::write(&pinned, describe("aa")).unwrap();
     let other = dir.path().join("other.json");
     std::fs::write(&other, describe("bb")).unwrap();
-    let keys: Vec<PathBuf> = (1..=3)
-        .map(|i| dir.path().join(format!("c{i}.key")))
-        .collect();
-    let pubs: Vec<String> = keys.iter().map(|k| keygen(k)).collect();
+    let (keys, pubs) = custodians(dir.path(), 3);
     let base_args = |describe: &Path| -> Vec<OsString> {
         vec![
             "--trust-root".into(),
@@ -254,11 +253,7 @@ async fn a_replica_of_the_same_measurements_joins_others_are_refused() {
     let args = base_args(&pinned);
 
     // A: genesis 2 of 3, a secret, a release.
-    let mut genesis = args.clone();
-    for p in &pubs {
-        genesis.extend(["--custodian".into(), p.into()]);
-    }
-    genesis.extend(["--custodian-threshold".into(), "2".into()]);
+    let genesis = with_custodians(&args, &pubs, 2);
     let mut a = spawn(&a_data, &os(&genesis));
     let token = std::fs::read_to_string(a_data.join("admin.token")).unwrap();
     let admin_a = AdminClient::new(&format!("http://{}", a.admin), token.trim());
@@ -368,18 +363,11 @@ async fn a_replica_of_the_same_measurements_joins_others_are_refused() {
     let f_data = dir.path().join("f");
     let mut f_args = join(args.clone());
     f_args.extend(["--pki-dir".into(), a_data.join("sim-pki").into()]);
-    let mut wrong_set = f_args.clone();
-    for p in &pubs[..2] {
-        wrong_set.extend(["--custodian".into(), p.into()]);
-    }
-    wrong_set.extend(["--custodian-threshold".into(), "2".into()]);
+    let wrong_set = with_custodians(&f_args, &pubs[..2], 2);
     let (code, err) = serve_until_exit(&dir.path().join("g"), &wrong_set);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("join_genesis_mismatch"), "{err}");
-    for p in &pubs {
-        f_args.extend(["--custodian".into(), p.into()]);
-    }
-    f_args.extend(["--custodian-threshold".into(), "2".into()]);
+    let f_args = with_custodians(&f_args, &pubs, 2);
     let mut f = spawn(&f_data, &os(&f_args));
     assert_eq!(
         std::fs::read(f_data.join("genesis.json")).unwrap(),
@@ -570,21 +558,14 @@ async fn sealed_routes_and_join_are_served_on_the_public_endpoint() {
     let enclave_root = enclave.write_root(dir.path());
     let pinned = dir.path().join("verifier.json");
     std::fs::write(&pinned, describe("aa")).unwrap();
-    let keys: Vec<PathBuf> = (1..=2)
-        .map(|i| dir.path().join(format!("c{i}.key")))
-        .collect();
-    let pubs: Vec<String> = keys.iter().map(|k| keygen(k)).collect();
+    let (keys, pubs) = custodians(dir.path(), 2);
     let args: Vec<OsString> = vec![
         "--trust-root".into(),
         enclave_root.clone().into(),
         "--pcrs-from".into(),
         pinned.clone().into(),
     ];
-    let mut genesis = args.clone();
-    for p in &pubs {
-        genesis.extend(["--custodian".into(), p.into()]);
-    }
-    genesis.extend(["--custodian-threshold".into(), "2".into()]);
+    let genesis = with_custodians(&args, &pubs, 2);
     let mut a = spawn(&a_data, &os(&genesis));
     let token = std::fs::read_to_string(a_data.join("admin.token")).unwrap();
     let owner = Signer::generate("owner").unwrap();

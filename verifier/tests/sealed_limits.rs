@@ -11,10 +11,9 @@ mod common;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::custody::{describe, get, keygen, unseal, wait_unsealed};
+use common::custody::{custodians, describe, get, unseal, wait_unsealed, with_custodians};
 use common::{spawn, terminate, Enclave};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, UnixStream};
@@ -81,21 +80,14 @@ async fn sealed_gauge_endpoint_cap_and_join_share() {
     let root = enclave.write_root(dir.path());
     let pinned = dir.path().join("verifier.json");
     std::fs::write(&pinned, describe("aa")).unwrap();
-    let keys: Vec<PathBuf> = (1..=2)
-        .map(|i| dir.path().join(format!("c{i}.key")))
-        .collect();
-    let pubs: Vec<String> = keys.iter().map(|k| keygen(k)).collect();
+    let (keys, pubs) = custodians(dir.path(), 2);
     let args: Vec<OsString> = vec![
         "--trust-root".into(),
         root.into(),
         "--pcrs-from".into(),
         pinned.clone().into(),
     ];
-    let mut genesis = args.clone();
-    for p in &pubs {
-        genesis.extend(["--custodian".into(), p.into()]);
-    }
-    genesis.extend(["--custodian-threshold".into(), "2".into()]);
+    let genesis = with_custodians(&args, &pubs, 2);
     let mut a = spawn(&data, &os(&genesis));
     terminate(&mut a);
 

@@ -2,6 +2,7 @@
 //! verifier image's describe JSON, custodians made and unsealing through
 //! the real binary, waiting for the sealed listeners to give way.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -40,6 +41,25 @@ pub fn keygen(path: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `n` custodians' keys made in `dir` (`c1.key`...): their paths and
+/// their public keys.
+pub fn custodians(dir: &Path, n: usize) -> (Vec<PathBuf>, Vec<String>) {
+    let keys: Vec<PathBuf> = (1..=n).map(|i| dir.join(format!("c{i}.key"))).collect();
+    let pubs = keys.iter().map(|k| keygen(k)).collect();
+    (keys, pubs)
+}
+
+/// `args` with `--custodian P` for each of `pubs` and
+/// `--custodian-threshold k`: a genesis run.
+pub fn with_custodians(args: &[OsString], pubs: &[String], k: usize) -> Vec<OsString> {
+    let mut out = args.to_vec();
+    for p in pubs {
+        out.extend(["--custodian".into(), p.into()]);
+    }
+    out.extend(["--custodian-threshold".into(), k.to_string().into()]);
+    out
 }
 
 /// `custodian unseal` against `server`'s public listener; exit code and
