@@ -19,8 +19,8 @@ pub const MIN_IKM_LEN: usize = 32;
 /// The enclave's ephemeral X25519 keypair. Its public half goes into the attestation document;
 /// the private half never leaves memory.
 ///
-/// The private key is zeroized when this value is dropped (the hpke crate keeps it in an
-/// `x25519_dalek::StaticSecret`, which zeroizes on drop). `EnclaveKey` deliberately implements
+/// The private key is zeroized when this value is dropped (its bytes are kept in `Zeroizing`,
+/// and AWS-LC cleanses its own copy when freeing it: see [`crate::kem`]). `EnclaveKey` deliberately implements
 /// neither `Clone`, `Display` nor `Serialize`, and its `Debug` shows only the public key.
 pub struct EnclaveKey {
     secret: PrivateKey,
@@ -69,7 +69,7 @@ impl EnclaveKey {
     }
 }
 
-// The only secret field is `secret`, whose `StaticSecret` zeroizes itself in its `Drop`.
+// The only secret field is `secret`, whose bytes zeroize themselves on drop.
 impl zeroize::ZeroizeOnDrop for EnclaveKey {}
 
 impl fmt::Debug for EnclaveKey {

@@ -43,6 +43,7 @@ mod context;
 mod envelope;
 mod error;
 mod intake;
+mod kem;
 mod key;
 pub mod rng;
 mod suite;

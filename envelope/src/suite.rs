@@ -2,7 +2,8 @@
 //!
 //! RFC 9180 base mode with DHKEM(X25519, HKDF-SHA256) (KEM 0x0020), HKDF-SHA256 (KDF 0x0001)
 //! and ChaCha20Poly1305 (AEAD 0x0003): the suite of RFC 9180 Appendix A.2. `seal`/`open` and
-//! the known-answer tests go through exactly these functions.
+//! the known-answer tests go through exactly these functions. The KEM is ours over AWS-LC
+//! ([`crate::kem`]); the key schedule and the AEAD are the hpke crate's.
 
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use zeroize::Zeroizing;
@@ -11,7 +12,7 @@ use crate::rng::FallibleRng;
 
 use crate::EnvelopeError;
 
-pub(crate) type Kem = hpke::kem::X25519HkdfSha256;
+pub(crate) type Kem = crate::kem::X25519HkdfSha256;
 pub(crate) type Kdf = hpke::kdf::HkdfSha256;
 pub(crate) type Aead = hpke::aead::ChaCha20Poly1305;
 pub(crate) type PublicKey = <Kem as hpke::Kem>::PublicKey;

@@ -342,8 +342,9 @@ async fn start_witness(
     hermetic_witness::PoolWitness { url, key }
 }
 
-/// The server's own mean release time so far (from its /metrics).
-async fn server_mean(http: &HttpClient, addr: std::net::SocketAddr) -> (f64, f64) {
+/// The server's own release and log-append time sums and the release
+/// count so far (from its /metrics): `[release sum, log sum, count]`.
+async fn server_mean(http: &HttpClient, addr: std::net::SocketAddr) -> [f64; 3] {
     let (_, body) = http
         .send(Method::GET, &format!("http://{addr}/metrics"), &[], vec![])
         .await
@@ -355,10 +356,11 @@ async fn server_mean(http: &HttpClient, addr: std::net::SocketAddr) -> (f64, f64
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
     };
-    (
+    [
         value("hermetic_release_duration_seconds_sum "),
+        value("hermetic_log_append_duration_seconds_sum "),
         value("hermetic_release_duration_seconds_count "),
-    )
+    ]
 }
 
 /// Returns releases per second and the p50 in milliseconds.
@@ -395,12 +397,10 @@ async fn load_at(
         let release_url = format!("http://{}/v1/release", addrs[(i + 1) % addrs.len()]);
         bodies.push((release_url, enclave.release_body(nonce)));
     }
-    let mut sum0 = 0.0;
-    let mut count0 = 0.0;
+    let mut before = [0.0; 3];
     for &addr in addrs {
-        let (s, c) = server_mean(&http, addr).await;
-        sum0 += s;
-        count0 += c;
+        let m = server_mean(&http, addr).await;
+        before.iter_mut().zip(m).for_each(|(b, v)| *b += v);
     }
 
     // Timed phase: CONCURRENCY clients share the prepared bodies.
@@ -430,20 +430,20 @@ async fn load_at(
     }
     let wall = started.elapsed();
     latencies.sort();
-    let mut sum1 = 0.0;
-    let mut count1 = 0.0;
+    let mut after = [0.0; 3];
     for &addr in addrs {
-        let (s, c) = server_mean(&http, addr).await;
-        sum1 += s;
-        count1 += c;
+        let m = server_mean(&http, addr).await;
+        after.iter_mut().zip(m).for_each(|(a, v)| *a += v);
     }
+    let count = (after[2] - before[2]).max(1.0);
     println!(
-        "  {concurrency:>3} clients: {:>5.0} releases/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   (server's own mean {:.2} ms; {} releases)",
+        "  {concurrency:>3} clients: {:>5.0} releases/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   (server's own mean {:.2} ms, log append {:.2} ms; {} releases)",
         latencies.len() as f64 / wall.as_secs_f64(),
         ms(percentile(&latencies, 0.50)),
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap()),
-        (sum1 - sum0) / (count1 - count0).max(1.0) * 1e3,
+        (after[0] - before[0]) / count * 1e3,
+        (after[1] - before[1]) / count * 1e3,
         latencies.len()
     );
     (
