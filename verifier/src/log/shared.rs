@@ -33,19 +33,27 @@ pub struct Appended {
 }
 
 /// The audit log shared by many threads (and, over a shared store, by
-/// many processes).
+/// many processes): a handle on the [`LogCore`] it shares with its writer
+/// thread, whose methods it derefs to.
 ///
 /// Each caller queues its entry, then waits until a batch holding it has
-/// committed: one caller at a time leads a batch of every entry queued so
-/// far, hands it to the store, which picks the first index under its own
-/// write lock (the store is the sequencer, so replicas sharing a database
-/// keep one total order), writes the leaves and their stored hashes and
-/// makes them durable in one step; the leader then signs one checkpoint
-/// for the committed size ([`SharedLog::publish`]), and everyone in the
-/// batch returns together with it. `append` returns only once its own
-/// record is durable and under a signed checkpoint, so a grant is never
-/// answered before its record is logged; concurrent appenders share one
-/// write and one signature instead of queueing behind one each.
+/// committed. One thread, the log's writer (`log-writer`), takes every
+/// entry queued so far as a batch, hands it to the store, which picks the
+/// first index under its own write lock (the store is the sequencer, so
+/// replicas sharing a database keep one total order), writes the leaves and
+/// their stored hashes and makes them durable in one step; the writer then
+/// signs one checkpoint for the committed size ([`LogCore::publish`]), and
+/// everyone in the batch returns together with it. `append` returns only
+/// once its own record is durable and under a signed checkpoint, so a grant
+/// is never answered before its record is logged; concurrent appenders
+/// share one write and one signature instead of queueing behind one each.
+///
+/// The writer is its own thread, not one of the callers, so that the
+/// commit every answer waits for runs at the priority it was started with
+/// while request threads may lower theirs (see
+/// `service::request_id::spawn_blocking`): on a machine whose cores are
+/// busy with attestation work, its `fdatasync` and signature are not queued
+/// behind that work.
 ///
 /// A failed write of the file store poisons the log: the kernel may have
 /// dropped the unsynced pages and a later sync could report success without
@@ -54,11 +62,41 @@ pub struct Appended {
 /// transaction left nothing behind: its batch fails, later ones retry.
 #[derive(Debug)]
 pub struct SharedLog {
+    core: Arc<LogCore>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The log itself: its store, its signer, the queue of entries waiting for
+/// the writer, the latest checkpoint. Reached through [`SharedLog`].
+#[derive(Debug)]
+pub struct LogCore {
     store: Box<dyn LogStore>,
     signer: Signer,
     sync: Mutex<SyncState>,
+    /// Signalled when a batch is done (its callers return).
     synced: Condvar,
+    /// Signalled when an entry is queued or the log is closing (the writer
+    /// wakes).
+    work: Condvar,
     latest: RwLock<Arc<SignedCheckpoint>>,
+}
+
+impl std::ops::Deref for SharedLog {
+    type Target = LogCore;
+    fn deref(&self) -> &LogCore {
+        &self.core
+    }
+}
+
+impl Drop for SharedLog {
+    /// Commits what is queued, then stops the writer.
+    fn drop(&mut self) {
+        lock(&self.core.sync).closing = true;
+        self.core.work.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 /// A committed record: its index, its leaf, the checkpoint covering it.
@@ -88,8 +126,9 @@ struct SyncState {
     next_ticket: u64,
     /// Outcomes of committed (or failed) batches, by ticket.
     done: std::collections::HashMap<u64, Result<Committed, BatchError>>,
-    /// A caller is writing and signing a batch now.
-    syncing: bool,
+    /// The log is being dropped: the writer commits what is queued and
+    /// stops.
+    closing: bool,
     /// The error of a failed write of a file store, once one has failed.
     failed: Option<String>,
 }
@@ -130,17 +169,18 @@ impl SharedLog {
     /// Signs a checkpoint of the current size before returning.
     pub fn new(store: Box<dyn LogStore>, signer: Signer) -> Result<SharedLog, LogError> {
         let size = store.size()?;
-        let log = SharedLog {
+        let log = LogCore {
             store,
             signer,
             sync: Mutex::new(SyncState {
                 queue: Vec::new(),
                 next_ticket: 0,
                 done: std::collections::HashMap::new(),
-                syncing: false,
+                closing: false,
                 failed: None,
             }),
             synced: Condvar::new(),
+            work: Condvar::new(),
             latest: RwLock::new(Arc::new(SignedCheckpoint {
                 size: 0,
                 root: hermetic_tlog::merkle::empty_tree_hash(),
@@ -154,9 +194,25 @@ impl SharedLog {
             log.check_stored(&note, size)?;
         }
         log.publish(size)?;
-        Ok(log)
+        let core = Arc::new(log);
+        let writer = {
+            let core = core.clone();
+            std::thread::Builder::new()
+                .name("log-writer".into())
+                .spawn(move || core.write_batches())
+                .map_err(|error| LogError::Io {
+                    path: "log-writer thread".into(),
+                    error,
+                })?
+        };
+        Ok(SharedLog {
+            core,
+            writer: Some(writer),
+        })
     }
+}
 
+impl LogCore {
     /// Checks a stored checkpoint note against the tree of `size` leaves:
     /// this log's signature, no more leaves than there are, the same root.
     fn check_stored(&self, note: &str, size: u64) -> Result<SignedCheckpoint, LogError> {
@@ -323,6 +379,7 @@ impl SharedLog {
             time,
             entry,
         });
+        self.work.notify_one();
         loop {
             if let Some(done) = state.done.remove(&ticket) {
                 return match done {
@@ -337,17 +394,33 @@ impl SharedLog {
             if let Some(e) = &state.failed {
                 return Err(poisoned(e));
             }
-            if state.syncing {
-                state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The writer thread: commits every queued entry as one batch, signs,
+    /// hands each caller its outcome; again, until the log is dropped and
+    /// nothing is queued.
+    fn write_batches(&self) {
+        let mut state = lock(&self.sync);
+        loop {
+            if state.queue.is_empty() {
+                if state.closing {
+                    return;
+                }
+                state = self.work.wait(state).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            // Lead: write every queued entry (ours included), sign.
-            state.syncing = true;
             let batch = std::mem::take(&mut state.queue);
+            if state.failed.is_some() {
+                // Poisoned: nothing more is written; each caller sees
+                // `failed` and returns.
+                self.synced.notify_all();
+                continue;
+            }
             drop(state);
             let result = self.commit(&batch);
             state = lock(&self.sync);
-            state.syncing = false;
             match result {
                 Ok(results) => {
                     for (p, r) in batch.iter().zip(results) {
