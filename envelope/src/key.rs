@@ -20,8 +20,9 @@ pub const MIN_IKM_LEN: usize = 32;
 /// the private half never leaves memory.
 ///
 /// The private key is zeroized when this value is dropped (its bytes are kept in `Zeroizing`,
-/// and AWS-LC cleanses its own copy when freeing it: see [`crate::kem`]). `EnclaveKey` deliberately implements
-/// neither `Clone`, `Display` nor `Serialize`, and its `Debug` shows only the public key.
+/// and AWS-LC cleanses its own copy when freeing it; see `src/kem.rs`). `EnclaveKey`
+/// deliberately implements neither `Clone`, `Display` nor `Serialize`, and its `Debug` shows
+/// only the public key.
 pub struct EnclaveKey {
     secret: PrivateKey,
     public: PublicKey,
