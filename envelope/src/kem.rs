@@ -217,49 +217,32 @@ impl hpke::Kem for X25519HkdfSha256 {
     }
 }
 
-/// Serializable and Deserializable for a 32-byte value; `from_bytes` refuses any other length.
+/// Serializable and Deserializable for a 32-byte value: `|s| bytes` gives its serialization,
+/// `|b| build` makes it from exactly 32 bytes (`from_bytes` refuses any other length).
 macro_rules! bytes32 {
-    ($type:ty, $build:expr) => {
+    ($type:ty, |$s:ident| $bytes:expr, |$b:ident| $build:expr) => {
         impl Serializable for $type {
             type OutputSize = U32;
             fn write_exact(&self, buf: &mut [u8]) {
-                buf.copy_from_slice(self.as_bytes());
+                let $s = self;
+                buf.copy_from_slice($bytes);
             }
         }
         impl Deserializable for $type {
             fn from_bytes(encoded: &[u8]) -> Result<Self, HpkeError> {
-                let bytes: &[u8; LEN] = encoded
+                let $b: &[u8; LEN] = encoded
                     .try_into()
                     .map_err(|_| HpkeError::IncorrectInputLength(LEN, encoded.len()))?;
-                #[allow(clippy::redundant_closure_call)]
-                ($build)(bytes)
+                $build
             }
         }
     };
 }
 
-impl PublicKey {
-    fn as_bytes(&self) -> &[u8; LEN] {
-        &self.0
-    }
-}
-
-impl EncappedKey {
-    fn as_bytes(&self) -> &[u8; LEN] {
-        &self.0
-    }
-}
-
-impl PrivateKey {
-    fn as_bytes(&self) -> &[u8; LEN] {
-        &self.bytes
-    }
-}
-
-bytes32!(PublicKey, |b: &[u8; LEN]| Ok(PublicKey(*b)));
-bytes32!(EncappedKey, |b: &[u8; LEN]| Ok(EncappedKey(*b)));
+bytes32!(PublicKey, |k| &k.0, |b| Ok(PublicKey(*b)));
+bytes32!(EncappedKey, |k| &k.0, |b| Ok(EncappedKey(*b)));
 // DeserializePrivateKey clamps its input (RFC 9180 section 7.1.2).
-bytes32!(PrivateKey, |b: &[u8; LEN]| PrivateKey::new(b)
+bytes32!(PrivateKey, |k| k.bytes.as_slice(), |b| PrivateKey::new(b)
     .map_err(|_| HpkeError::ValidationError));
 
 impl ConstantTimeEq for PrivateKey {
