@@ -22,6 +22,8 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # Without DEMO_DIR the files (custodian keys among them) go with the demo.
+  if [ -z "${DEMO_DIR:-}" ]; then rm -rf -- "$work"; fi
 }
 trap cleanup EXIT
 
@@ -42,7 +44,7 @@ say "Build the binaries"
 (cd "$root" && cargo build --workspace --bins --quiet)
 bin="$root/target/debug"
 export PATH="$bin:$PATH"
-echo "work directory: $work"
+if [ -n "${DEMO_DIR:-}" ]; then echo "work directory: $work (kept)"; else echo "work directory: $work (removed when the demo ends; DEMO_DIR=... keeps it)"; fi
 
 say "Build an enclave image and record its measurements (as CI would)"
 printf 'demo kernel\n' > "$work/kernel.bin"
