@@ -2,7 +2,7 @@
 //! place checkpoints are signed ([`SharedLog::publish`]).
 
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use hermetic_attestation::rfc3339_ms;
@@ -71,8 +71,6 @@ pub struct LogCore {
     store: Box<dyn LogStore>,
     signer: Signer,
     sync: Mutex<SyncState>,
-    /// Signalled when a batch is done (its callers return).
-    synced: Condvar,
     /// Signalled when an entry is queued or the log is closing (the writer
     /// wakes).
     work: Condvar,
@@ -108,22 +106,42 @@ struct BatchError {
     text: String,
 }
 
-/// A queued entry: its ticket and what goes in its record.
+/// What the writer hands back for one queued entry.
+type Outcome = Result<Committed, BatchError>;
+
+/// Where a queued entry's outcome goes: a thread blocked in
+/// [`LogCore::append`] or a task awaiting [`LogCore::append_async`]. Each
+/// caller is woken alone, with its own outcome (no broadcast that wakes the
+/// callers of later batches for nothing). Dropped unsent (a poisoned log),
+/// the caller reads the poison.
+#[derive(Debug)]
+enum Reply {
+    Thread(mpsc::SyncSender<Outcome>),
+    Task(tokio::sync::oneshot::Sender<Outcome>),
+}
+
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        // A caller that stopped waiting (a dropped request) needs nothing.
+        match self {
+            Reply::Thread(tx) => drop(tx.send(outcome)),
+            Reply::Task(tx) => drop(tx.send(outcome)),
+        }
+    }
+}
+
+/// A queued entry: what goes in its record, where its outcome goes.
 #[derive(Debug)]
 struct Pending {
-    ticket: u64,
     time: String,
     entry: Entry,
+    reply: Reply,
 }
 
 #[derive(Debug)]
 struct SyncState {
     /// Entries waiting for the next batch.
     queue: Vec<Pending>,
-    /// The next ticket handed out.
-    next_ticket: u64,
-    /// Outcomes of committed (or failed) batches, by ticket.
-    done: std::collections::HashMap<u64, Result<Committed, BatchError>>,
     /// The log is being dropped: the writer commits what is queued and
     /// stops.
     closing: bool,
@@ -172,12 +190,9 @@ impl SharedLog {
             signer,
             sync: Mutex::new(SyncState {
                 queue: Vec::new(),
-                next_ticket: 0,
-                done: std::collections::HashMap::new(),
                 closing: false,
                 failed: None,
             }),
-            synced: Condvar::new(),
             work: Condvar::new(),
             latest: RwLock::new(Arc::new(SignedCheckpoint {
                 size: 0,
@@ -361,8 +376,32 @@ impl LogCore {
         Ok(Some(w.clone()))
     }
 
+    /// Whether the log is kept in a store shared with other replicas (a
+    /// database server: appends and proofs may wait on the network).
+    pub fn is_shared(&self) -> bool {
+        self.store.shared()
+    }
+
     /// Appends `entry` at `now`; returns once it is durable and signed.
+    /// Blocks the calling thread meanwhile (see [`LogCore::append_async`]).
     pub fn append(&self, entry: Entry, now: Duration) -> Result<Appended, LogError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.enqueue(entry, now, Reply::Thread(tx))?;
+        self.outcome(rx.recv().ok())
+    }
+
+    /// [`LogCore::append`] for async callers: the task waits for the batch
+    /// without holding a thread, so a request waiting for the log leaves
+    /// its core to the others (and to the writer's sync).
+    pub async fn append_async(&self, entry: Entry, now: Duration) -> Result<Appended, LogError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.enqueue(entry, now, Reply::Task(tx))?;
+        self.outcome(rx.await.ok())
+    }
+
+    /// Queues `entry` for the writer, unless it is over the cap or the log
+    /// is poisoned.
+    fn enqueue(&self, entry: Entry, now: Duration, reply: Reply) -> Result<(), LogError> {
         let time = rfc3339_ms(u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
         // Refused whole before it is queued: the largest `seq` it could get.
         leaf_json(u64::MAX, &time, &entry)?;
@@ -370,29 +409,27 @@ impl LogCore {
         if let Some(e) = &state.failed {
             return Err(poisoned(e));
         }
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.queue.push(Pending {
-            ticket,
-            time,
-            entry,
-        });
+        state.queue.push(Pending { time, entry, reply });
         self.work.notify_one();
-        loop {
-            if let Some(done) = state.done.remove(&ticket) {
-                return match done {
-                    Ok((seq, leaf, checkpoint)) => Ok(Appended {
-                        seq,
-                        leaf,
-                        checkpoint,
-                    }),
-                    Err(e) => Err(batch_failed(&e, self.store.shared())),
-                };
-            }
-            if let Some(e) = &state.failed {
-                return Err(poisoned(e));
-            }
-            state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+        Ok(())
+    }
+
+    /// A caller's result from what the writer sent it (`None`: its reply
+    /// was dropped unsent, which only a poisoned log does).
+    fn outcome(&self, sent: Option<Outcome>) -> Result<Appended, LogError> {
+        match sent {
+            Some(Ok((seq, leaf, checkpoint))) => Ok(Appended {
+                seq,
+                leaf,
+                checkpoint,
+            }),
+            Some(Err(e)) => Err(batch_failed(&e, self.store.shared())),
+            None => Err(poisoned(
+                lock(&self.sync)
+                    .failed
+                    .as_deref()
+                    .unwrap_or("the log's writer stopped"),
+            )),
         }
     }
 
@@ -411,18 +448,17 @@ impl LogCore {
             }
             let batch = std::mem::take(&mut state.queue);
             if state.failed.is_some() {
-                // Poisoned: nothing more is written; each caller sees
-                // `failed` and returns.
-                self.synced.notify_all();
+                // Poisoned: nothing more is written; dropping the batch
+                // drops its replies, and each caller reads `failed`.
+                drop(batch);
                 continue;
             }
             drop(state);
             let result = self.commit(&batch);
-            state = lock(&self.sync);
             match result {
                 Ok(results) => {
-                    for (p, r) in batch.iter().zip(results) {
-                        state.done.insert(p.ticket, Ok(r));
+                    for (p, r) in batch.into_iter().zip(results) {
+                        p.reply.send(Ok(r));
                     }
                 }
                 Err(e) => {
@@ -430,18 +466,19 @@ impl LogCore {
                     let text = e.to_string();
                     let unavailable = matches!(e, LogError::Unavailable(_));
                     if !self.store.shared() {
-                        state.failed = Some(text.clone());
+                        // Set before any caller hears of it, so that every
+                        // later append sees the poison.
+                        lock(&self.sync).failed = Some(text.clone());
                     }
-                    for p in &batch {
-                        let error = BatchError {
+                    for p in batch {
+                        p.reply.send(Err(BatchError {
                             unavailable,
                             text: text.clone(),
-                        };
-                        state.done.insert(p.ticket, Err(error));
+                        }));
                     }
                 }
             }
-            self.synced.notify_all();
+            state = lock(&self.sync);
         }
     }
 
@@ -701,6 +738,106 @@ mod tests {
         drop(log);
         let intact = verify(dir.path(), &opts()).unwrap().unwrap();
         assert_eq!((intact.records, intact.checkpoint_size), (400, 400));
+    }
+
+    #[test]
+    fn tasks_and_threads_share_batches_and_one_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(SharedLog::open(dir.path(), signer()).unwrap());
+        let key = log.verifier_key();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        // 64 tasks on two workers wait for the log at once (no thread is
+        // held while they wait), beside 4 threads appending as before.
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let log = log.clone();
+                rt.spawn(async move {
+                    let mut seqs = Vec::new();
+                    for _ in 0..5 {
+                        seqs.push(log.append_async(entry("task"), NOW).await.unwrap());
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    (0..20)
+                        .map(|_| log.append(entry("thread"), NOW).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut appended: Vec<Appended> = rt.block_on(async {
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        });
+        appended.extend(threads.into_iter().flat_map(|t| t.join().unwrap()));
+        for a in &appended {
+            // Each answer's checkpoint covers its own record and proves it.
+            let cp = checkpoint::open(a.checkpoint.note.as_bytes(), key.name(), &key).unwrap();
+            assert!(cp.size > a.seq);
+            let proof = log.prove(a.seq, cp.size).unwrap();
+            hermetic_tlog::merkle::check_record(
+                &proof,
+                cp.size,
+                &cp.root_hash,
+                a.seq,
+                &hermetic_tlog::merkle::record_hash(&a.leaf),
+            )
+            .unwrap();
+        }
+        let mut seqs: Vec<u64> = appended.iter().map(|a| a.seq).collect();
+        seqs.sort();
+        assert_eq!(seqs, (0..400).collect::<Vec<_>>());
+        drop(log);
+        let intact = verify(dir.path(), &opts()).unwrap().unwrap();
+        assert_eq!((intact.records, intact.checkpoint_size), (400, 400));
+    }
+
+    #[test]
+    fn a_failed_sync_answers_waiting_tasks_and_refuses_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let stored = Arc::new(AtomicUsize::new(0));
+        let store = Flaky {
+            inner: FileLogStore::open(dir.path()).unwrap(),
+            fail: fail.clone(),
+            stored: stored.clone(),
+        };
+        let log = Arc::new(SharedLog::new(Box::new(store), signer()).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert_eq!(log.append_async(entry("ok"), NOW).await.unwrap().seq, 0);
+            let signed = stored.load(Ordering::SeqCst);
+            fail.store(true, Ordering::SeqCst);
+            // Every task waiting on the failed batch (or queued behind it)
+            // gets an error, none an index.
+            let waiting: Vec<_> = (0..8)
+                .map(|_| {
+                    let log = log.clone();
+                    tokio::spawn(async move { log.append_async(entry("lost"), NOW).await })
+                })
+                .collect();
+            for w in waiting {
+                assert!(w.await.unwrap().is_err());
+            }
+            assert_eq!(stored.load(Ordering::SeqCst), signed);
+            assert_eq!(log.checkpoint().size, 1);
+            fail.store(false, Ordering::SeqCst);
+            let err = log.append_async(entry("after"), NOW).await.unwrap_err();
+            assert!(err.to_string().contains("restart"), "{err}");
+        });
     }
 
     #[test]

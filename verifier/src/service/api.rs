@@ -2,7 +2,7 @@
 //! HTTP and [`AppState`](super::state::AppState).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 
+use hermetic_envelope::wire::ReleaseResponse;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::openapi::RefusalBody;
@@ -256,12 +257,52 @@ async fn release(
             return refusal.into_response();
         }
     };
-    let result = super::request_id::spawn_blocking(move || state.release(&body, client)).await;
+    let started = Instant::now();
+    let result = release_async(&state, body, client).await;
+    state.count_release(&result, started);
     match result {
-        Ok(Ok(response)) => Json(response).into_response(),
-        Ok(Err(refusal)) => refusal.into_response(),
-        Err(_) => {
-            ApiRefusal::internal(Reason::InternalError, "the release task failed").into_response()
-        }
+        Ok(response) => Json(response).into_response(),
+        Err(refusal) => refusal.into_response(),
     }
+}
+
+/// The release path with the log's wait as a future: the decision (the
+/// signature check, the sealing) runs on this worker and no thread is held
+/// while the batch holding the record syncs, so that a few threads share
+/// the cores instead of one per request in flight (and the log's writer is
+/// not queued behind them). When a step may block (a database server,
+/// witnesses to wait for: [`AppState::release_blocks`]) it runs on the
+/// blocking pool instead.
+///
+/// [`AppState::release_blocks`]: super::state::AppState::release_blocks
+async fn release_async(
+    state: &Shared,
+    body: Bytes,
+    client: IpAddr,
+) -> Result<ReleaseResponse, ApiRefusal> {
+    let blocks = state.release_blocks();
+    let decided = {
+        let state = state.clone();
+        off_worker_if(blocks, move || state.release_decide(&body, client)).await??
+    };
+    let appended = state.audit_async(decided.record).await;
+    let state = state.clone();
+    off_worker_if(blocks, move || {
+        state.release_finish(decided.answer, appended)
+    })
+    .await?
+}
+
+/// Runs `f` on the blocking pool (carrying the request id) when `blocks`,
+/// otherwise here; a panic either way is answered as an internal error.
+async fn off_worker_if<T: Send + 'static>(
+    blocks: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiRefusal> {
+    let ran = if blocks {
+        super::request_id::spawn_blocking(f).await.map_err(drop)
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(drop)
+    };
+    ran.map_err(|()| ApiRefusal::internal(Reason::InternalError, "the release task failed"))
 }

@@ -102,15 +102,67 @@ fn log_refusal(e: crate::log::LogError) -> ApiRefusal {
     )
 }
 
+/// The record of a refusal that came after attestation and a consumed
+/// nonce.
+fn refused_record(who: &Who, requested: &[SecretRef], refusal: ApiRefusal) -> Decided {
+    Decided {
+        record: Entry {
+            action: "release".into(),
+            verdict: "refused".into(),
+            reason: Some(refusal.reason.as_str().into()),
+            secrets: requested.to_vec(),
+            who: who.clone(),
+            ..Entry::default()
+        },
+        answer: Answer::Refused(refusal),
+    }
+}
+
+/// `entry` with the current request's id, unless it names one already.
+fn with_request_id(mut entry: Entry) -> Entry {
+    if entry.request_id.is_none() {
+        entry.request_id = super::request_id::current().map(|id| id.to_string());
+    }
+    entry
+}
+
+/// A release decided up to its audit record ([`AppState::release_decide`]):
+/// the record to append, and what the client gets once it is appended.
+#[derive(Debug)]
+pub struct Decided {
+    pub record: Entry,
+    pub answer: Answer,
+}
+
+/// What a decided release answers once its record is appended.
+#[derive(Debug)]
+pub enum Answer {
+    /// The sealed secrets: they leave only once the record is logged (and,
+    /// with witnesses, cosigned).
+    Granted(Vec<WrappedSecret>),
+    /// Refused after attestation and a consumed nonce: recorded, then
+    /// answered (even if it cannot be logged).
+    Refused(ApiRefusal),
+}
+
 impl AppState {
     /// Appends to the audit log; an error is returned to the caller, who
     /// decides whether the action may still be acknowledged.
-    pub fn audit(&self, mut entry: Entry) -> Result<Appended, ApiRefusal> {
-        if entry.request_id.is_none() {
-            entry.request_id = super::request_id::current().map(|id| id.to_string());
-        }
+    pub fn audit(&self, entry: Entry) -> Result<Appended, ApiRefusal> {
         let started = Instant::now();
-        let appended = self.log.append(entry, self.clock.now());
+        let appended = self.log.append(with_request_id(entry), self.clock.now());
+        self.metrics.log_append(started.elapsed());
+        appended.map_err(log_refusal)
+    }
+
+    /// [`AppState::audit`] for async callers: the task waits for the log's
+    /// batch without holding a thread.
+    pub async fn audit_async(&self, entry: Entry) -> Result<Appended, ApiRefusal> {
+        let started = Instant::now();
+        let appended = self
+            .log
+            .append_async(with_request_id(entry), self.clock.now())
+            .await;
         self.metrics.log_append(started.elapsed());
         appended.map_err(log_refusal)
     }
@@ -123,13 +175,11 @@ impl AppState {
     /// start as `change_unconfirmed`).
     pub fn audit_in(
         &self,
-        mut entry: Entry,
+        entry: Entry,
         tx: &mut dyn crate::store::backend::WriteRows,
         end: &Mutex<Option<u64>>,
     ) -> Result<(), ApiRefusal> {
-        if entry.request_id.is_none() {
-            entry.request_id = super::request_id::current().map(|id| id.to_string());
-        }
+        let entry = with_request_id(entry);
         match self.log.append_in(&entry, self.clock.now(), tx) {
             Ok(Some((_, size))) => {
                 *end.lock().unwrap_or_else(|p| p.into_inner()) = Some(size);
@@ -205,17 +255,32 @@ impl AppState {
     /// the handler runs it on the blocking pool.
     pub fn release(&self, body: &[u8], client: IpAddr) -> Result<ReleaseResponse, ApiRefusal> {
         let started = Instant::now();
-        let result = self.release_inner(body, client);
-        match &result {
+        let result = self.release_decide(body, client).and_then(|decided| {
+            let appended = self.audit(decided.record);
+            self.release_finish(decided.answer, appended)
+        });
+        self.count_release(&result, started);
+        result
+    }
+
+    /// Counts a release's outcome and time in the metrics.
+    pub fn count_release(&self, result: &Result<ReleaseResponse, ApiRefusal>, started: Instant) {
+        match result {
             Ok(r) => self.metrics.release(r.secrets.len(), started.elapsed()),
             Err(refusal) => self
                 .metrics
                 .refusal(refusal.reason.as_str(), Some(started.elapsed())),
         }
-        result
     }
 
-    fn release_inner(&self, body: &[u8], client: IpAddr) -> Result<ReleaseResponse, ApiRefusal> {
+    /// The release path up to its audit record: parse, [`decide`], read
+    /// and seal the granted secrets. `Err` is a refusal that is only counted
+    /// (nothing attested, or the nonce not consumed); a [`Decided`] goes to
+    /// the log ([`AppState::audit`] or [`AppState::audit_async`]), then to
+    /// [`AppState::release_finish`]. Blocking on a remote store's reads
+    /// ([`Store::remote`]); otherwise CPU only (the signature check and the
+    /// sealing).
+    pub fn release_decide(&self, body: &[u8], client: IpAddr) -> Result<Decided, ApiRefusal> {
         // Until the document verifies and its nonce is consumed, a refusal is
         // only counted (metrics, the periodic `refusal_summary` record):
         // anyone can send such requests, and nothing they sent is logged.
@@ -253,7 +318,7 @@ impl AppState {
                         refused.error.to_string(),
                     )
                 };
-                return Err(match refused.attested.as_deref() {
+                return match refused.attested.as_deref() {
                     // Names were validated before attestation, so they are
                     // well-formed and at most MAX_SECRETS_PER_REQUEST.
                     Some(attested) if attested.nonce_consumed => {
@@ -269,10 +334,10 @@ impl AppState {
                                 version: None,
                             })
                             .collect();
-                        self.refused(&who, &requested, refusal)
+                        Ok(refused_record(&who, &requested, refusal))
                     }
-                    _ => self.unlogged(refusal),
-                });
+                    _ => Err(self.unlogged(refusal)),
+                };
             }
         };
         let who = Who {
@@ -301,16 +366,16 @@ impl AppState {
                     let error = ReleaseError::UnknownSecret { name: name.clone() };
                     let refusal =
                         ApiRefusal::forbidden(Reason::of(error.reason()), error.to_string());
-                    return Err(self.refused(&who, &requested, refusal));
+                    return Ok(refused_record(&who, &requested, refusal));
                 }
                 Err(e) if e.is_row_refusal() => {
                     tracing::error!(event = "store_row_refused", name = %name, reason = %e.reason(), error = %e);
                     let refusal = ApiRefusal::forbidden(Reason::of(e.reason()), e.to_string());
-                    return Err(self.refused(&who, &requested, refusal));
+                    return Ok(refused_record(&who, &requested, refusal));
                 }
                 Err(e @ StoreError::Unavailable(_)) => {
                     tracing::error!(event = "store_unavailable", error = %e);
-                    return Err(self.refused(&who, &requested, store_unavailable()));
+                    return Ok(refused_record(&who, &requested, store_unavailable()));
                 }
                 Err(e) => {
                     tracing::error!(event = "store_read_failed", error = %e);
@@ -318,7 +383,7 @@ impl AppState {
                         Reason::StoreError,
                         "the secret store could not be read",
                     );
-                    return Err(self.refused(&who, &requested, refusal));
+                    return Ok(refused_record(&who, &requested, refusal));
                 }
             };
             let context = ReleaseContext::new(name.clone(), version, grant.nonce.clone());
@@ -326,7 +391,7 @@ impl AppState {
                 Ok(sealed) => wrapped.push(WrappedSecret::from(&sealed)),
                 Err(e) => {
                     let refusal = ApiRefusal::forbidden(Reason::of(e.reason()), e.to_string());
-                    return Err(self.refused(&who, &requested, refusal));
+                    return Ok(refused_record(&who, &requested, refusal));
                 }
             }
             released.push(SecretRef {
@@ -334,15 +399,34 @@ impl AppState {
                 version: Some(version),
             });
         }
-        // Logged (durable, under a signed checkpoint) before anything
-        // leaves: no unrecorded release, and the answer proves it.
-        let appended = self.audit(Entry {
-            action: "release".into(),
-            verdict: "granted".into(),
-            secrets: released,
-            who,
-            ..Entry::default()
-        })?;
+        Ok(Decided {
+            record: Entry {
+                action: "release".into(),
+                verdict: "granted".into(),
+                secrets: released,
+                who,
+                ..Entry::default()
+            },
+            answer: Answer::Granted(wrapped),
+        })
+    }
+
+    /// The release path after its record was appended (`appended`): a
+    /// grant's secrets leave with their receipt only if the record is
+    /// logged (durable, under a signed checkpoint: no unrecorded release,
+    /// and the answer proves it) and, with witnesses, cosigned; a refusal is
+    /// answered whether or not it could be logged. Blocks while witnesses
+    /// must cosign ([`AppState::release_blocks`]).
+    pub fn release_finish(
+        &self,
+        answer: Answer,
+        appended: Result<Appended, ApiRefusal>,
+    ) -> Result<ReleaseResponse, ApiRefusal> {
+        let wrapped = match answer {
+            Answer::Granted(wrapped) => wrapped,
+            Answer::Refused(refusal) => return Err(refusal),
+        };
+        let appended = appended?;
         let receipt = match self
             .witnesses
             .as_ref()
@@ -407,18 +491,14 @@ impl AppState {
         })
     }
 
-    /// Records a refusal that came after attestation and a consumed nonce,
-    /// then returns it (a refusal is answered even if it cannot be logged).
-    fn refused(&self, who: &Who, requested: &[SecretRef], refusal: ApiRefusal) -> ApiRefusal {
-        let _ = self.audit(Entry {
-            action: "release".into(),
-            verdict: "refused".into(),
-            reason: Some(refusal.reason.as_str().into()),
-            secrets: requested.to_vec(),
-            who: who.clone(),
-            ..Entry::default()
-        });
-        refusal
+    /// Whether [`AppState::release_decide`] or
+    /// [`AppState::release_finish`] may block (a remote store or log, or
+    /// grants waiting for witnesses), so that an async caller runs them on
+    /// the blocking pool; otherwise they are CPU work and local reads.
+    pub fn release_blocks(&self) -> bool {
+        self.store.remote()
+            || self.log.is_shared()
+            || self.witnesses.as_ref().is_some_and(|w| w.threshold() > 0)
     }
 
     /// Counts a release refusal that is not recorded one by one; the next

@@ -96,6 +96,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn redb(&self) -> Option<&Database> {
         None
     }
+    /// Whether calls may wait on a network (a database server), so that an
+    /// async caller must run them on the blocking pool.
+    fn remote(&self) -> bool {
+        false
+    }
 }
 
 /// The embedded backend: `DIR/hermetic.redb`, each write a redb transaction

@@ -829,6 +829,12 @@ impl Store {
         }
     }
 
+    /// Whether the store's engine is a database server (calls may wait on
+    /// the network): see [`Backend::remote`].
+    pub fn remote(&self) -> bool {
+        self.backend.remote()
+    }
+
     /// What a release needs of a live secret (`None`: no live secret of
     /// that name), read in one snapshot: its policy and its latest value,
     /// the value still sealed at rest. One read, not one per piece: the

@@ -597,6 +597,10 @@ impl Backend for PgBackend {
             Ok(outcome)
         })
     }
+
+    fn remote(&self) -> bool {
+        true
+    }
 }
 
 fn ms_i64(ms: u64) -> i64 {
