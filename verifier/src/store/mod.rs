@@ -40,6 +40,7 @@
 pub mod backend;
 mod legacy;
 mod master_key;
+mod parsed;
 pub mod pg_connect;
 pub mod postgres;
 mod rows;
@@ -296,6 +297,8 @@ pub struct Store {
     /// Per secret, the change version something the host cannot roll back
     /// alone (the log) says it reached: a head below it is refused.
     floors: BTreeMap<String, u64>,
+    /// Policies parsed on earlier reads, by their exact bytes.
+    parsed: parsed::ParsedPolicies,
 }
 
 impl std::fmt::Debug for Store {
@@ -347,6 +350,7 @@ impl Store {
             deployment: id,
             migrated: None,
             floors: BTreeMap::new(),
+            parsed: parsed::ParsedPolicies::default(),
         };
         if let Some(legacy) = legacy {
             store.migrated = Some(legacy.migrate(&tx, &store)?);
@@ -381,6 +385,7 @@ impl Store {
             deployment: id,
             migrated: None,
             floors: BTreeMap::new(),
+            parsed: parsed::ParsedPolicies::default(),
         })
     }
 
@@ -904,12 +909,13 @@ impl Store {
             return Ok(None);
         };
         let text = std::str::from_utf8(&text).map_err(|_| tampered(T_POLICIES, name))?;
-        let mut file =
-            PolicyFile::parse(text).map_err(|_| StoreError::BadPolicy(name.to_owned()))?;
-        file.secrets
-            .remove(name)
+        self.parsed
+            .get_or_parse(name, text, || {
+                let mut file = PolicyFile::parse(text).map_err(|_| ())?;
+                file.secrets.remove(name).ok_or(())
+            })
             .map(Some)
-            .ok_or_else(|| StoreError::BadPolicy(name.to_owned()))
+            .map_err(|()| StoreError::BadPolicy(name.to_owned()))
     }
 
     pub fn policy_names(&self) -> Result<Vec<String>, StoreError> {
