@@ -11,7 +11,7 @@ use hermetic_tlog::merkle::{prove_record, tree_hash, Hash};
 use hermetic_tlog::note::{Signer, VerifierKey};
 
 use super::store::{tree_error, FileLogStore, Hashes, LogStore};
-use super::{Entry, LogError, Record, MAX_RECORD_LEN};
+use super::{Entry, LogError, MAX_RECORD_LEN};
 
 /// A checkpoint the log signed, and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,11 +130,10 @@ impl Reply {
     }
 }
 
-/// A queued entry: what goes in its record, where its outcome goes.
+/// A queued entry: its record, where its outcome goes.
 #[derive(Debug)]
 struct Pending {
-    time: String,
-    entry: Entry,
+    record: UnnumberedRecord,
     reply: Reply,
 }
 
@@ -154,22 +153,67 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A [`Record`](super::Record) serialized from borrowed parts (the same
+/// JSON).
+#[derive(serde::Serialize)]
+struct RecordRef<'a> {
+    seq: u64,
+    time: &'a str,
+    entry: &'a Entry,
+}
+
+/// How a record's JSON begins: `seq` is [`Record`](super::Record)'s first
+/// field.
+const SEQ_KEY: &[u8] = b"{\"seq\":";
+
+/// A record's JSON, numbered `u64::MAX` (the largest it could get, so the
+/// cap holds for any) and checked against the cap: serialized by the
+/// caller before it is queued, so that the log's writer only puts the real
+/// number in front ([`UnnumberedRecord::numbered`]).
+#[derive(Debug)]
+struct UnnumberedRecord(Vec<u8>);
+
+impl UnnumberedRecord {
+    /// The bytes before the rest of the record: `{"seq":18446744073709551615`.
+    const HEAD_LEN: usize = SEQ_KEY.len() + 20;
+
+    fn new(time: &str, entry: &Entry) -> Result<UnnumberedRecord, LogError> {
+        let json = serde_json::to_vec(&RecordRef {
+            seq: u64::MAX,
+            time,
+            entry,
+        })
+        .map_err(|e| LogError::Corrupt(format!("a record did not serialize: {e}")))?;
+        if json.len() + 1 > MAX_RECORD_LEN {
+            return Err(LogError::RecordTooLarge {
+                len: json.len() + 1,
+                max: MAX_RECORD_LEN,
+            });
+        }
+        let head = format!("{{\"seq\":{}", u64::MAX);
+        if !json.starts_with(head.as_bytes()) {
+            return Err(LogError::Corrupt(
+                "a record's JSON does not begin with its seq".into(),
+            ));
+        }
+        Ok(UnnumberedRecord(json))
+    }
+
+    /// The record's leaf as record `seq`.
+    fn numbered(&self, seq: u64) -> Vec<u8> {
+        let rest = &self.0[Self::HEAD_LEN..];
+        let seq = seq.to_string();
+        let mut leaf = Vec::with_capacity(SEQ_KEY.len() + seq.len() + rest.len());
+        leaf.extend_from_slice(SEQ_KEY);
+        leaf.extend_from_slice(seq.as_bytes());
+        leaf.extend_from_slice(rest);
+        leaf
+    }
+}
+
 /// A record's JSON with `seq`, checked against the cap.
 fn leaf_json(seq: u64, time: &str, entry: &Entry) -> Result<Vec<u8>, LogError> {
-    let record = Record {
-        seq,
-        time: time.to_owned(),
-        entry: entry.clone(),
-    };
-    let json = serde_json::to_vec(&record)
-        .map_err(|e| LogError::Corrupt(format!("a record did not serialize: {e}")))?;
-    if json.len() + 1 > MAX_RECORD_LEN {
-        return Err(LogError::RecordTooLarge {
-            len: json.len() + 1,
-            max: MAX_RECORD_LEN,
-        });
-    }
-    Ok(json)
+    Ok(UnnumberedRecord::new(time, entry)?.numbered(seq))
 }
 
 impl SharedLog {
@@ -403,13 +447,13 @@ impl LogCore {
     /// is poisoned.
     fn enqueue(&self, entry: Entry, now: Duration, reply: Reply) -> Result<(), LogError> {
         let time = rfc3339_ms(u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
-        // Refused whole before it is queued: the largest `seq` it could get.
-        leaf_json(u64::MAX, &time, &entry)?;
+        // Refused whole before it is queued (over the cap).
+        let record = UnnumberedRecord::new(&time, &entry)?;
         let mut state = lock(&self.sync);
         if let Some(e) = &state.failed {
             return Err(poisoned(e));
         }
-        state.queue.push(Pending { time, entry, reply });
+        state.queue.push(Pending { record, reply });
         self.work.notify_one();
         Ok(())
     }
@@ -541,8 +585,8 @@ impl LogCore {
             leaves = batch
                 .iter()
                 .enumerate()
-                .map(|(i, p)| leaf_json(start + i as u64, &p.time, &p.entry))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|(i, p)| p.record.numbered(start + i as u64))
+                .collect();
             Ok(leaves.clone())
         })?;
         let checkpoint = self.publish(end)?;
@@ -738,6 +782,27 @@ mod tests {
         drop(log);
         let intact = verify(dir.path(), &opts()).unwrap().unwrap();
         assert_eq!((intact.records, intact.checkpoint_size), (400, 400));
+    }
+
+    #[test]
+    fn a_numbered_record_is_the_record_serialized_with_its_seq() {
+        let mut e = entry("release");
+        e.reason = Some("quote \" backslash \\ newline \n and ünïcode".into());
+        let time = "2026-12-02T13:00:00.123Z";
+        let unnumbered = UnnumberedRecord::new(time, &e).unwrap();
+        for seq in [0, 7, 10, 99, 12_345_678, u64::MAX - 1, u64::MAX] {
+            let record = crate::log::Record {
+                seq,
+                time: time.into(),
+                entry: e.clone(),
+            };
+            let leaf = unnumbered.numbered(seq);
+            assert_eq!(leaf, serde_json::to_vec(&record).unwrap(), "seq {seq}");
+            assert_eq!(
+                serde_json::from_slice::<crate::log::Record>(&leaf).unwrap(),
+                record
+            );
+        }
     }
 
     #[test]
