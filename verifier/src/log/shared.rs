@@ -37,7 +37,8 @@ pub struct Appended {
 /// thread, whose methods it derefs to.
 ///
 /// Each caller queues its entry, then waits until a batch holding it has
-/// committed. One thread, the log's writer (`log-writer`), takes every
+/// committed: a thread blocked in [`LogCore::append`] or a task awaiting
+/// [`LogCore::append_async`], each woken alone with its own outcome. One thread, the log's writer (`log-writer`), takes every
 /// entry queued so far as a batch, hands it to the store, which picks the
 /// first index under its own write lock (the store is the sequencer, so
 /// replicas sharing a database keep one total order), writes the leaves and

@@ -251,8 +251,9 @@ impl AppState {
         }
     }
 
-    /// The whole release path. Blocking (ECDSA, store reads, log fsync):
-    /// the handler runs it on the blocking pool.
+    /// The whole release path on this thread, blocking while the log syncs
+    /// (the handler runs the same steps with the log's wait as a future:
+    /// `service::api`).
     pub fn release(&self, body: &[u8], client: IpAddr) -> Result<ReleaseResponse, ApiRefusal> {
         let started = Instant::now();
         let result = self.release_decide(body, client).and_then(|decided| {

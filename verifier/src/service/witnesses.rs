@@ -43,7 +43,7 @@ impl CheckpointSource for LogSource {
 }
 
 /// The running side: the batcher and the runtime its rounds run on (the
-/// release path is blocking code on tokio's blocking pool).
+/// release path waits for cosignatures on tokio's blocking pool).
 pub struct Witnessing {
     batcher: Batcher,
     log: Arc<SharedLog>,
