@@ -1,5 +1,5 @@
 //! [`SharedLog`]: appends from many threads with group commit, and the one
-//! place checkpoints are signed ([`SharedLog::publish`]).
+//! place checkpoints are signed (`LogCore::publish`).
 
 use std::path::Path;
 use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
@@ -22,7 +22,7 @@ pub struct SignedCheckpoint {
     pub note: String,
 }
 
-/// What [`SharedLog::append`] returns: the record's leaf index, and a
+/// What [`LogCore::append`] returns: the record's leaf index, and a
 /// checkpoint covering it (signed after the record became durable).
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -43,7 +43,7 @@ pub struct Appended {
 /// first index under its own write lock (the store is the sequencer, so
 /// replicas sharing a database keep one total order), writes the leaves and
 /// their stored hashes and makes them durable in one step; the writer then
-/// signs one checkpoint for the committed size ([`LogCore::publish`]), and
+/// signs one checkpoint for the committed size (`LogCore::publish`), and
 /// everyone in the batch returns together with it. `append` returns only
 /// once its own record is durable and under a signed checkpoint, so a grant
 /// is never answered before its record is logged; concurrent appenders
@@ -530,9 +530,9 @@ impl LogCore {
     /// Appends `entry`'s leaf inside `tx`, a store transaction of an engine
     /// that keeps this log too (PostgreSQL): the record commits with the
     /// change or not at all. Returns its index and the log's size after it
-    /// (sign that with [`SharedLog::sign_committed`] once `tx` committed),
+    /// (sign that with [`LogCore::sign_committed`] once `tx` committed),
     /// or `None` when the log is not the store's (the file log beside
-    /// redb): then the caller appends with [`SharedLog::append`].
+    /// redb): then the caller appends with [`LogCore::append`].
     pub fn append_in(
         &self,
         entry: &Entry,
@@ -564,7 +564,7 @@ impl LogCore {
     }
 
     /// Signs and stores the checkpoint of `size` leaves, committed by a
-    /// store transaction ([`SharedLog::append_in`]).
+    /// store transaction ([`LogCore::append_in`]).
     pub fn sign_committed(&self, size: u64) -> Result<Arc<SignedCheckpoint>, LogError> {
         self.publish(size)
     }

@@ -7,7 +7,7 @@
 //! - `audit.hashes`: every stored hash, 32 bytes each, in stored-hash order;
 //! - `audit.checkpoint`: the latest signed checkpoint note.
 //!
-//! Crash safety: appends write leaves and hashes, then [`LogStore::sync`]
+//! Crash safety: appends write leaves and hashes, then [`FileLogStore::sync`]
 //! makes the leaves durable (the hashes are recomputed from them on open); a checkpoint is signed and stored only after that, so
 //! no checkpoint ever names a leaf that is not durable (the checkpoint file
 //! itself may lag after a crash; the log re-signs on open). Opening cuts a torn

@@ -53,7 +53,7 @@ thread_local! {
 }
 
 /// The id of the request being served here, if any: in the request's
-/// future, or in a blocking task started with [`blocking`].
+/// future, or in a blocking task started with [`spawn_blocking`].
 pub fn current() -> Option<RequestId> {
     TASK.try_with(Clone::clone)
         .ok()

@@ -276,7 +276,7 @@ impl AppState {
 
     /// The release path up to its audit record: parse, [`decide`], read
     /// and seal the granted secrets. `Err` is a refusal that is only counted
-    /// (nothing attested, or the nonce not consumed); a [`Decided`] goes to
+    /// (nothing attested, or the nonce not consumed); a `Decided` goes to
     /// the log ([`AppState::audit`] or [`AppState::audit_async`]), then to
     /// [`AppState::release_finish`]. Blocking on a remote store's reads
     /// ([`Store::remote`]); otherwise CPU only (the signature check and the
