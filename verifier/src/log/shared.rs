@@ -870,6 +870,24 @@ mod tests {
     }
 
     #[test]
+    fn a_record_queued_by_a_dropped_task_is_still_logged() {
+        // A client that goes away while its release waits for the log: the
+        // task is dropped after queueing, and the record is logged anyway
+        // (a grant the enclave never received, as `log verify` shows).
+        let dir = tempfile::tempdir().unwrap();
+        let log = SharedLog::open(dir.path(), signer()).unwrap();
+        let mut waiting = Box::pin(log.append_async(entry("gone"), NOW));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // One poll queues the record (it is then pending on the sync).
+        let _ = std::future::Future::poll(waiting.as_mut(), &mut cx);
+        drop(waiting);
+        // The next append is answered after the dropped one's record.
+        assert_eq!(log.append(entry("next"), NOW).unwrap().seq, 1);
+        let leaves = log.store.read_leaves(0, 2).unwrap();
+        assert!(String::from_utf8_lossy(&leaves[0]).contains("\"gone\""));
+    }
+
+    #[test]
     fn a_failed_sync_answers_waiting_tasks_and_refuses_later_ones() {
         let dir = tempfile::tempdir().unwrap();
         let fail = Arc::new(AtomicBool::new(false));

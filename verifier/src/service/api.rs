@@ -267,12 +267,14 @@ async fn release(
 }
 
 /// The release path with the log's wait as a future: the decision (the
-/// signature check, the sealing) runs on this worker and no thread is held
-/// while the batch holding the record syncs, so that a few threads share
-/// the cores instead of one per request in flight (and the log's writer is
-/// not queued behind them). When a step may block (a database server,
-/// witnesses to wait for: [`AppState::release_blocks`]) it runs on the
-/// blocking pool instead.
+/// signature check, the reads, the sealing) runs on this worker and no
+/// thread is held while the batch holding the record syncs, so that a few
+/// threads share the cores instead of one per request in flight. Nothing
+/// can be cancelled between deciding and queueing the record (no await
+/// between them): a client that goes away after that only misses its
+/// answer, and the record is logged. When a step may block (a database
+/// server, witnesses to wait for: [`AppState::release_blocks`]) the whole
+/// path runs on the blocking pool, to its end even if the client goes away.
 ///
 /// [`AppState::release_blocks`]: super::state::AppState::release_blocks
 async fn release_async(
@@ -280,29 +282,23 @@ async fn release_async(
     body: Bytes,
     client: IpAddr,
 ) -> Result<ReleaseResponse, ApiRefusal> {
-    let blocks = state.release_blocks();
-    let decided = {
+    if state.release_blocks() {
         let state = state.clone();
-        off_worker_if(blocks, move || state.release_decide(&body, client)).await??
-    };
+        return super::request_id::spawn_blocking(move || state.release(&body, client))
+            .await
+            .unwrap_or_else(|_| Err(task_failed()));
+    }
+    let decided = catch_panic(|| state.release_decide(&body, client))??;
     let appended = state.audit_async(decided.record).await;
-    let state = state.clone();
-    off_worker_if(blocks, move || {
-        state.release_finish(decided.answer, appended)
-    })
-    .await?
+    catch_panic(|| state.release_finish(decided.answer, appended))?
 }
 
-/// Runs `f` on the blocking pool (carrying the request id) when `blocks`,
-/// otherwise here; a panic either way is answered as an internal error.
-async fn off_worker_if<T: Send + 'static>(
-    blocks: bool,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiRefusal> {
-    let ran = if blocks {
-        super::request_id::spawn_blocking(f).await.map_err(drop)
-    } else {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(drop)
-    };
-    ran.map_err(|()| ApiRefusal::internal(Reason::InternalError, "the release task failed"))
+/// `f()`, or an internal error if it panicked (as a task on the blocking
+/// pool would be answered).
+fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ApiRefusal> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| task_failed())
+}
+
+fn task_failed() -> ApiRefusal {
+    ApiRefusal::internal(Reason::InternalError, "the release task failed")
 }

@@ -252,16 +252,13 @@ impl AppState {
     }
 
     /// The whole release path on this thread, blocking while the log syncs
-    /// (the handler runs the same steps with the log's wait as a future:
-    /// `service::api`).
+    /// (where nothing blocks, the handler runs the same steps with the
+    /// log's wait as a future: `service::api`). The caller counts it
+    /// ([`AppState::count_release`]).
     pub fn release(&self, body: &[u8], client: IpAddr) -> Result<ReleaseResponse, ApiRefusal> {
-        let started = Instant::now();
-        let result = self.release_decide(body, client).and_then(|decided| {
-            let appended = self.audit(decided.record);
-            self.release_finish(decided.answer, appended)
-        });
-        self.count_release(&result, started);
-        result
+        let decided = self.release_decide(body, client)?;
+        let appended = self.audit(decided.record);
+        self.release_finish(decided.answer, appended)
     }
 
     /// Counts a release's outcome and time in the metrics.
