@@ -740,6 +740,22 @@ mod tests {
         assert!(!text.contains(&"m".repeat(MAX_MODULE_ID_LOGGED + 1)));
     }
 
+    /// The checkpoint `a` was answered with verifies, covers its record and
+    /// proves it.
+    fn assert_proven(log: &SharedLog, key: &VerifierKey, a: &Appended) {
+        let cp = checkpoint::open(a.checkpoint.note.as_bytes(), key.name(), key).unwrap();
+        assert!(cp.size > a.seq);
+        let proof = log.prove(a.seq, cp.size).unwrap();
+        hermetic_tlog::merkle::check_record(
+            &proof,
+            cp.size,
+            &cp.root_hash,
+            a.seq,
+            &hermetic_tlog::merkle::record_hash(&a.leaf),
+        )
+        .unwrap();
+    }
+
     #[test]
     fn group_commit_keeps_one_order_and_every_answer_is_under_its_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
@@ -753,20 +769,7 @@ mod tests {
                     (0..50)
                         .map(|_| {
                             let a = log.append(entry("x"), NOW).unwrap();
-                            // The checkpoint covers the record and proves it.
-                            let cp =
-                                checkpoint::open(a.checkpoint.note.as_bytes(), key.name(), &key)
-                                    .unwrap();
-                            assert!(cp.size > a.seq);
-                            let proof = log.prove(a.seq, cp.size).unwrap();
-                            hermetic_tlog::merkle::check_record(
-                                &proof,
-                                cp.size,
-                                &cp.root_hash,
-                                a.seq,
-                                &hermetic_tlog::merkle::record_hash(&a.leaf),
-                            )
-                            .unwrap();
+                            assert_proven(&log, &key, &a);
                             a.seq
                         })
                         .collect::<Vec<_>>()
@@ -848,18 +851,7 @@ mod tests {
         });
         appended.extend(threads.into_iter().flat_map(|t| t.join().unwrap()));
         for a in &appended {
-            // Each answer's checkpoint covers its own record and proves it.
-            let cp = checkpoint::open(a.checkpoint.note.as_bytes(), key.name(), &key).unwrap();
-            assert!(cp.size > a.seq);
-            let proof = log.prove(a.seq, cp.size).unwrap();
-            hermetic_tlog::merkle::check_record(
-                &proof,
-                cp.size,
-                &cp.root_hash,
-                a.seq,
-                &hermetic_tlog::merkle::record_hash(&a.leaf),
-            )
-            .unwrap();
+            assert_proven(&log, &key, a);
         }
         let mut seqs: Vec<u64> = appended.iter().map(|a| a.seq).collect();
         seqs.sort();
