@@ -257,9 +257,16 @@ async fn release(
             return refusal.into_response();
         }
     };
-    let started = Instant::now();
-    let result = release_async(&state, body, client).await;
-    state.count_release(&result, started);
+    // Its own task: once started, a release runs to its end (record,
+    // metrics) even if the client goes away meanwhile.
+    let result = super::request_id::spawn(async move {
+        let started = Instant::now();
+        let result = release_async(&state, body, client).await;
+        state.count_release(&result, started);
+        result
+    })
+    .await
+    .unwrap_or_else(|_| Err(task_failed()));
     match result {
         Ok(response) => Json(response).into_response(),
         Err(refusal) => refusal.into_response(),
@@ -269,12 +276,9 @@ async fn release(
 /// The release path with the log's wait as a future: the decision (the
 /// signature check, the reads, the sealing) runs on this worker and no
 /// thread is held while the batch holding the record syncs, so that a few
-/// threads share the cores instead of one per request in flight. Nothing
-/// can be cancelled between deciding and queueing the record (no await
-/// between them): a client that goes away after that only misses its
-/// answer, and the record is logged. When a step may block (a database
-/// server, witnesses to wait for: [`AppState::release_blocks`]) the whole
-/// path runs on the blocking pool, to its end even if the client goes away.
+/// threads share the cores instead of one per request in flight. When a
+/// step may block (a database server, witnesses to wait for:
+/// [`AppState::release_blocks`]) the whole path runs on the blocking pool.
 ///
 /// [`AppState::release_blocks`]: super::state::AppState::release_blocks
 async fn release_async(

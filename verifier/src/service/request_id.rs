@@ -74,6 +74,20 @@ pub async fn spawn_blocking<T: Send + 'static>(
     .await
 }
 
+/// Runs `fut` as its own task on the runtime, carrying the current
+/// request's id and tracing span: it runs to its end even if the request's
+/// future is dropped (its client went away).
+pub async fn spawn<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    use tracing::Instrument;
+    let fut = fut.instrument(tracing::Span::current());
+    match current() {
+        Some(id) => tokio::spawn(TASK.scope(id, fut)).await,
+        None => tokio::spawn(fut).await,
+    }
+}
+
 /// The outermost layer of every router: makes the id, runs the request
 /// inside a tracing span and the task-local scope holding it, and names it
 /// in the response header.
