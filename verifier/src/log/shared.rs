@@ -882,13 +882,7 @@ mod tests {
     #[test]
     fn a_failed_sync_answers_waiting_tasks_and_refuses_later_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let fail = Arc::new(AtomicBool::new(false));
-        let stored = Arc::new(AtomicUsize::new(0));
-        let store = Flaky {
-            inner: FileLogStore::open(dir.path()).unwrap(),
-            fail: fail.clone(),
-            stored: stored.clone(),
-        };
+        let (store, fail, stored) = Flaky::open(dir.path());
         let log = Arc::new(SharedLog::new(Box::new(store), signer()).unwrap());
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -964,6 +958,21 @@ mod tests {
         stored: Arc<AtomicUsize>,
     }
 
+    impl Flaky {
+        /// A file store in `dir`, with its switch to fail and its count of
+        /// stored checkpoints.
+        fn open(dir: &Path) -> (Flaky, Arc<AtomicBool>, Arc<AtomicUsize>) {
+            let fail = Arc::new(AtomicBool::new(false));
+            let stored = Arc::new(AtomicUsize::new(0));
+            let store = Flaky {
+                inner: FileLogStore::open(dir).unwrap(),
+                fail: fail.clone(),
+                stored: stored.clone(),
+            };
+            (store, fail, stored)
+        }
+    }
+
     impl LogStore for Flaky {
         fn size(&self) -> Result<u64, LogError> {
             self.inner.size()
@@ -1004,13 +1013,7 @@ mod tests {
     #[test]
     fn a_failed_sync_signs_nothing_and_refuses_every_later_append() {
         let dir = tempfile::tempdir().unwrap();
-        let fail = Arc::new(AtomicBool::new(false));
-        let stored = Arc::new(AtomicUsize::new(0));
-        let store = Flaky {
-            inner: FileLogStore::open(dir.path()).unwrap(),
-            fail: fail.clone(),
-            stored: stored.clone(),
-        };
+        let (store, fail, stored) = Flaky::open(dir.path());
         let log = SharedLog::new(Box::new(store), signer()).unwrap();
         assert_eq!(log.append(entry("ok"), NOW).unwrap().seq, 0);
         let signed = stored.load(Ordering::SeqCst);

@@ -292,15 +292,11 @@ async fn release_async(
             .await
             .unwrap_or_else(|_| Err(task_failed()));
     }
-    let decided = catch_panic(|| state.release_decide(&body, client))??;
+    // A panic here ends the release's own task: the handler answers it as
+    // an internal error (`task_failed`).
+    let decided = state.release_decide(&body, client)?;
     let appended = state.audit_async(decided.record).await;
-    catch_panic(|| state.release_finish(decided.answer, appended))?
-}
-
-/// `f()`, or an internal error if it panicked (as a task on the blocking
-/// pool would be answered).
-fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ApiRefusal> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| task_failed())
+    state.release_finish(decided.answer, appended)
 }
 
 fn task_failed() -> ApiRefusal {
